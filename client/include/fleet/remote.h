@@ -1,0 +1,152 @@
+// Registration of remote functions. FLEET_REMOTE(fn) next to a function's
+// definition registers it under its name in the process-wide registry of
+// libfleet_task, which both the client (to name it on the wire) and the
+// worker (to run it) consult.
+#ifndef FLEET_REMOTE_H_
+#define FLEET_REMOTE_H_
+
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+#include "fleet/serialization.h"
+
+namespace fleet {
+
+template <typename T>
+class ObjectRef;
+
+namespace internal {
+
+// Thrown by an invoker when an argument cannot be decoded as the parameter
+// type; the worker reports it as a bad-argument failure, not as a user error.
+class BadArgument : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Decodes the serialized arguments, calls the function and returns its
+// serialized result. Throws BadArgument, or whatever the function throws.
+using Invoker = std::function<std::string(const std::vector<std::string_view>& args)>;
+
+struct FunctionInfo {
+  std::string name;
+  uint64_t signature_hash = 0;
+  std::size_t arity = 0;
+  const void* address = nullptr;  // for fleet::Task(fn) lookups
+  Invoker invoke;
+};
+
+// Process-wide registry of remote functions. Thread-safe.
+class FunctionRegistry {
+ public:
+  static FunctionRegistry& Global();
+
+  // Registers `info`. A second function under the same name is refused and
+  // remembered as an error (see TakeErrors), naming both origins.
+  void Register(FunctionInfo info);
+
+  // Returns nullptr when not registered. The pointer stays valid for the
+  // life of the process (functions are never unregistered).
+  const FunctionInfo* FindByName(std::string_view name) const;
+  const FunctionInfo* FindByAddress(const void* address) const;
+  std::vector<std::string> Names() const;
+
+  // Brackets the loading of a task library so that registrations and errors
+  // name the library they came from.
+  void BeginLibrary(std::string path);
+  void EndLibrary();
+
+  // Returns and clears the registration errors seen so far.
+  std::vector<std::string> TakeErrors();
+
+ private:
+  FunctionRegistry() = default;
+  struct State;
+  State& state() const;
+};
+
+// 64-bit FNV-1a, stable across builds and compilers.
+constexpr uint64_t Fnv1a64(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (char c : s) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+// Hash of a signature with decayed parameter types, from the Itanium-ABI
+// mangled name, so `int(const std::string&)` and `int(std::string)` agree
+// and any other difference does not.
+template <typename R, typename... P>
+uint64_t SignatureHash() {
+  return Fnv1a64(typeid(std::tuple<R, std::decay_t<P>...>).name());
+}
+
+template <typename T>
+T DecodeArgument(std::string_view bytes, std::size_t index, const char* function_name) {
+  try {
+    return Deserialize<T>(bytes);
+  } catch (const std::exception& e) {
+    throw BadArgument("argument " + std::to_string(index) + " of " + function_name +
+                      " cannot be decoded as the parameter type (" + e.what() + ")");
+  }
+}
+
+template <typename R, typename... P, std::size_t... I>
+Invoker MakeInvoker(R (*fn)(P...), std::string name, std::index_sequence<I...>) {
+  return [fn, name = std::move(name)](const std::vector<std::string_view>& args) {
+    if (args.size() != sizeof...(P)) {
+      throw BadArgument(name + " takes " + std::to_string(sizeof...(P)) + " arguments, got " +
+                        std::to_string(args.size()));
+    }
+    std::tuple<std::decay_t<P>...> decoded{
+        DecodeArgument<std::decay_t<P>>(args[I], I, name.c_str())...};
+    if constexpr (std::is_void_v<R>) {
+      fn(std::move(std::get<I>(decoded))...);
+      return Serialize(msgpack::type::nil_t());
+    } else {
+      return Serialize(fn(std::move(std::get<I>(decoded))...));
+    }
+  };
+}
+
+template <typename R, typename... P>
+bool RegisterFunction(const char* name, R (*fn)(P...)) {
+  static_assert(!std::is_reference_v<R> && !std::is_pointer_v<R>,
+                "a remote function returns a value, not a reference or pointer");
+  static_assert((!(std::is_pointer_v<std::decay_t<P>>) && ...),
+                "a remote function takes values, not pointers");
+  FunctionInfo info;
+  info.name = name;
+  info.signature_hash = SignatureHash<R, P...>();
+  info.arity = sizeof...(P);
+  info.address = reinterpret_cast<const void*>(fn);
+  info.invoke = MakeInvoker(fn, name, std::index_sequence_for<P...>{});
+  FunctionRegistry::Global().Register(std::move(info));
+  return true;
+}
+
+}  // namespace internal
+}  // namespace fleet
+
+// Registers `fn`, a free function whose arguments and result are
+// serializable, as a remote function named after it. Use it once, at
+// namespace scope in the .cc file that defines the function.
+#define FLEET_REMOTE(fn)                                                     \
+  [[maybe_unused]] static const bool FLEET_INTERNAL_CONCAT(                  \
+      fleet_remote_registered_, __COUNTER__) =                               \
+      ::fleet::internal::RegisterFunction(#fn, &fn)
+#define FLEET_INTERNAL_CONCAT_IMPL(a, b) a##b
+#define FLEET_INTERNAL_CONCAT(a, b) FLEET_INTERNAL_CONCAT_IMPL(a, b)
+
+#endif  // FLEET_REMOTE_H_

@@ -1,0 +1,156 @@
+#include "client/object_table.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/object_transfer.h"
+
+namespace fleet::client {
+
+using internal::ObjectHandle;
+using internal::ObjectState;
+using Phase = internal::ObjectState::Phase;
+
+void ObjectTable::SetReleaseSink(ReleaseSink sink) {
+  absl::MutexLock lock(&sink_mu_);
+  release_sink_ = std::move(sink);
+}
+
+ObjectHandle ObjectTable::Create(const ObjectId& id, std::shared_ptr<const std::string> value) {
+  auto* state = new ObjectState(id);
+  if (value != nullptr) {
+    state->phase = Phase::kReady;
+    state->value = std::move(value);
+  }
+  return Track(state);
+}
+
+ObjectHandle ObjectTable::CreateRemote(const ObjectId& id, std::string address) {
+  auto* state = new ObjectState(id);
+  state->phase = Phase::kRemote;
+  state->address = std::move(address);
+  return Track(state);
+}
+
+ObjectHandle ObjectTable::Track(ObjectState* state) {
+  {
+    absl::MutexLock lock(&mu_);
+    objects_[state->id] = state;
+  }
+  // The deleter keeps the table alive as long as any handle exists.
+  return ObjectHandle(state, [table = shared_from_this()](ObjectState* s) { table->Release(s); });
+}
+
+void ObjectTable::Release(ObjectState* state) {
+  const ObjectId id = state->id;
+  {
+    absl::MutexLock lock(&mu_);
+    objects_.erase(id);
+  }
+  delete state;
+  absl::MutexLock lock(&sink_mu_);
+  if (release_sink_) release_sink_(id);
+}
+
+void ObjectTable::Resolve(const v1::ObjectInfo& info) {
+  auto id = ObjectId::FromBinary(info.object_id());
+  if (!id.ok()) return;
+  absl::MutexLock lock(&mu_);
+  auto it = objects_.find(*id);
+  if (it == objects_.end()) return;
+  ObjectState& state = *it->second;
+  switch (info.payload_case()) {
+    case v1::ObjectInfo::kInlineValue:
+      state.phase = Phase::kReady;
+      state.value = std::make_shared<const std::string>(info.inline_value());
+      break;
+    case v1::ObjectInfo::kLocation:
+      // A value already here is as good as the remote copy.
+      if (state.phase != Phase::kReady) {
+        state.phase = Phase::kRemote;
+        state.address = info.location().address();
+      }
+      break;
+    case v1::ObjectInfo::kFailure:
+      state.phase = Phase::kFailed;
+      state.failure = info.failure();
+      state.value.reset();
+      break;
+    case v1::ObjectInfo::PAYLOAD_NOT_SET:
+      break;
+  }
+}
+
+void ObjectTable::Break(absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  if (broken_.ok()) broken_ = std::move(status);
+}
+
+absl::StatusOr<std::shared_ptr<const std::string>> ObjectTable::GetValue(
+    const ObjectHandle& handle, std::optional<absl::Duration> timeout, v1::TaskFailure* failure) {
+  ObjectState& state = *handle;
+  absl::MutexLock lock(&mu_);
+  // Settled: ready, failed, or remote with nobody else fetching it.
+  auto settled = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !broken_.ok() || state.phase == Phase::kReady || state.phase == Phase::kFailed ||
+           (state.phase == Phase::kRemote && !state.fetching);
+  };
+  const absl::Condition condition(&settled);
+  if (timeout) {
+    if (!mu_.AwaitWithTimeout(condition, *timeout)) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "object ", state.id.Short(), " was not ready within ", absl::FormatDuration(*timeout)));
+    }
+  } else {
+    mu_.Await(condition);
+  }
+  if (state.phase == Phase::kReady) return state.value;
+  if (state.phase == Phase::kFailed) {
+    *failure = state.failure;
+    return absl::AbortedError(state.failure.message());
+  }
+  if (!broken_.ok()) return broken_;
+
+  // Remote: fetch it without holding the lock; others wait for us.
+  state.fetching = true;
+  const std::string address = state.address;
+  mu_.Unlock();
+  auto bytes = FetchObjectFrom(address, state.id);
+  mu_.Lock();
+  state.fetching = false;
+  if (!bytes.ok()) return bytes.status();
+  if (state.phase == Phase::kRemote) {
+    state.phase = Phase::kReady;
+    state.value = *bytes;
+  }
+  return *bytes;
+}
+
+absl::StatusOr<std::vector<bool>> ObjectTable::Wait(const std::vector<ObjectHandle>& handles,
+                                                    std::size_t num_returns,
+                                                    std::optional<absl::Duration> timeout) {
+  std::vector<bool> ready(handles.size(), false);
+  absl::MutexLock lock(&mu_);
+  auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!broken_.ok()) return true;
+    std::size_t count = 0;
+    for (const ObjectHandle& h : handles) count += h->phase != Phase::kPending;
+    return count >= num_returns;
+  };
+  const absl::Condition condition(&enough);
+  if (timeout) {
+    mu_.AwaitWithTimeout(condition, *timeout);
+  } else {
+    mu_.Await(condition);
+  }
+  if (!broken_.ok()) return broken_;
+  for (std::size_t i = 0; i < handles.size(); ++i) ready[i] = handles[i]->phase != Phase::kPending;
+  return ready;
+}
+
+std::size_t ObjectTable::size() const {
+  absl::MutexLock lock(&mu_);
+  return objects_.size();
+}
+
+}  // namespace fleet::client

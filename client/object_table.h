@@ -1,0 +1,90 @@
+// The client's record of every object it holds a reference to: pending,
+// ready (with the value), remote (with the worker to fetch from) or failed.
+// Handles are shared_ptrs whose deleter releases the object to the cluster.
+//
+// Thread-safe.
+#ifndef FLEET_CLIENT_OBJECT_TABLE_H_
+#define FLEET_CLIENT_OBJECT_TABLE_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/ids.h"
+#include "fleet/object_ref.h"
+#include "fleet/v1/common.pb.h"
+
+namespace fleet::internal {
+
+struct ObjectState {
+  enum class Phase { kPending, kReady, kRemote, kFailed };
+
+  explicit ObjectState(const ObjectId& object_id) : id(object_id) {}
+
+  const ObjectId id;
+  // The fields below are guarded by the owning ObjectTable's mutex.
+  Phase phase = Phase::kPending;
+  std::shared_ptr<const std::string> value;  // kReady
+  std::string address;                       // kRemote: the worker holding it
+  v1::TaskFailure failure;                   // kFailed
+  bool fetching = false;                     // a Get is fetching it now
+};
+
+}  // namespace fleet::internal
+
+namespace fleet::client {
+
+class ObjectTable : public std::enable_shared_from_this<ObjectTable> {
+ public:
+  using ReleaseSink = absl::AnyInvocable<void(const ObjectId&)>;
+
+  // Sets where releases go; with no sink (after Shutdown) they go nowhere.
+  void SetReleaseSink(ReleaseSink sink);
+
+  // A new pending object, or one already holding its value.
+  internal::ObjectHandle Create(const ObjectId& id,
+                                std::shared_ptr<const std::string> value = nullptr);
+  // A Put value uploaded to the worker at `address`.
+  internal::ObjectHandle CreateRemote(const ObjectId& id, std::string address);
+
+  // Applies a push from the scheduler; ids no longer held are ignored.
+  void Resolve(const v1::ObjectInfo& info);
+  // Every Get and Wait from now on fails with `status` (the session is gone).
+  void Break(absl::Status status);
+
+  // Blocks until the object is ready and returns its bytes, fetching them
+  // from a worker when needed. Returns DeadlineExceeded on timeout, Aborted
+  // with the failure's description when the task failed (see `failure`),
+  // or the session's error.
+  absl::StatusOr<std::shared_ptr<const std::string>> GetValue(
+      const internal::ObjectHandle& handle, std::optional<absl::Duration> timeout,
+      v1::TaskFailure* failure);
+
+  // Whether each handle is ready, once `num_returns` are or `timeout` passed.
+  absl::StatusOr<std::vector<bool>> Wait(const std::vector<internal::ObjectHandle>& handles,
+                                         std::size_t num_returns,
+                                         std::optional<absl::Duration> timeout);
+
+  std::size_t size() const;
+
+ private:
+  internal::ObjectHandle Track(internal::ObjectState* state);
+  void Release(internal::ObjectState* state);
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<ObjectId, internal::ObjectState*> objects_ ABSL_GUARDED_BY(mu_);
+  absl::Status broken_ ABSL_GUARDED_BY(mu_);
+  ReleaseSink release_sink_ ABSL_GUARDED_BY(sink_mu_);
+  absl::Mutex sink_mu_ ABSL_ACQUIRED_AFTER(mu_);
+};
+
+}  // namespace fleet::client
+
+#endif  // FLEET_CLIENT_OBJECT_TABLE_H_

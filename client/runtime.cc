@@ -1,0 +1,237 @@
+// The client runtime behind fleet.h: one per process, between Init and
+// Shutdown. User-facing functions throw; everything below returns Status.
+#include <cstdlib>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "client/client_session.h"
+#include "client/local_cluster.h"
+#include "client/object_table.h"
+#include "common/ids.h"
+#include "common/logging.h"
+#include "common/object_transfer.h"
+#include "fleet/fleet.h"
+
+namespace fleet {
+namespace {
+
+// How long a large Put waits for a worker to join an empty cluster.
+constexpr absl::Duration kPutWorkerWait = absl::Seconds(30);
+
+class Runtime {
+ public:
+  static absl::StatusOr<std::unique_ptr<Runtime>> Start(const InitOptions& options) {
+    std::unique_ptr<Runtime> runtime(new Runtime());
+    std::string address = options.address;
+    if (address.empty()) {
+      auto local = client::LocalCluster::Start(options.local_slots);
+      if (!local.ok()) return local.status();
+      runtime->local_ = std::move(*local);
+      address = runtime->local_->scheduler_address();
+    }
+    runtime->table_ = std::make_shared<client::ObjectTable>();
+    runtime->session_ =
+        std::make_unique<client::ClientSession>(address, runtime->job_, runtime->table_);
+    absl::Duration timeout = absl::FromChrono(options.connect_timeout);
+    if (auto status = runtime->session_->Start(timeout); !status.ok()) return status;
+    client::ClientSession* session = runtime->session_.get();
+    runtime->table_->SetReleaseSink([session](const ObjectId& id) { session->Release(id); });
+    return runtime;
+  }
+
+  ~Runtime() {
+    table_->SetReleaseSink(nullptr);
+    table_->Break(absl::FailedPreconditionError("fleet::Shutdown was called"));
+    session_->Stop();
+    local_.reset();
+  }
+
+  internal::ObjectHandle Submit(const std::string& function_name, uint64_t signature_hash,
+                                std::vector<internal::SubmitArg> args) {
+    const TaskId task_id = TaskId::Of(job_, next_index_.fetch_add(1));
+    v1::TaskSpec spec;
+    spec.set_task_id(std::string(task_id.Binary()));
+    spec.set_function_name(function_name);
+    spec.set_signature_hash(signature_hash);
+    spec.set_num_returns(1);
+    spec.set_max_retries(3);
+    // Values too large to travel inline are Put first; the temporary refs
+    // are released after the submission, in stream order, so the scheduler
+    // already counts the task's use of them.
+    std::vector<internal::ObjectHandle> temporaries;
+    for (internal::SubmitArg& arg : args) {
+      v1::TaskArg* wire = spec.add_args();
+      if (arg.ref == nullptr && arg.value.size() > session_->inline_threshold_bytes()) {
+        arg.ref = Put(std::move(arg.value));
+        temporaries.push_back(arg.ref);
+      }
+      if (arg.ref != nullptr) {
+        wire->set_object_id(std::string(arg.ref->id.Binary()));
+      } else {
+        wire->set_value(std::move(arg.value));
+      }
+    }
+    internal::ObjectHandle result = table_->Create(ObjectId::Of(task_id, 0));
+    session_->Submit(std::move(spec));
+    return result;
+  }
+
+  internal::ObjectHandle Put(std::string serialized) {
+    const ObjectId id = ObjectId::Of(TaskId::Of(job_, next_index_.fetch_add(1)), 0);
+    v1::ObjectInfo info;
+    info.set_object_id(std::string(id.Binary()));
+    info.set_size_bytes(serialized.size());
+    if (serialized.size() <= session_->inline_threshold_bytes()) {
+      info.set_inline_value(serialized);
+      internal::ObjectHandle handle =
+          table_->Create(id, std::make_shared<const std::string>(std::move(serialized)));
+      session_->Put(std::move(info));
+      return handle;
+    }
+    auto worker = session_->PickWorkerForPut(kPutWorkerWait);
+    if (!worker.ok()) throw Error(std::string(worker.status().message()));
+    if (auto status = UploadObjectTo(worker->address(), id, serialized); !status.ok()) {
+      throw Error(absl::StrCat("Put of ", serialized.size(), " bytes failed: ", status.message()));
+    }
+    info.mutable_location()->set_worker_id(worker->worker_id());
+    info.mutable_location()->set_address(worker->address());
+    internal::ObjectHandle handle = table_->CreateRemote(id, worker->address());
+    session_->Put(std::move(info));
+    return handle;
+  }
+
+  client::ObjectTable& table() { return *table_; }
+
+ private:
+  Runtime() : job_(JobId::Random()) {}
+
+  const JobId job_;
+  std::atomic<uint64_t> next_index_{1};
+  // Declared in dependency order.
+  std::unique_ptr<client::LocalCluster> local_;
+  std::shared_ptr<client::ObjectTable> table_;
+  std::unique_ptr<client::ClientSession> session_;
+};
+
+absl::Mutex runtime_mu(absl::kConstInit);
+// Shared so that calls in flight keep it alive across a concurrent Shutdown.
+std::shared_ptr<Runtime>* current_runtime ABSL_GUARDED_BY(runtime_mu) = nullptr;
+
+std::shared_ptr<Runtime> Current() {
+  absl::MutexLock lock(&runtime_mu);
+  if (current_runtime == nullptr || *current_runtime == nullptr) {
+    throw Error("fleet is not initialized: call fleet::Init() first");
+  }
+  return *current_runtime;
+}
+
+TaskError ToTaskError(const v1::TaskFailure& failure) {
+  TaskError::Details details;
+  std::string kind = v1::TaskFailure::Kind_Name(failure.kind());
+  for (char& c : kind) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  details.kind = kind;
+  details.function_name = failure.function_name();
+  if (auto id = TaskId::FromBinary(failure.task_id()); id.ok()) details.task_id = id->Short();
+  details.exception_type = failure.exception_type();
+  details.message = failure.message();
+  details.worker = failure.worker();
+  details.attempt = failure.attempt();
+  if (failure.has_cause()) details.cause = std::make_shared<TaskError>(ToTaskError(failure.cause()));
+  return TaskError(std::move(details));
+}
+
+}  // namespace
+
+void Init(const InitOptions& options) {
+  if (auto status = SetLogLevel(options.log_level); !status.ok()) {
+    throw Error(std::string(status.message()));
+  }
+  if (auto errors = internal::FunctionRegistry::Global().TakeErrors(); !errors.empty()) {
+    throw Error(absl::StrJoin(errors, "; "));
+  }
+  absl::MutexLock lock(&runtime_mu);
+  if (current_runtime != nullptr && *current_runtime != nullptr) {
+    throw Error("fleet::Init was already called; call fleet::Shutdown first");
+  }
+  auto runtime = Runtime::Start(options);
+  if (!runtime.ok()) throw Error(std::string(runtime.status().message()));
+  static bool at_exit_registered = false;
+  if (!at_exit_registered) {
+    at_exit_registered = true;
+    std::atexit([] { Shutdown(); });
+  }
+  if (current_runtime == nullptr) current_runtime = new std::shared_ptr<Runtime>();
+  *current_runtime = std::shared_ptr<Runtime>(std::move(*runtime));
+}
+
+void Shutdown() {
+  std::shared_ptr<Runtime> runtime;
+  {
+    absl::MutexLock lock(&runtime_mu);
+    if (current_runtime == nullptr) return;
+    runtime = std::move(*current_runtime);
+    *current_runtime = nullptr;
+  }
+  runtime.reset();  // stops the session and any embedded cluster
+}
+
+bool IsInitialized() {
+  absl::MutexLock lock(&runtime_mu);
+  return current_runtime != nullptr && *current_runtime != nullptr;
+}
+
+namespace internal {
+
+ObjectHandle SubmitTask(const std::string& function_name, uint64_t signature_hash,
+                        std::vector<SubmitArg> args) {
+  return Current()->Submit(function_name, signature_hash, std::move(args));
+}
+
+ObjectHandle PutObject(std::string serialized) { return Current()->Put(std::move(serialized)); }
+
+std::shared_ptr<const std::string> GetObjectBytes(const ObjectHandle& handle,
+                                                  std::optional<std::chrono::nanoseconds> timeout) {
+  std::shared_ptr<Runtime> runtime = Current();
+  std::optional<absl::Duration> wait;
+  if (timeout) wait = absl::FromChrono(*timeout);
+  v1::TaskFailure failure;
+  auto bytes = runtime->table().GetValue(handle, wait, &failure);
+  if (bytes.ok()) return *bytes;
+  if (absl::IsAborted(bytes.status()) && failure.kind() != v1::TaskFailure::KIND_UNSPECIFIED) {
+    throw ToTaskError(failure);
+  }
+  if (absl::IsDeadlineExceeded(bytes.status())) throw GetTimeout(std::string(bytes.status().message()));
+  throw Error(std::string(bytes.status().message()));
+}
+
+std::string ObjectIdHex(const ObjectHandle& handle) { return handle->id.Hex(); }
+
+std::vector<bool> WaitObjects(const std::vector<ObjectHandle>& handles, std::size_t num_returns,
+                              std::optional<std::chrono::nanoseconds> timeout) {
+  if (num_returns > handles.size()) {
+    throw Error(absl::StrCat("Wait for ", num_returns, " of ", handles.size(),
+                             " refs can never finish: num_returns exceeds the number of refs"));
+  }
+  std::shared_ptr<Runtime> runtime = Current();
+  std::optional<absl::Duration> wait;
+  if (timeout) wait = absl::FromChrono(*timeout);
+  auto ready = runtime->table().Wait(handles, num_returns, wait);
+  if (!ready.ok()) throw Error(std::string(ready.status().message()));
+  return *ready;
+}
+
+const FunctionInfo& FunctionAt(const void* address) {
+  const FunctionInfo* info = FunctionRegistry::Global().FindByAddress(address);
+  if (info == nullptr) {
+    throw Error(
+        "fleet::Task: this function is not a registered remote function; add "
+        "FLEET_REMOTE(name) after its definition, in a file linked into this program");
+  }
+  return *info;
+}
+
+}  // namespace internal
+}  // namespace fleet

@@ -1,0 +1,97 @@
+// Outgoing batches for one stream. Items are added to the message being
+// assembled while a write is in flight; when the write completes the writer
+// takes the whole batch at once. No timers: the batch is as large as what
+// arrived during one write, capped in bytes.
+#ifndef FLEET_COMMON_BATCH_QUEUE_H_
+#define FLEET_COMMON_BATCH_QUEUE_H_
+
+#include <cstddef>
+#include <deque>
+#include <optional>
+#include <utility>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace fleet {
+
+// Default cap of one batch, well below the 64 MiB message limit we configure.
+inline constexpr std::size_t kDefaultBatchCapBytes = 4 << 20;
+
+// Thread-safe. `Message` is a protobuf message type.
+template <typename Message>
+class BatchQueue {
+ public:
+  explicit BatchQueue(std::size_t cap_bytes = kDefaultBatchCapBytes) : cap_bytes_(cap_bytes) {}
+
+  // Calls `add(Message&)` on the batch being assembled; `item_bytes` is the
+  // size the item adds. Returns true when the caller must start a write
+  // (nothing was in flight): it then calls TakeForWrite. Returns false when
+  // the queue is closed or a writer will pick the item up.
+  template <typename AddFn>
+  bool Add(std::size_t item_bytes, AddFn&& add) {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return false;
+    if (batches_.empty() || last_batch_bytes_ + item_bytes > cap_bytes_) {
+      batches_.emplace_back();
+      last_batch_bytes_ = 0;
+    }
+    add(batches_.back());
+    last_batch_bytes_ += item_bytes;
+    if (writing_) return false;
+    writing_ = true;
+    return true;
+  }
+
+  // For callback writers: the next batch to write, or nullopt when there is
+  // none, in which case the writer is considered idle until the next Add
+  // returns true.
+  std::optional<Message> TakeForWrite() {
+    absl::MutexLock lock(&mu_);
+    return TakeLocked();
+  }
+
+  // For a writer thread: blocks until a batch is available or the queue is
+  // closed (then nullopt, after the remaining batches were taken).
+  std::optional<Message> WaitAndTake() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](BatchQueue* q) { return !q->batches_.empty() || q->closed_; }, this));
+    writing_ = true;  // a thread writer is always "writing"; Add never asks it to start
+    return TakeLocked();
+  }
+
+  // Stops accepting items; a blocked WaitAndTake returns once drained.
+  void Close() {
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+  }
+
+  bool closed() const {
+    absl::MutexLock lock(&mu_);
+    return closed_;
+  }
+
+ private:
+  std::optional<Message> TakeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (batches_.empty()) {
+      writing_ = false;
+      return std::nullopt;
+    }
+    std::optional<Message> next(std::move(batches_.front()));
+    batches_.pop_front();
+    if (batches_.empty()) last_batch_bytes_ = 0;
+    return next;
+  }
+
+  const std::size_t cap_bytes_;
+  mutable absl::Mutex mu_;
+  std::deque<Message> batches_ ABSL_GUARDED_BY(mu_);
+  std::size_t last_batch_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace fleet
+
+#endif  // FLEET_COMMON_BATCH_QUEUE_H_

@@ -1,0 +1,95 @@
+// Ids of jobs, tasks, objects and workers, as fixed-size byte strings (the
+// layouts are documented in proto/fleet/v1/common.proto).
+#ifndef FLEET_COMMON_IDS_H_
+#define FLEET_COMMON_IDS_H_
+
+#include <array>
+#include <compare>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
+namespace fleet {
+
+// Fixed-size binary id; `Derived` names the kind (CRTP) for messages.
+template <std::size_t N, typename Derived>
+class FixedId {
+ public:
+  static constexpr std::size_t kSize = N;
+
+  FixedId() { bytes_.fill(0); }
+
+  // Returns InvalidArgument unless `binary` has exactly kSize bytes.
+  static absl::StatusOr<Derived> FromBinary(absl::string_view binary) {
+    if (binary.size() != N) {
+      return absl::InvalidArgumentError(absl::StrCat(Derived::kKind, " id must be ", N,
+                                                     " bytes, got ", binary.size()));
+    }
+    Derived id;
+    std::memcpy(static_cast<FixedId&>(id).bytes_.data(), binary.data(), N);
+    return id;
+  }
+
+  absl::string_view Binary() const { return absl::string_view(bytes_.data(), N); }
+  std::string Hex() const { return absl::BytesToHexString(Binary()); }
+  bool IsNil() const { return *this == FixedId(); }
+
+  friend bool operator==(const FixedId&, const FixedId&) = default;
+  friend auto operator<=>(const FixedId&, const FixedId&) = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const FixedId& id) {
+    return H::combine_contiguous(std::move(h), id.bytes_.data(), N);
+  }
+
+ protected:
+  std::array<char, N> bytes_;
+};
+
+// 128 random bits, never reused.
+class JobId : public FixedId<16, JobId> {
+ public:
+  static constexpr const char* kKind = "job";
+  static JobId Random();
+};
+
+// 128 random bits chosen at process start: the worker's identity and its
+// incarnation in one.
+class WorkerId : public FixedId<16, WorkerId> {
+ public:
+  static constexpr const char* kKind = "worker";
+  static WorkerId Random();
+  // First 8 hex digits, for logs and tables.
+  std::string Short() const { return Hex().substr(0, 8); }
+};
+
+// (job id, submission counter).
+class TaskId : public FixedId<24, TaskId> {
+ public:
+  static constexpr const char* kKind = "task";
+  static TaskId Of(const JobId& job, uint64_t index);
+  JobId job() const;
+  uint64_t index() const;
+  // "<first 8 hex digits of the job>:<index>", for logs and messages.
+  std::string Short() const;
+};
+
+// (task id, return index).
+class ObjectId : public FixedId<28, ObjectId> {
+ public:
+  static constexpr const char* kKind = "object";
+  static ObjectId Of(const TaskId& task, uint32_t return_index);
+  TaskId task() const;
+  uint32_t return_index() const;
+  std::string Short() const;
+};
+
+}  // namespace fleet
+
+#endif  // FLEET_COMMON_IDS_H_

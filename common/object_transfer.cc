@@ -1,0 +1,89 @@
+#include "common/object_transfer.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/strings/string_view.h"
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/net.h"
+#include "fleet/v1/worker.grpc.pb.h"
+#include "grpcpp/client_context.h"
+
+namespace fleet {
+namespace {
+
+std::chrono::system_clock::time_point DeadlineAfter(absl::Duration timeout) {
+  return absl::ToChronoTime(absl::Now() + timeout);
+}
+
+absl::Status Annotate(const absl::Status& status, absl::string_view what) {
+  return absl::Status(status.code(), absl::StrCat(what, ": ", status.message()));
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const std::string>> FetchObjectFrom(const std::string& address,
+                                                                    const ObjectId& id,
+                                                                    absl::Duration timeout) {
+  auto stub = v1::Worker::NewStub(ChannelTo(address));
+  grpc::ClientContext context;
+  context.set_deadline(DeadlineAfter(timeout));
+  v1::FetchObjectRequest request;
+  request.set_object_id(std::string(id.Binary()));
+  auto reader = stub->FetchObject(&context, request);
+  auto bytes = std::make_shared<std::string>();
+  v1::ObjectChunk chunk;
+  bool first = true;
+  while (reader->Read(&chunk)) {
+    if (first) {
+      bytes->reserve(chunk.total_size_bytes());
+      first = false;
+    }
+    if (chunk.offset_bytes() != bytes->size()) {
+      context.TryCancel();
+      reader->Finish().IgnoreError();
+      return absl::DataLossError(absl::StrCat("fetching object ", id.Short(), " from ", address,
+                                              ": chunk at offset ", chunk.offset_bytes(),
+                                              " after ", bytes->size(), " bytes"));
+    }
+    bytes->append(chunk.data());
+  }
+  absl::Status status = ToAbslStatus(reader->Finish());
+  if (!status.ok()) {
+    return Annotate(status, absl::StrCat("fetching object ", id.Short(), " from worker at ",
+                                         address));
+  }
+  return std::shared_ptr<const std::string>(std::move(bytes));
+}
+
+absl::Status UploadObjectTo(const std::string& address, const ObjectId& id,
+                            absl::string_view bytes, absl::Duration timeout) {
+  auto stub = v1::Worker::NewStub(ChannelTo(address));
+  grpc::ClientContext context;
+  context.set_deadline(DeadlineAfter(timeout));
+  v1::PutObjectReply reply;
+  auto writer = stub->PutObject(&context, &reply);
+  std::size_t offset = 0;
+  do {
+    v1::ObjectChunk chunk;
+    if (offset == 0) {
+      chunk.set_object_id(std::string(id.Binary()));
+      chunk.set_total_size_bytes(bytes.size());
+    }
+    const std::size_t n = std::min(kObjectChunkBytes, bytes.size() - offset);
+    chunk.set_offset_bytes(offset);
+    chunk.set_data(bytes.data() + offset, n);
+    offset += n;
+    if (!writer->Write(chunk)) break;  // Finish() says why
+  } while (offset < bytes.size());
+  writer->WritesDone();
+  absl::Status status = ToAbslStatus(writer->Finish());
+  if (!status.ok()) {
+    return Annotate(status, absl::StrCat("uploading object ", id.Short(), " to worker at ",
+                                         address));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace fleet

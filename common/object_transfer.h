@@ -1,0 +1,37 @@
+// The client side of the Worker service's object transfer, used by clients
+// (Get of a large result, Put of a large value) and by workers (arguments
+// that live on another worker).
+#ifndef FLEET_COMMON_OBJECT_TRANSFER_H_
+#define FLEET_COMMON_OBJECT_TRANSFER_H_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/strings/string_view.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/ids.h"
+
+namespace fleet {
+
+inline constexpr std::size_t kObjectChunkBytes = 1 << 20;
+// Generous: it bounds a whole transfer, and a GB-sized object on a slow
+// network takes a while. It only keeps a dead peer from hanging a caller.
+inline constexpr absl::Duration kObjectTransferTimeout = absl::Minutes(10);
+
+// Fetches object `id` from the worker at `address`. Returns NotFound when
+// the worker does not hold it, Unavailable when the worker cannot be reached.
+absl::StatusOr<std::shared_ptr<const std::string>> FetchObjectFrom(
+    const std::string& address, const ObjectId& id,
+    absl::Duration timeout = kObjectTransferTimeout);
+
+// Stores `bytes` as object `id` on the worker at `address`.
+absl::Status UploadObjectTo(const std::string& address, const ObjectId& id,
+                            absl::string_view bytes,
+                            absl::Duration timeout = kObjectTransferTimeout);
+
+}  // namespace fleet
+
+#endif  // FLEET_COMMON_OBJECT_TRANSFER_H_

@@ -1,0 +1,48 @@
+// A copy of the scheduler's state for status reporting, taken on the loop
+// thread and read anywhere.
+#ifndef FLEET_SCHEDULER_CLUSTER_SNAPSHOT_H_
+#define FLEET_SCHEDULER_CLUSTER_SNAPSHOT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace fleet::scheduler {
+
+struct WorkerSnapshot {
+  std::string id;  // hex
+  std::string address;
+  std::string hostname;
+  uint32_t pid = 0;
+  double slots = 0;
+  int assigned = 0;  // running + queued
+  uint32_t running = 0;  // from the last heartbeat
+  uint64_t finished = 0;
+  uint64_t failed = 0;
+  uint64_t store_bytes = 0;
+  uint64_t store_objects = 0;
+  double mean_task_run_ms = 0;
+  absl::Duration uptime;
+  absl::Duration last_heard;
+};
+
+struct ClusterSnapshot {
+  uint64_t epoch = 0;
+  absl::Duration uptime;
+  std::vector<WorkerSnapshot> workers;
+  uint64_t tasks_waiting = 0;   // for arguments
+  uint64_t tasks_ready = 0;     // queued in the scheduler
+  uint64_t tasks_assigned = 0;  // running or queued on a worker
+  uint64_t tasks_submitted = 0;
+  uint64_t tasks_finished = 0;
+  uint64_t tasks_failed = 0;
+  uint64_t objects = 0;
+  uint64_t inline_cache_bytes = 0;
+  uint64_t sessions = 0;
+};
+
+}  // namespace fleet::scheduler
+
+#endif  // FLEET_SCHEDULER_CLUSTER_SNAPSHOT_H_

@@ -1,0 +1,69 @@
+// fleet-scheduler: the cluster's central scheduler daemon.
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/net.h"
+#include "scheduler/scheduler_server.h"
+
+ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on (gRPC and HTTP).");
+ABSL_FLAG(int, port, 50051, "gRPC port for workers and clients; 0 picks a free port.");
+ABSL_FLAG(int, http_port, 8265, "HTTP port for /healthz and /status; 0 picks a free port, -1 disables.");
+ABSL_FLAG(std::string, port_file, "", "Write the bound gRPC port to this file once listening.");
+ABSL_FLAG(std::string, http_port_file, "", "Write the bound HTTP port to this file once listening.");
+ABSL_FLAG(int64_t, inline_threshold_bytes, 100 << 10,
+          "Results and Put values up to this size travel inline in messages.");
+ABSL_FLAG(std::string, log_level, "", "trace, debug, info, warn or error (default: $SPDLOG_LEVEL or info).");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "fleet-scheduler --port=50051 --http_port=8265\n"
+      "The central scheduler of a fleet cluster: workers and clients connect to its gRPC port;\n"
+      "/healthz and /status are served on its HTTP port.");
+  absl::ParseCommandLine(argc, argv);
+  if (auto s = fleet::SetLogLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
+    std::fprintf(stderr, "fleet-scheduler: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  // Block the signals that end us; a dedicated thread waits for them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  fleet::scheduler::SchedulerOptions options;
+  options.host = absl::GetFlag(FLAGS_host);
+  options.port = absl::GetFlag(FLAGS_port);
+  options.http_port = absl::GetFlag(FLAGS_http_port);
+  options.core.inline_threshold_bytes = absl::GetFlag(FLAGS_inline_threshold_bytes);
+  auto server = fleet::scheduler::SchedulerServer::Start(options);
+  if (!server.ok()) {
+    std::fprintf(stderr, "fleet-scheduler: %s\n", std::string(server.status().message()).c_str());
+    return 1;
+  }
+  for (auto [flag, port] : {std::pair{absl::GetFlag(FLAGS_port_file), (*server)->port()},
+                            std::pair{absl::GetFlag(FLAGS_http_port_file), (*server)->http_port()}}) {
+    if (flag.empty()) continue;
+    if (auto s = fleet::WriteFileAtomically(flag, absl::StrCat(port, "\n")); !s.ok()) {
+      std::fprintf(stderr, "fleet-scheduler: %s\n", std::string(s.message()).c_str());
+      return 1;
+    }
+  }
+  std::printf("fleet-scheduler listening grpc_port=%d http_port=%d\n", (*server)->port(),
+              (*server)->http_port());
+  std::fflush(stdout);
+
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  fleet::GetLogger("scheduler")->info("event=scheduler_stopping signal={}", signal);
+  (*server)->Shutdown();
+  return 0;
+}

@@ -1,0 +1,609 @@
+#include "scheduler/scheduler_core.h"
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/string_view.h"
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+
+namespace fleet::scheduler {
+namespace {
+
+// Weight of the newest run time in a worker's moving average.
+constexpr double kRunTimeSmoothing = 0.2;
+
+double CpuDemand(const v1::TaskSpec& spec) {
+  auto it = spec.resources().quantities().find("CPU");
+  return it == spec.resources().quantities().end() ? 1.0 : it->second;
+}
+
+}  // namespace
+
+SchedulerCore::SchedulerCore(SchedulerConfig config, SchedulerOutput* output, const Clock* clock)
+    : config_(std::move(config)), output_(output), clock_(clock), started_at_(clock->Now()) {}
+
+// ---- workers ---------------------------------------------------------------
+
+absl::Status SchedulerCore::AddWorker(const v1::RegisterWorker& registration) {
+  ASSIGN_OR_RETURN(WorkerId id, WorkerId::FromBinary(registration.worker_id()));
+  if (registration.address().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("worker ", id.Short(), " registered without an address"));
+  }
+  if (workers_.contains(id)) {
+    return absl::AlreadyExistsError(absl::StrCat("worker ", id.Short(), " is already registered"));
+  }
+  Worker& worker = workers_[id];
+  worker.id = id;
+  worker.address = registration.address();
+  worker.hostname = registration.hostname();
+  worker.pid = registration.pid();
+  auto cpu = registration.resources().quantities().find("CPU");
+  worker.slots = cpu == registration.resources().quantities().end() ? 1 : cpu->second;
+  worker.connected_at = worker.last_heard = clock_->Now();
+  GetLogger("scheduler")->info("event=worker_joined worker={} address={} host={} slots={}",
+                               id.Short(), worker.address, worker.hostname, worker.slots);
+  v1::WorkerInfo info;
+  info.set_worker_id(std::string(id.Binary()));
+  info.set_address(worker.address);
+  info.set_hostname(worker.hostname);
+  for (const auto& [session_id, session] : sessions_) output_->NotifyWorkerJoined(session_id, info);
+  return absl::OkStatus();
+}
+
+void SchedulerCore::RemoveWorker(const WorkerId& id, absl::string_view reason) {
+  auto it = workers_.find(id);
+  if (it == workers_.end()) return;
+  Worker worker = std::move(it->second);
+  workers_.erase(it);
+  GetLogger("scheduler")->info("event=worker_left worker={} address={} reason=\"{}\" tasks={}",
+                               id.Short(), worker.address, reason, worker.tasks.size());
+  for (const auto& [session_id, session] : sessions_) output_->NotifyWorkerLeft(session_id, id);
+
+  // Tasks it held go back to the front of the queue, oldest first, while
+  // they have retries left.
+  std::vector<TaskId> held(worker.tasks.begin(), worker.tasks.end());
+  std::sort(held.begin(), held.end(), [](const TaskId& a, const TaskId& b) {
+    return a.index() < b.index();
+  });
+  for (auto rit = held.rbegin(); rit != held.rend(); ++rit) {
+    auto task_it = tasks_.find(*rit);
+    if (task_it == tasks_.end()) continue;
+    Task& task = task_it->second;
+    const int max_retries = task.spec.max_retries();
+    if (max_retries < 0 || static_cast<int>(task.attempt) <= max_retries) {
+      task.state = TaskState::kReady;
+      task.worker = WorkerId();
+      ready_.push_front(*rit);
+      continue;
+    }
+    v1::TaskFailure failure;
+    failure.set_kind(v1::TaskFailure::WORKER_DIED);
+    failure.set_message(absl::StrCat("worker ", id.Short(), " at ", worker.address,
+                                     " went away (", reason, ") while running the task, and its ",
+                                     max_retries, " retries are used up"));
+    failure.set_worker(absl::StrCat("worker ", id.Short(), " at ", worker.address));
+    failure.set_attempt(task.attempt);
+    FailTask(*rit, std::move(failure));
+  }
+
+  // Objects whose only copy was there are lost.
+  std::vector<std::pair<TaskId, v1::TaskFailure>> to_fail;
+  for (auto& [object_id, object] : objects_) {
+    auto loc = std::find(object.locations.begin(), object.locations.end(), id);
+    if (loc == object.locations.end()) continue;
+    object.locations.erase(loc);
+    if (object.state != ObjectState::kReady || !object.locations.empty() || object.has_inline) {
+      continue;
+    }
+    v1::TaskFailure failure;
+    failure.set_kind(v1::TaskFailure::OBJECT_LOST);
+    failure.set_task_id(std::string(object_id.task().Binary()));
+    failure.set_message(absl::StrCat("object ", object_id.Short(), " was lost: its only copy was on worker ",
+                                     id.Short(), " at ", worker.address, ", which went away (",
+                                     reason, ")"));
+    MarkObjectFailed(object_id, object, failure, to_fail);
+    NotifyOwner(object_id, object);
+  }
+  for (auto& [task_id, failure] : to_fail) FailTask(task_id, std::move(failure));
+}
+
+absl::Status SchedulerCore::TaskCompleted(const WorkerId& worker_id,
+                                          const v1::TaskCompleted& completed) {
+  ASSIGN_OR_RETURN(TaskId task_id, TaskId::FromBinary(completed.task_id()));
+  auto task_it = tasks_.find(task_id);
+  auto worker_it = workers_.find(worker_id);
+  if (task_it == tasks_.end() || worker_it == workers_.end() ||
+      task_it->second.state != TaskState::kAssigned || task_it->second.worker != worker_id ||
+      task_it->second.attempt != completed.attempt()) {
+    GetLogger("scheduler")->debug("event=stale_completion task={} worker={} attempt={}",
+                                  task_id.Short(), worker_id.Short(), completed.attempt());
+    return absl::OkStatus();
+  }
+  Task& task = task_it->second;
+  Worker& worker = worker_it->second;
+  worker.assigned--;
+  worker.tasks.erase(task_id);
+  worker.last_heard = clock_->Now();
+  worker.mean_run_us += kRunTimeSmoothing * (static_cast<double>(completed.run_time_us()) -
+                                             worker.mean_run_us);
+
+  if (completed.has_failure()) {
+    worker.failed++;
+    v1::TaskFailure failure = completed.failure();
+    if (failure.worker().empty()) failure.set_worker(DescribeWorker(worker_id));
+    failure.set_attempt(task.attempt);
+    FailTask(task_id, std::move(failure));
+    return absl::OkStatus();
+  }
+
+  worker.finished++;
+  tasks_finished_++;
+  for (int i = 0; i < completed.results_size(); ++i) {
+    const v1::ObjectInfo& result = completed.results(i);
+    const ObjectId object_id = ObjectId::Of(task_id, static_cast<uint32_t>(i));
+    auto object_it = objects_.find(object_id);
+    if (object_it == objects_.end()) {
+      // Released before it was ready: nobody will ever read it.
+      output_->FreeObject(worker_id, object_id);
+      continue;
+    }
+    Object& object = object_it->second;
+    object.size_bytes = result.size_bytes();
+    object.locations.push_back(worker_id);
+    if (result.has_inline_value() &&
+        inline_cache_used_bytes_ + result.inline_value().size() <= config_.inline_cache_bytes) {
+      object.has_inline = true;
+      object.inline_value = result.inline_value();
+      inline_cache_used_bytes_ += object.inline_value.size();
+    }
+    // When the cache is full the owner still gets the value in its push.
+    MarkObjectReady(object_id, object,
+                    result.has_inline_value() ? &result.inline_value() : nullptr);
+  }
+  ReleaseArgs(task);
+  const TaskId done = task_id;
+  tasks_.erase(task_it);
+  for (int i = 0; i < completed.results_size(); ++i) MaybeFree(ObjectId::Of(done, i));
+  return absl::OkStatus();
+}
+
+absl::Status SchedulerCore::ObjectStored(const WorkerId& worker_id,
+                                         const v1::ObjectStored& stored) {
+  ASSIGN_OR_RETURN(ObjectId object_id, ObjectId::FromBinary(stored.object_id()));
+  auto it = objects_.find(object_id);
+  if (it == objects_.end() || !workers_.contains(worker_id)) {
+    output_->FreeObject(worker_id, object_id);
+    return absl::OkStatus();
+  }
+  auto& locations = it->second.locations;
+  if (std::find(locations.begin(), locations.end(), worker_id) == locations.end()) {
+    locations.push_back(worker_id);
+  }
+  return absl::OkStatus();
+}
+
+void SchedulerCore::Heartbeat(const WorkerId& worker_id, const v1::Heartbeat& heartbeat) {
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) return;
+  it->second.last_heard = clock_->Now();
+  it->second.last_heartbeat = heartbeat;
+}
+
+// ---- sessions --------------------------------------------------------------
+
+absl::Status SchedulerCore::OpenSession(SessionId session_id, const v1::OpenSession& open) {
+  ASSIGN_OR_RETURN(JobId job, JobId::FromBinary(open.job_id()));
+  if (sessions_.contains(session_id)) {
+    return absl::AlreadyExistsError(absl::StrCat("session ", session_id, " is already open"));
+  }
+  Session& session = sessions_[session_id];
+  session.job = job;
+  session.hostname = open.client_hostname();
+  session.pid = open.client_pid();
+  session.opened_at = clock_->Now();
+  GetLogger("scheduler")->info("event=job_started job={} client={}:{}", job.Hex().substr(0, 8),
+                               session.hostname, session.pid);
+  for (const auto& [id, worker] : workers_) {
+    v1::WorkerInfo info;
+    info.set_worker_id(std::string(id.Binary()));
+    info.set_address(worker.address);
+    info.set_hostname(worker.hostname);
+    output_->NotifyWorkerJoined(session_id, info);
+  }
+  return absl::OkStatus();
+}
+
+void SchedulerCore::CloseSession(SessionId session_id) {
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end()) return;
+  std::vector<ObjectId> held(it->second.held.begin(), it->second.held.end());
+  GetLogger("scheduler")->info("event=job_finished job={} submitted={} released_refs={}",
+                               it->second.job.Hex().substr(0, 8), it->second.submitted,
+                               held.size());
+  for (const ObjectId& id : held) ReleaseObject(session_id, id);
+  sessions_.erase(session_id);
+}
+
+absl::Status SchedulerCore::SubmitTask(SessionId session_id, v1::TaskSpec spec) {
+  auto session_it = sessions_.find(session_id);
+  if (session_it == sessions_.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("task submitted on session ", session_id, " before it was opened"));
+  }
+  Session& session = session_it->second;
+  ASSIGN_OR_RETURN(TaskId task_id, TaskId::FromBinary(spec.task_id()));
+  if (task_id.job() != session.job) {
+    return absl::InvalidArgumentError(absl::StrCat("task ", task_id.Short(),
+                                                   " does not belong to the session's job"));
+  }
+  if (tasks_.contains(task_id) || objects_.contains(ObjectId::Of(task_id, 0))) {
+    return absl::AlreadyExistsError(absl::StrCat("task ", task_id.Short(), " was already submitted"));
+  }
+  if (spec.num_returns() == 0) spec.set_num_returns(1);
+  tasks_submitted_++;
+  session.submitted++;
+
+  Task& task = tasks_[task_id];
+  task.owner = session_id;
+  for (uint32_t i = 0; i < spec.num_returns(); ++i) {
+    const ObjectId object_id = ObjectId::Of(task_id, i);
+    Object& object = objects_[object_id];
+    object.owner = session_id;
+    session.held.insert(object_id);
+  }
+
+  std::optional<v1::TaskFailure> failed_arg;
+  for (const v1::TaskArg& arg : spec.args()) {
+    if (!arg.has_object_id()) continue;
+    auto arg_id = ObjectId::FromBinary(arg.object_id());
+    if (!arg_id.ok()) return arg_id.status();
+    if (std::find(task.ref_args.begin(), task.ref_args.end(), *arg_id) != task.ref_args.end()) {
+      continue;
+    }
+    auto object_it = objects_.find(*arg_id);
+    if (object_it == objects_.end()) {
+      v1::TaskFailure failure;
+      failure.set_kind(v1::TaskFailure::OBJECT_LOST);
+      failure.set_message(absl::StrCat("argument object ", arg_id->Short(),
+                                       " is unknown to the scheduler: it was freed or never "
+                                       "created; keep an ObjectRef alive while tasks use it"));
+      failed_arg = std::move(failure);
+      continue;
+    }
+    task.ref_args.push_back(*arg_id);
+    Object& object = object_it->second;
+    object.pending_uses++;
+    if (object.state == ObjectState::kPending) {
+      task.missing_args++;
+      object.waiters.push_back(task_id);
+    } else if (object.state == ObjectState::kFailed && !failed_arg) {
+      failed_arg = object.failure;
+    }
+  }
+  task.spec = std::move(spec);
+
+  if (failed_arg) {
+    v1::TaskFailure failure;
+    failure.set_kind(v1::TaskFailure::DEPENDENCY_FAILED);
+    failure.set_message("an argument of the task failed");
+    *failure.mutable_cause() = std::move(*failed_arg);
+    FailTask(task_id, std::move(failure));
+  } else if (task.missing_args == 0) {
+    task.state = TaskState::kReady;
+    ready_.push_back(task_id);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SchedulerCore::PutObject(SessionId session_id, const v1::ObjectInfo& info) {
+  auto session_it = sessions_.find(session_id);
+  if (session_it == sessions_.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("object put on session ", session_id, " before it was opened"));
+  }
+  ASSIGN_OR_RETURN(ObjectId object_id, ObjectId::FromBinary(info.object_id()));
+  if (object_id.task().job() != session_it->second.job) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("object ", object_id.Short(), " does not belong to the session's job"));
+  }
+  if (objects_.contains(object_id)) {
+    return absl::AlreadyExistsError(absl::StrCat("object ", object_id.Short(), " already exists"));
+  }
+  Object& object = objects_[object_id];
+  object.owner = session_id;
+  object.size_bytes = info.size_bytes();
+  session_it->second.held.insert(object_id);
+  if (info.has_inline_value()) {
+    object.state = ObjectState::kReady;
+    object.has_inline = true;
+    object.inline_value = info.inline_value();
+    inline_cache_used_bytes_ += object.inline_value.size();
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(WorkerId holder, WorkerId::FromBinary(info.location().worker_id()));
+  if (!workers_.contains(holder)) {
+    std::vector<std::pair<TaskId, v1::TaskFailure>> unused;
+    v1::TaskFailure failure;
+    failure.set_kind(v1::TaskFailure::OBJECT_LOST);
+    failure.set_message(absl::StrCat("object ", object_id.Short(), " was uploaded to worker ",
+                                     holder.Short(), ", which has left the cluster"));
+    MarkObjectFailed(object_id, object, failure, unused);
+    NotifyOwner(object_id, object);
+    return absl::OkStatus();
+  }
+  object.state = ObjectState::kReady;
+  object.locations.push_back(holder);
+  return absl::OkStatus();
+}
+
+void SchedulerCore::ReleaseObject(SessionId session_id, const ObjectId& object_id) {
+  auto session_it = sessions_.find(session_id);
+  if (session_it != sessions_.end()) session_it->second.held.erase(object_id);
+  auto it = objects_.find(object_id);
+  if (it == objects_.end() || it->second.owner != session_id) return;
+  it->second.owner_holds = false;
+  MaybeFree(object_id);
+}
+
+// ---- placement -------------------------------------------------------------
+
+int SchedulerCore::Capacity(const Worker& worker) const {
+  const double slots = std::max(1.0, worker.slots);
+  const double run_us = std::max(1.0, worker.mean_run_us);
+  const double per_slot = std::clamp(absl::ToDoubleMicroseconds(config_.target_queue_time) / run_us,
+                                     1.0, static_cast<double>(config_.max_queued_per_slot));
+  return static_cast<int>(slots * (1.0 + per_slot));
+}
+
+SchedulerCore::Worker* SchedulerCore::PickWorker(const Task& task) {
+  Worker* least_loaded = nullptr;
+  double least_load = 0;
+  Worker* local = nullptr;
+  uint64_t local_bytes = 0;
+  const double demand = CpuDemand(task.spec);
+  for (auto& [id, worker] : workers_) {
+    if (worker.slots < demand || worker.assigned >= Capacity(worker)) continue;
+    const double load = worker.assigned / std::max(1.0, worker.slots);
+    if (least_loaded == nullptr || load < least_load) {
+      least_loaded = &worker;
+      least_load = load;
+    }
+    // Locality counts only where the worker has an idle slot for the task.
+    if (worker.assigned >= worker.slots) continue;
+    uint64_t bytes = 0;
+    for (const ObjectId& arg : task.ref_args) {
+      auto it = objects_.find(arg);
+      if (it == objects_.end() || it->second.has_inline) continue;
+      const auto& locs = it->second.locations;
+      if (std::find(locs.begin(), locs.end(), id) != locs.end()) bytes += it->second.size_bytes;
+    }
+    if (bytes > local_bytes) {
+      local = &worker;
+      local_bytes = bytes;
+    }
+  }
+  return local != nullptr ? local : least_loaded;
+}
+
+void SchedulerCore::Dispatch() {
+  while (!ready_.empty()) {
+    auto it = tasks_.find(ready_.front());
+    if (it == tasks_.end() || it->second.state != TaskState::kReady) {
+      ready_.pop_front();
+      continue;
+    }
+    Worker* worker = PickWorker(it->second);
+    if (worker == nullptr) break;
+    ready_.pop_front();
+    Assign(it->second, *worker);
+  }
+}
+
+void SchedulerCore::Assign(Task& task, Worker& worker) {
+  const TaskId task_id = *TaskId::FromBinary(task.spec.task_id());
+  v1::TaskAssignment assignment;
+  for (const ObjectId& arg : task.ref_args) {
+    auto it = objects_.find(arg);
+    if (it == objects_.end()) continue;  // pinned by pending_uses; cannot happen
+    if (it->second.state == ObjectState::kFailed) {
+      v1::TaskFailure failure;
+      failure.set_kind(v1::TaskFailure::DEPENDENCY_FAILED);
+      failure.set_message("an argument of the task failed");
+      *failure.mutable_cause() = it->second.failure;
+      FailTask(task_id, std::move(failure));
+      return;
+    }
+    *assignment.add_arg_objects() = DescribeFor(arg, it->second, &worker.id);
+  }
+  task.state = TaskState::kAssigned;
+  task.worker = worker.id;
+  task.attempt++;
+  worker.assigned++;
+  worker.tasks.insert(task_id);
+  *assignment.mutable_spec() = task.spec;
+  assignment.set_attempt(task.attempt);
+  GetLogger("scheduler")->debug("event=task_assigned task={} worker={} attempt={}",
+                                task_id.Short(), worker.id.Short(), task.attempt);
+  output_->AssignTask(worker.id, std::move(assignment));
+}
+
+// ---- objects and failures --------------------------------------------------
+
+void SchedulerCore::FailTask(const TaskId& first_id, v1::TaskFailure first_failure) {
+  std::vector<std::pair<TaskId, v1::TaskFailure>> to_fail;
+  to_fail.emplace_back(first_id, std::move(first_failure));
+  while (!to_fail.empty()) {
+    auto [task_id, failure] = std::move(to_fail.back());
+    to_fail.pop_back();
+    auto it = tasks_.find(task_id);
+    if (it == tasks_.end()) continue;
+    Task& task = it->second;
+    if (task.state == TaskState::kAssigned) {
+      auto worker_it = workers_.find(task.worker);
+      if (worker_it != workers_.end()) {
+        worker_it->second.assigned--;
+        worker_it->second.tasks.erase(task_id);
+      }
+    }
+    if (failure.function_name().empty()) failure.set_function_name(task.spec.function_name());
+    if (failure.task_id().empty()) failure.set_task_id(std::string(task_id.Binary()));
+    tasks_failed_++;
+    GetLogger("scheduler")->debug("event=task_failed task={} function={} kind={}",
+                                  task_id.Short(), task.spec.function_name(),
+                                  v1::TaskFailure::Kind_Name(failure.kind()));
+    const uint32_t num_returns = std::max<uint32_t>(1, task.spec.num_returns());
+    for (uint32_t i = 0; i < num_returns; ++i) {
+      const ObjectId object_id = ObjectId::Of(task_id, i);
+      auto object_it = objects_.find(object_id);
+      if (object_it == objects_.end()) continue;
+      MarkObjectFailed(object_id, object_it->second, failure, to_fail);
+      NotifyOwner(object_id, object_it->second);
+    }
+    ReleaseArgs(task);
+    tasks_.erase(it);
+    for (uint32_t i = 0; i < num_returns; ++i) MaybeFree(ObjectId::Of(task_id, i));
+  }
+}
+
+void SchedulerCore::MarkObjectReady(const ObjectId& id, Object& object,
+                                    const std::string* inline_value) {
+  object.state = ObjectState::kReady;
+  if (object.owner_holds && sessions_.contains(object.owner)) {
+    v1::ObjectInfo info = DescribeFor(id, object, nullptr);
+    if (!object.has_inline && inline_value != nullptr) info.set_inline_value(*inline_value);
+    output_->NotifyObject(object.owner, std::move(info));
+  }
+  for (const TaskId& waiter : std::exchange(object.waiters, {})) {
+    auto it = tasks_.find(waiter);
+    if (it == tasks_.end() || it->second.state != TaskState::kWaiting) continue;
+    if (--it->second.missing_args == 0) {
+      it->second.state = TaskState::kReady;
+      ready_.push_back(waiter);
+    }
+  }
+}
+
+void SchedulerCore::MarkObjectFailed(const ObjectId& id, Object& object,
+                                     const v1::TaskFailure& failure,
+                                     std::vector<std::pair<TaskId, v1::TaskFailure>>& to_fail) {
+  object.state = ObjectState::kFailed;
+  object.failure = failure;
+  if (object.has_inline) {
+    inline_cache_used_bytes_ -= object.inline_value.size();
+    object.has_inline = false;
+    object.inline_value.clear();
+  }
+  for (const TaskId& waiter : std::exchange(object.waiters, {})) {
+    v1::TaskFailure chained;
+    chained.set_kind(v1::TaskFailure::DEPENDENCY_FAILED);
+    chained.set_message(absl::StrCat("argument ", id.Short(), " failed"));
+    *chained.mutable_cause() = failure;
+    to_fail.emplace_back(waiter, std::move(chained));
+  }
+}
+
+void SchedulerCore::ReleaseArgs(const Task& task) {
+  for (const ObjectId& arg : task.ref_args) {
+    auto it = objects_.find(arg);
+    if (it == objects_.end()) continue;
+    it->second.pending_uses--;
+    MaybeFree(arg);
+  }
+}
+
+void SchedulerCore::MaybeFree(const ObjectId& id) {
+  auto it = objects_.find(id);
+  if (it == objects_.end()) return;
+  Object& object = it->second;
+  if (object.owner_holds || object.pending_uses > 0 || object.state == ObjectState::kPending) {
+    return;
+  }
+  for (const WorkerId& holder : object.locations) output_->FreeObject(holder, id);
+  if (object.has_inline) inline_cache_used_bytes_ -= object.inline_value.size();
+  objects_.erase(it);
+}
+
+void SchedulerCore::NotifyOwner(const ObjectId& id, const Object& object) {
+  if (!object.owner_holds || !sessions_.contains(object.owner)) return;
+  output_->NotifyObject(object.owner, DescribeFor(id, object, nullptr));
+}
+
+v1::ObjectInfo SchedulerCore::DescribeFor(const ObjectId& id, const Object& object,
+                                          const WorkerId* prefer) const {
+  v1::ObjectInfo info;
+  info.set_object_id(std::string(id.Binary()));
+  info.set_size_bytes(object.size_bytes);
+  if (object.state == ObjectState::kFailed) {
+    *info.mutable_failure() = object.failure;
+  } else if (object.has_inline) {
+    info.set_inline_value(object.inline_value);
+  } else if (!object.locations.empty()) {
+    WorkerId holder = object.locations.front();
+    if (prefer != nullptr &&
+        std::find(object.locations.begin(), object.locations.end(), *prefer) !=
+            object.locations.end()) {
+      holder = *prefer;
+    }
+    auto worker_it = workers_.find(holder);
+    info.mutable_location()->set_worker_id(std::string(holder.Binary()));
+    if (worker_it != workers_.end()) {
+      info.mutable_location()->set_address(worker_it->second.address);
+    }
+  }
+  return info;
+}
+
+std::string SchedulerCore::DescribeWorker(const WorkerId& id) const {
+  auto it = workers_.find(id);
+  if (it == workers_.end()) return absl::StrCat("worker ", id.Short());
+  return absl::StrCat("worker ", id.Short(), " at ", it->second.address, " (pid ",
+                      it->second.pid, " on ", it->second.hostname, ")");
+}
+
+// ---- status ----------------------------------------------------------------
+
+ClusterSnapshot SchedulerCore::Snapshot() const {
+  const absl::Time now = clock_->Now();
+  ClusterSnapshot snapshot;
+  snapshot.epoch = config_.epoch;
+  snapshot.uptime = now - started_at_;
+  for (const auto& [id, worker] : workers_) {
+    WorkerSnapshot& w = snapshot.workers.emplace_back();
+    w.id = id.Hex();
+    w.address = worker.address;
+    w.hostname = worker.hostname;
+    w.pid = worker.pid;
+    w.slots = worker.slots;
+    w.assigned = worker.assigned;
+    w.running = worker.last_heartbeat.running_tasks();
+    w.finished = worker.finished;
+    w.failed = worker.failed;
+    w.store_bytes = worker.last_heartbeat.store_bytes();
+    w.store_objects = worker.last_heartbeat.store_objects();
+    w.mean_task_run_ms = worker.mean_run_us / 1000.0;
+    w.uptime = now - worker.connected_at;
+    w.last_heard = now - worker.last_heard;
+  }
+  std::sort(snapshot.workers.begin(), snapshot.workers.end(),
+            [](const WorkerSnapshot& a, const WorkerSnapshot& b) { return a.address < b.address; });
+  for (const auto& [id, task] : tasks_) {
+    switch (task.state) {
+      case TaskState::kWaiting: snapshot.tasks_waiting++; break;
+      case TaskState::kReady: snapshot.tasks_ready++; break;
+      case TaskState::kAssigned: snapshot.tasks_assigned++; break;
+    }
+  }
+  snapshot.tasks_submitted = tasks_submitted_;
+  snapshot.tasks_finished = tasks_finished_;
+  snapshot.tasks_failed = tasks_failed_;
+  snapshot.objects = objects_.size();
+  snapshot.inline_cache_bytes = inline_cache_used_bytes_;
+  snapshot.sessions = sessions_.size();
+  return snapshot;
+}
+
+}  // namespace fleet::scheduler

@@ -1,0 +1,69 @@
+#include "scheduler/scheduler_server.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/net.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "grpcpp/security/server_credentials.h"
+#include "scheduler/event_loop.h"
+#include "scheduler/scheduler_service.h"
+#include "scheduler/status_http.h"
+
+namespace fleet::scheduler {
+
+absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(SchedulerOptions options) {
+  std::unique_ptr<SchedulerServer> server(new SchedulerServer());
+  if (options.core.epoch == 0) {
+    options.core.epoch = static_cast<uint64_t>(absl::ToUnixMicros(absl::Now()));
+  }
+  server->router_ = std::make_unique<StreamRouter>();
+  server->core_ = std::make_unique<SchedulerCore>(options.core, server->router_.get());
+  SchedulerCore* core = server->core_.get();
+  server->loop_ = std::make_unique<EventLoop>([core] { core->Dispatch(); });
+  server->service_ = std::make_unique<SchedulerService>(server->loop_.get(), core,
+                                                        server->router_.get());
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(absl::StrCat(options.host, ":", options.port),
+                           grpc::InsecureServerCredentials(), &server->port_);
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  builder.RegisterService(server->service_.get());
+  server->grpc_server_ = builder.BuildAndStart();
+  if (server->grpc_server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.host, ":",
+                                               options.port,
+                                               " for gRPC; is the port in use? Pick another "
+                                               "with --port"));
+  }
+  if (options.http_port >= 0) {
+    auto http = StatusHttpServer::Start(options.host, options.http_port, server->loop_.get(), core);
+    if (!http.ok()) return http.status();
+    server->http_ = std::move(*http);
+  }
+  GetLogger("scheduler")->info("event=scheduler_started grpc_port={} http_port={} epoch={}",
+                               server->port_, server->http_port(), options.core.epoch);
+  return server;
+}
+
+SchedulerServer::~SchedulerServer() { Shutdown(); }
+
+int SchedulerServer::http_port() const { return http_ ? http_->port() : -1; }
+
+void SchedulerServer::Shutdown() {
+  if (http_) http_->Stop();
+  if (grpc_server_) {
+    // Cancels the open streams; their close events still reach the loop.
+    grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  }
+  if (loop_) loop_->Stop();
+}
+
+void SchedulerServer::Wait() {
+  if (grpc_server_) grpc_server_->Wait();
+}
+
+}  // namespace fleet::scheduler

@@ -1,0 +1,61 @@
+// The scheduler daemon as a library: the event loop, the core, the gRPC
+// service and the HTTP endpoint wired together. main.cc and the client's
+// embedded cluster both run it.
+#ifndef FLEET_SCHEDULER_SCHEDULER_SERVER_H_
+#define FLEET_SCHEDULER_SCHEDULER_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "scheduler/scheduler_core.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace fleet::scheduler {
+
+class EventLoop;
+class StreamRouter;
+class SchedulerService;
+class StatusHttpServer;
+
+struct SchedulerOptions {
+  std::string host = "0.0.0.0";
+  int port = 50051;       // 0: any free port
+  int http_port = 8265;   // 0: any free port; -1: no HTTP endpoint
+  SchedulerConfig core;
+};
+
+// Thread-safe.
+class SchedulerServer {
+ public:
+  // Returns Unavailable when a port cannot be bound.
+  static absl::StatusOr<std::unique_ptr<SchedulerServer>> Start(SchedulerOptions options);
+  ~SchedulerServer();  // shuts down
+
+  int port() const { return port_; }
+  int http_port() const;
+  // Stops accepting calls, ends every stream and stops the loop.
+  void Shutdown();
+  // Blocks until Shutdown.
+  void Wait();
+
+ private:
+  SchedulerServer() = default;
+
+  // Declared in dependency order: each member uses only those above it, and
+  // they are destroyed bottom-up.
+  std::unique_ptr<StreamRouter> router_;
+  std::unique_ptr<SchedulerCore> core_;
+  std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<SchedulerService> service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<StatusHttpServer> http_;
+  int port_ = 0;
+};
+
+}  // namespace fleet::scheduler
+
+#endif  // FLEET_SCHEDULER_SCHEDULER_SERVER_H_

@@ -1,0 +1,51 @@
+#include "scheduler/status_json.h"
+
+#include "nlohmann/json.hpp"
+
+namespace fleet::scheduler {
+
+std::string StatusJson(const ClusterSnapshot& snapshot) {
+  nlohmann::json workers = nlohmann::json::array();
+  double slots_total = 0;
+  uint64_t slots_busy = 0;
+  for (const WorkerSnapshot& w : snapshot.workers) {
+    slots_total += w.slots;
+    slots_busy += std::min<uint64_t>(w.assigned, static_cast<uint64_t>(w.slots));
+    workers.push_back({
+        {"id", w.id},
+        {"address", w.address},
+        {"hostname", w.hostname},
+        {"pid", w.pid},
+        {"state", "alive"},
+        {"slots", w.slots},
+        {"tasks_assigned", w.assigned},
+        {"tasks_running", w.running},
+        {"tasks_finished", w.finished},
+        {"tasks_failed", w.failed},
+        {"store_bytes", w.store_bytes},
+        {"store_objects", w.store_objects},
+        {"mean_task_run_ms", w.mean_task_run_ms},
+        {"uptime_s", absl::ToDoubleSeconds(w.uptime)},
+        {"last_heard_s", absl::ToDoubleSeconds(w.last_heard)},
+    });
+  }
+  nlohmann::json status = {
+      {"version", kFleetVersion},
+      {"epoch", snapshot.epoch},
+      {"uptime_s", absl::ToDoubleSeconds(snapshot.uptime)},
+      {"slots", {{"total", slots_total}, {"busy", slots_busy}}},
+      {"workers", workers},
+      {"tasks",
+       {{"waiting", snapshot.tasks_waiting},
+        {"ready", snapshot.tasks_ready},
+        {"assigned", snapshot.tasks_assigned},
+        {"submitted", snapshot.tasks_submitted},
+        {"finished", snapshot.tasks_finished},
+        {"failed", snapshot.tasks_failed}}},
+      {"objects", {{"count", snapshot.objects}, {"inline_cache_bytes", snapshot.inline_cache_bytes}}},
+      {"sessions", snapshot.sessions},
+  };
+  return status.dump(2);
+}
+
+}  // namespace fleet::scheduler

@@ -1,0 +1,194 @@
+#include "worker/executor.h"
+
+#include <cxxabi.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <exception>
+#include <memory>
+#include <string_view>
+#include <typeinfo>
+
+#include "absl/strings/string_view.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/logging.h"
+#include "common/object_transfer.h"
+#include "fleet/remote.h"
+
+namespace fleet::worker {
+namespace {
+
+std::string Demangle(const char* mangled) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> demangled(
+      abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
+  return status == 0 && demangled ? std::string(demangled.get()) : std::string(mangled);
+}
+
+v1::TaskFailure Failure(v1::TaskFailure::Kind kind, std::string message) {
+  v1::TaskFailure failure;
+  failure.set_kind(kind);
+  failure.set_message(std::move(message));
+  return failure;
+}
+
+}  // namespace
+
+Executor::Executor(int slots, Identity identity, ObjectStore* store, SchedulerLink* link)
+    : identity_(std::move(identity)), store_(store), link_(link) {
+  for (int i = 0; i < slots; ++i) threads_.emplace_back([this] { RunSlot(); });
+}
+
+Executor::~Executor() { Stop(); }
+
+void Executor::Enqueue(v1::TaskAssignment assignment) {
+  absl::MutexLock lock(&mu_);
+  queue_.push_back(std::move(assignment));
+}
+
+void Executor::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    queue_.clear();
+  }
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+}
+
+uint32_t Executor::queued() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<uint32_t>(queue_.size());
+}
+
+void Executor::RunSlot() {
+  while (true) {
+    v1::TaskAssignment assignment;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](Executor* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) {
+            return !e->queue_.empty() || e->stopping_;
+          },
+          this));
+      if (stopping_) return;
+      assignment = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    running_++;
+    v1::TaskCompleted completed = Execute(assignment);
+    running_--;
+    link_->ReportCompleted(std::move(completed));
+  }
+}
+
+v1::TaskCompleted Executor::Execute(const v1::TaskAssignment& assignment) {
+  const v1::TaskSpec& spec = assignment.spec();
+  v1::TaskCompleted completed;
+  completed.set_task_id(spec.task_id());
+  completed.set_attempt(assignment.attempt());
+  auto fail = [&](v1::TaskFailure failure) {
+    failure.set_function_name(spec.function_name());
+    failure.set_task_id(spec.task_id());
+    failure.set_worker(absl::StrCat("worker ", identity_.id.Short(), " at ", identity_.address));
+    *completed.mutable_failure() = std::move(failure);
+    return completed;
+  };
+
+  const internal::FunctionInfo* function =
+      internal::FunctionRegistry::Global().FindByName(spec.function_name());
+  if (function == nullptr) {
+    return fail(Failure(
+        v1::TaskFailure::FUNCTION_NOT_FOUND,
+        absl::StrCat("function '", spec.function_name(), "' is not registered on worker ",
+                     identity_.id.Short(), " (registered: ",
+                     absl::StrJoin(internal::FunctionRegistry::Global().Names(), ", "),
+                     "); define it with FLEET_REMOTE in a task library and load that library "
+                     "with --task_lib")));
+  }
+  if (function->signature_hash != spec.signature_hash()) {
+    return fail(Failure(
+        v1::TaskFailure::SIGNATURE_MISMATCH,
+        absl::StrCat("signature mismatch for ", spec.function_name(),
+                     ": the caller's argument and result types differ from the worker's "
+                     "(hash ",
+                     absl::Hex(spec.signature_hash()), " vs ", absl::Hex(function->signature_hash),
+                     "); build the client and the task library from the same code")));
+  }
+
+  // Gather arguments; `held` keeps their bytes alive during the call.
+  std::vector<ObjectBytes> held;
+  std::vector<std::string_view> args;  // the registry's (std) view type
+  args.reserve(spec.args_size());
+  for (int i = 0; i < spec.args_size(); ++i) {
+    const v1::TaskArg& arg = spec.args(i);
+    if (!arg.has_object_id()) {
+      args.push_back(arg.value());
+      continue;
+    }
+    const v1::ObjectInfo* info = nullptr;
+    for (const v1::ObjectInfo& candidate : assignment.arg_objects()) {
+      if (candidate.object_id() == arg.object_id()) info = &candidate;
+    }
+    auto object_id = ObjectId::FromBinary(arg.object_id());
+    if (info == nullptr || !object_id.ok()) {
+      return fail(Failure(v1::TaskFailure::INTERNAL,
+                          absl::StrCat("argument ", i, " has no location in the assignment")));
+    }
+    if (info->has_inline_value()) {
+      args.push_back(info->inline_value());
+      continue;
+    }
+    absl::StatusOr<ObjectBytes> bytes = store_->Get(*object_id);
+    if (!bytes.ok() && info->has_location()) {
+      bytes = FetchObjectFrom(info->location().address(), *object_id);
+      if (bytes.ok()) {
+        store_->Put(*object_id, *bytes);
+        v1::ObjectStored stored;
+        stored.set_object_id(arg.object_id());
+        stored.set_size_bytes((*bytes)->size());
+        link_->ReportStored(std::move(stored));
+      }
+    }
+    if (!bytes.ok()) {
+      return fail(Failure(v1::TaskFailure::OBJECT_LOST,
+                          absl::StrCat("argument ", i, " (object ", object_id->Short(),
+                                       ") could not be obtained: ", bytes.status().message())));
+    }
+    held.push_back(*bytes);
+    args.push_back(*held.back());
+  }
+
+  const auto start = std::chrono::steady_clock::now();
+  std::string result;
+  try {
+    result = function->invoke(args);
+  } catch (const internal::BadArgument& e) {
+    return fail(Failure(v1::TaskFailure::BAD_ARGUMENT, e.what()));
+  } catch (const std::exception& e) {
+    v1::TaskFailure failure = Failure(v1::TaskFailure::USER_EXCEPTION, e.what());
+    failure.set_exception_type(Demangle(typeid(e).name()));
+    return fail(std::move(failure));
+  } catch (...) {
+    std::type_info* type = abi::__cxa_current_exception_type();
+    v1::TaskFailure failure =
+        Failure(v1::TaskFailure::USER_EXCEPTION, "a value that is not a std::exception was thrown");
+    failure.set_exception_type(type != nullptr ? Demangle(type->name()) : "unknown");
+    return fail(std::move(failure));
+  }
+  completed.set_run_time_us(std::chrono::duration_cast<std::chrono::microseconds>(
+                                std::chrono::steady_clock::now() - start)
+                                .count());
+
+  const ObjectId result_id = ObjectId::Of(*TaskId::FromBinary(spec.task_id()), 0);
+  v1::ObjectInfo* info = completed.add_results();
+  info->set_object_id(std::string(result_id.Binary()));
+  info->set_size_bytes(result.size());
+  if (result.size() <= inline_threshold_bytes_.load()) info->set_inline_value(result);
+  store_->Put(result_id, std::make_shared<const std::string>(std::move(result)));
+  return completed;
+}
+
+}  // namespace fleet::worker

@@ -1,0 +1,105 @@
+// fleet-worker: runs tasks for a fleet cluster.
+#include <csignal>
+#include <cstdlib>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "common/logging.h"
+#include "worker/worker_server.h"
+
+ABSL_FLAG(std::string, scheduler, "127.0.0.1:50051", "The scheduler's gRPC address, host:port.");
+ABSL_FLAG(int, slots, 0, "Tasks run at once; 0 means one per hardware thread.");
+ABSL_FLAG(std::vector<std::string>, task_lib, {},
+          "Task library (.so) to load; repeat the flag or separate paths with commas.");
+ABSL_FLAG(std::string, host, "0.0.0.0", "Address the Worker service listens on.");
+ABSL_FLAG(int, port, 0, "Port of the Worker service (object transfer); 0 picks a free one.");
+ABSL_FLAG(std::string, advertise_address, "",
+          "host:port peers and clients use to reach this worker (default: detected).");
+ABSL_FLAG(int, connect_timeout_s, 10, "Seconds to wait for the scheduler at start.");
+ABSL_FLAG(std::string, log_level, "", "trace, debug, info, warn or error (default: $SPDLOG_LEVEL or info).");
+
+namespace {
+
+// absl keeps only the last occurrence of a repeated flag; --task_lib is
+// meant to repeat, so gather every occurrence first and hand absl the rest.
+std::vector<std::string> TakeRepeatedFlag(const std::string& name, int& argc, char** argv) {
+  std::vector<std::string> values;
+  const std::string eq = "--" + name + "=";
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (absl::StartsWith(arg, eq)) {
+      values.push_back(arg.substr(eq.size()));
+    } else if (arg == "--" + name && i + 1 < argc) {
+      values.push_back(argv[++i]);
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  argc = out;
+  return values;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "fleet-worker --scheduler=HOST:PORT --slots=N --task_lib=PATH.so [--task_lib=...]\n"
+      "Runs the remote functions of the given task libraries for a fleet cluster.");
+  std::vector<std::string> libraries;
+  for (const std::string& value : TakeRepeatedFlag("task_lib", argc, argv)) {
+    for (absl::string_view part : absl::StrSplit(value, ',', absl::SkipEmpty())) {
+      libraries.emplace_back(part);
+    }
+  }
+  absl::ParseCommandLine(argc, argv);
+  if (auto s = fleet::SetLogLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
+    std::fprintf(stderr, "fleet-worker: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  fleet::worker::WorkerOptions options;
+  options.scheduler_address = absl::GetFlag(FLAGS_scheduler);
+  options.slots = absl::GetFlag(FLAGS_slots);
+  options.task_libraries = libraries;
+  options.listen_host = absl::GetFlag(FLAGS_host);
+  options.port = absl::GetFlag(FLAGS_port);
+  options.advertise_address = absl::GetFlag(FLAGS_advertise_address);
+  options.connect_timeout = absl::Seconds(absl::GetFlag(FLAGS_connect_timeout_s));
+  auto server = fleet::worker::WorkerServer::Start(options);
+  if (!server.ok()) {
+    std::fprintf(stderr, "fleet-worker: %s\n", std::string(server.status().message()).c_str());
+    return 1;
+  }
+  std::printf("fleet-worker %s serving at %s with %d slots\n", (*server)->id().Short().c_str(),
+              (*server)->address().c_str(), (*server)->slots());
+  std::fflush(stdout);
+
+  // Stop on a signal, or when the scheduler connection ends.
+  std::thread signal_waiter([&stop_signals, server = server->get()] {
+    int signal = 0;
+    sigwait(&stop_signals, &signal);
+    server->Shutdown();
+  });
+  signal_waiter.detach();
+  absl::Status ended = (*server)->Wait();
+  if (!ended.ok()) {
+    fleet::GetLogger("worker")->error("event=worker_exiting status=\"{}\"", ended.ToString());
+    std::_Exit(1);
+  }
+  (*server)->Shutdown();
+  return 0;
+}

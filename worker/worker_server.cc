@@ -1,0 +1,101 @@
+#include "worker/worker_server.h"
+
+#include <unistd.h>
+
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/net.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "worker/executor.h"
+#include "worker/object_store.h"
+#include "worker/scheduler_connection.h"
+#include "worker/task_library.h"
+#include "worker/worker_service.h"
+
+namespace fleet::worker {
+
+absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions options) {
+  if (auto status = LoadTaskLibraries(options.task_libraries); !status.ok()) return status;
+  std::unique_ptr<WorkerServer> server(new WorkerServer());
+  server->id_ = WorkerId::Random();
+  server->slots_ = options.slots > 0 ? options.slots
+                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  server->store_ = std::make_unique<ObjectStore>();
+  server->service_ = std::make_unique<WorkerService>(server->store_.get());
+
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(absl::StrCat(options.listen_host, ":", options.port),
+                           grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  builder.RegisterService(server->service_.get());
+  server->grpc_server_ = builder.BuildAndStart();
+  if (server->grpc_server_ == nullptr || port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_host, ":",
+                                               options.port, " for the Worker service"));
+  }
+  server->address_ = options.advertise_address;
+  if (server->address_.empty()) {
+    auto host = LocalAddressToward(options.scheduler_address);
+    if (!host.ok()) return host.status();
+    server->address_ = host->find(':') == std::string::npos ? absl::StrCat(*host, ":", port)
+                                                             : absl::StrCat("[", *host, "]:", port);
+  }
+
+  WorkerServer* self = server.get();
+  SchedulerConnection::Handlers handlers;
+  handlers.on_registered = [self](uint64_t threshold) {
+    self->executor_->set_inline_threshold_bytes(threshold);
+  };
+  handlers.on_assignment = [self](v1::TaskAssignment assignment) {
+    self->executor_->Enqueue(std::move(assignment));
+  };
+  handlers.on_free = [self](const ObjectId& id) { self->store_->Delete(id); };
+  handlers.fill_heartbeat = [self](v1::Heartbeat& heartbeat) {
+    heartbeat.set_running_tasks(self->executor_->running());
+    heartbeat.set_queued_tasks(self->executor_->queued());
+    const ObjectStore::Stats stats = self->store_->stats();
+    heartbeat.set_store_bytes(stats.bytes);
+    heartbeat.set_store_objects(stats.objects);
+  };
+  server->connection_ =
+      std::make_unique<SchedulerConnection>(options.scheduler_address, std::move(handlers));
+  server->executor_ = std::make_unique<Executor>(
+      server->slots_, Executor::Identity{server->id_, server->address_}, server->store_.get(),
+      server->connection_.get());
+
+  v1::RegisterWorker registration;
+  registration.set_worker_id(std::string(server->id_.Binary()));
+  registration.set_address(server->address_);
+  (*registration.mutable_resources()->mutable_quantities())["CPU"] = server->slots_;
+  registration.set_hostname(Hostname());
+  registration.set_pid(static_cast<uint32_t>(getpid()));
+  for (const std::string& lib : options.task_libraries) registration.add_task_libraries(lib);
+  if (auto status = server->connection_->Start(registration, options.connect_timeout);
+      !status.ok()) {
+    return status;
+  }
+  GetLogger("worker")->info("event=worker_started worker={} address={} slots={} scheduler={}",
+                            server->id_.Short(), server->address_, server->slots_,
+                            options.scheduler_address);
+  return server;
+}
+
+WorkerServer::~WorkerServer() { Shutdown(); }
+
+absl::Status WorkerServer::Wait() { return connection_->Wait(); }
+
+void WorkerServer::Shutdown() {
+  // Executors first: they report through the connection.
+  if (executor_) executor_->Stop();
+  if (connection_) connection_->Stop();
+  if (grpc_server_) grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+}
+
+}  // namespace fleet::worker

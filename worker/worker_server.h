@@ -1,0 +1,71 @@
+// The worker daemon as a library: object store, executor, Worker service
+// and scheduler connection wired together. main.cc and the client's
+// embedded cluster both run it.
+#ifndef FLEET_WORKER_WORKER_SERVER_H_
+#define FLEET_WORKER_WORKER_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/ids.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace fleet::worker {
+
+class ObjectStore;
+class Executor;
+class WorkerService;
+class SchedulerConnection;
+
+struct WorkerOptions {
+  std::string scheduler_address;  // host:port
+  int slots = 0;                  // 0: one per hardware thread
+  std::vector<std::string> task_libraries;
+  std::string listen_host = "0.0.0.0";
+  int port = 0;  // of the Worker service; 0: any free port
+  // host:port peers and clients use to reach this worker; empty: the local
+  // address on the route to the scheduler, with the bound port.
+  std::string advertise_address;
+  absl::Duration connect_timeout = absl::Seconds(10);
+};
+
+// Thread-safe.
+class WorkerServer {
+ public:
+  // Loads the task libraries, starts serving and registers with the
+  // scheduler. Returns FailedPrecondition for a bad task library,
+  // Unavailable when the scheduler cannot be reached.
+  static absl::StatusOr<std::unique_ptr<WorkerServer>> Start(WorkerOptions options);
+  ~WorkerServer();
+
+  const WorkerId& id() const { return id_; }
+  const std::string& address() const { return address_; }
+  int slots() const { return slots_; }
+  // Blocks until the connection to the scheduler ends; returns why (OK
+  // after Shutdown).
+  absl::Status Wait();
+  void Shutdown();
+
+ private:
+  WorkerServer() = default;
+
+  WorkerId id_;
+  std::string address_;
+  int slots_ = 0;
+  // Declared in dependency order; destroyed bottom-up.
+  std::unique_ptr<ObjectStore> store_;
+  std::unique_ptr<WorkerService> service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<SchedulerConnection> connection_;
+  std::unique_ptr<Executor> executor_;
+};
+
+}  // namespace fleet::worker
+
+#endif  // FLEET_WORKER_WORKER_SERVER_H_

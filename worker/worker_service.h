@@ -1,0 +1,26 @@
+// The Worker gRPC service: peers and clients fetch objects from this
+// worker's store, and clients upload Put values into it.
+#ifndef FLEET_WORKER_WORKER_SERVICE_H_
+#define FLEET_WORKER_WORKER_SERVICE_H_
+
+#include "fleet/v1/worker.grpc.pb.h"
+#include "worker/object_store.h"
+
+namespace fleet::worker {
+
+class WorkerService final : public v1::Worker::CallbackService {
+ public:
+  explicit WorkerService(ObjectStore* store) : store_(store) {}
+
+  grpc::ServerWriteReactor<v1::ObjectChunk>* FetchObject(
+      grpc::CallbackServerContext* context, const v1::FetchObjectRequest* request) override;
+  grpc::ServerReadReactor<v1::ObjectChunk>* PutObject(grpc::CallbackServerContext* context,
+                                                      v1::PutObjectReply* reply) override;
+
+ private:
+  ObjectStore* const store_;
+};
+
+}  // namespace fleet::worker
+
+#endif  // FLEET_WORKER_WORKER_SERVICE_H_
