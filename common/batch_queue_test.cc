@@ -1,1 +1,88 @@
+#include "common/batch_queue.h"
+
+#include <thread>
+
+#include "fleet/v1/scheduler.pb.h"
 #include "gtest/gtest.h"
+
+namespace fleet {
+namespace {
+
+using Batch = v1::ClientToScheduler;
+
+void AddRelease(BatchQueue<Batch>& q, bool* start, std::size_t bytes = 30) {
+  bool s = q.Add(bytes, [](Batch& b) { b.add_release("x"); });
+  if (start != nullptr) *start = s;
+}
+
+TEST(BatchQueueTest, FirstAddAsksForAWriteLaterAddsJoinTheBatch) {
+  BatchQueue<Batch> q;
+  bool start = false;
+  AddRelease(q, &start);
+  EXPECT_TRUE(start);
+  AddRelease(q, &start);
+  EXPECT_FALSE(start);
+  AddRelease(q, &start);
+  EXPECT_FALSE(start);
+  std::optional<Batch> batch = q.TakeForWrite();
+  ASSERT_TRUE(batch.has_value());
+  EXPECT_EQ(batch->release_size(), 3);
+  // The writer found nothing more: idle again, so the next Add starts one.
+  EXPECT_FALSE(q.TakeForWrite().has_value());
+  AddRelease(q, &start);
+  EXPECT_TRUE(start);
+}
+
+TEST(BatchQueueTest, ItemsAddedDuringAWriteFormTheNextBatch) {
+  BatchQueue<Batch> q;
+  AddRelease(q, nullptr);
+  std::optional<Batch> first = q.TakeForWrite();  // write in flight
+  ASSERT_TRUE(first.has_value());
+  bool start = true;
+  AddRelease(q, &start);
+  AddRelease(q, &start);
+  EXPECT_FALSE(start);  // still writing: the writer picks these up
+  std::optional<Batch> second = q.TakeForWrite();
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->release_size(), 2);
+}
+
+TEST(BatchQueueTest, CapsBatchesInBytes) {
+  BatchQueue<Batch> q(/*cap_bytes=*/100);
+  for (int i = 0; i < 10; ++i) AddRelease(q, nullptr, /*bytes=*/30);
+  int batches = 0;
+  int items = 0;
+  while (std::optional<Batch> b = q.TakeForWrite()) {
+    ++batches;
+    items += b->release_size();
+    EXPECT_LE(b->release_size(), 3);
+  }
+  EXPECT_EQ(items, 10);
+  EXPECT_EQ(batches, 4);
+}
+
+TEST(BatchQueueTest, ClosedQueueRefusesItemsAndReleasesTheWaitingWriter) {
+  BatchQueue<Batch> q;
+  std::optional<Batch> taken = Batch();
+  std::thread writer([&] { taken = q.WaitAndTake(); });
+  q.Close();
+  writer.join();
+  EXPECT_FALSE(taken.has_value());
+  bool start = true;
+  AddRelease(q, &start);
+  EXPECT_FALSE(start);
+  EXPECT_FALSE(q.WaitAndTake().has_value());
+}
+
+TEST(BatchQueueTest, ThreadWriterDrainsBeforeReportingClosed) {
+  BatchQueue<Batch> q;
+  for (int i = 0; i < 5; ++i) AddRelease(q, nullptr);
+  q.Close();
+  std::optional<Batch> batch = q.WaitAndTake();
+  ASSERT_TRUE(batch.has_value());
+  EXPECT_EQ(batch->release_size(), 5);
+  EXPECT_FALSE(q.WaitAndTake().has_value());
+}
+
+}  // namespace
+}  // namespace fleet

@@ -1,1 +1,66 @@
+#include "scheduler/event_loop.h"
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+
+namespace fleet::scheduler {
+namespace {
+
+TEST(EventLoopTest, RunsEventsInOrderOnOneThreadAndThenTheBatchHook) {
+  std::vector<int> seen;  // touched only on the loop thread
+  std::atomic<int> hooks{0};
+  std::thread::id loop_thread;
+  absl::Notification done;
+  {
+    EventLoop loop([&] { hooks++; });
+    for (int i = 0; i < 100; ++i) {
+      loop.Post([&, i] {
+        if (i == 0) loop_thread = std::this_thread::get_id();
+        EXPECT_EQ(std::this_thread::get_id(), loop_thread);
+        seen.push_back(i);
+        if (i == 99) done.Notify();
+      });
+    }
+    ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  }
+  ASSERT_EQ(seen.size(), 100u);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(seen[i], i);
+  EXPECT_NE(loop_thread, std::this_thread::get_id());
+  // Batched: at least one hook, at most one per event.
+  EXPECT_GE(hooks.load(), 1);
+  EXPECT_LE(hooks.load(), 100);
+}
+
+TEST(EventLoopTest, PostsFromManyThreadsAllRun) {
+  std::atomic<int> count{0};
+  absl::Notification done;
+  EventLoop loop([] {});
+  std::vector<std::thread> posters;
+  for (int t = 0; t < 4; ++t) {
+    posters.emplace_back([&] {
+      for (int i = 0; i < 1000; ++i) {
+        loop.Post([&] {
+          if (++count == 4000) done.Notify();
+        });
+      }
+    });
+  }
+  for (auto& t : posters) t.join();
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(count.load(), 4000);
+}
+
+TEST(EventLoopTest, PostAfterStopIsDropped) {
+  std::atomic<int> count{0};
+  EventLoop loop([] {});
+  loop.Stop();
+  loop.Post([&] { count++; });
+  EXPECT_EQ(count.load(), 0);
+}
+
+}  // namespace
+}  // namespace fleet::scheduler

@@ -89,7 +89,7 @@ constexpr uint64_t Fnv1a64(std::string_view s) {
 // and any other difference does not.
 template <typename R, typename... P>
 uint64_t SignatureHash() {
-  return Fnv1a64(typeid(std::tuple<R, std::decay_t<P>...>).name());
+  return Fnv1a64(typeid(R (*)(std::decay_t<P>...)).name());
 }
 
 template <typename T>
