@@ -389,6 +389,14 @@ SchedulerCore::Worker* SchedulerCore::PickWorker(const Task& task) {
   return local != nullptr ? local : least_loaded;
 }
 
+bool SchedulerCore::AnyWorkerCouldRun(const Task& task) const {
+  const double demand = CpuDemand(task.spec);
+  for (const auto& [id, worker] : workers_) {
+    if (worker.slots >= demand) return true;
+  }
+  return false;
+}
+
 void SchedulerCore::Dispatch() {
   while (!ready_.empty()) {
     auto it = tasks_.find(ready_.front());
@@ -397,7 +405,17 @@ void SchedulerCore::Dispatch() {
       continue;
     }
     Worker* worker = PickWorker(it->second);
-    if (worker == nullptr) break;
+    if (worker == nullptr) {
+      if (workers_.empty() || AnyWorkerCouldRun(it->second)) break;  // wait for capacity
+      const TaskId infeasible = ready_.front();
+      ready_.pop_front();
+      v1::TaskFailure failure;
+      failure.set_kind(v1::TaskFailure::UNSCHEDULABLE);
+      failure.set_message(absl::StrCat("the task needs ", CpuDemand(it->second.spec),
+                                       " CPU but no worker in the cluster has that many slots"));
+      FailTask(infeasible, std::move(failure));
+      continue;
+    }
     ready_.pop_front();
     Assign(it->second, *worker);
   }

@@ -152,6 +152,7 @@ class SchedulerCore {
 
   int Capacity(const Worker& worker) const;
   Worker* PickWorker(const Task& task);
+  bool AnyWorkerCouldRun(const Task& task) const;
   void Assign(Task& task, Worker& worker);
   // Marks the task's returns failed, tells the owner, and fails every task
   // waiting on them (with `failure` as the cause), transitively.

@@ -1,1 +1,428 @@
+#include "scheduler/scheduler_core.h"
+
+#include <map>
+#include <vector>
+
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+
+namespace fleet::scheduler {
+namespace {
+
+using ::testing::SizeIs;
+
+// Records what the core says, per destination.
+class RecordingOutput : public SchedulerOutput {
+ public:
+  void AssignTask(const WorkerId& worker, v1::TaskAssignment assignment) override {
+    assigned[worker].push_back(std::move(assignment));
+  }
+  void FreeObject(const WorkerId& worker, const ObjectId& object) override {
+    freed[worker].push_back(object);
+  }
+  void NotifyObject(SessionId session, v1::ObjectInfo info) override {
+    notified[session].push_back(std::move(info));
+  }
+  void NotifyWorkerJoined(SessionId session, const v1::WorkerInfo& worker) override {
+    joined[session].push_back(worker);
+  }
+  void NotifyWorkerLeft(SessionId session, const WorkerId& worker) override {
+    left[session].push_back(worker);
+  }
+
+  std::map<WorkerId, std::vector<v1::TaskAssignment>> assigned;
+  std::map<WorkerId, std::vector<ObjectId>> freed;
+  std::map<SessionId, std::vector<v1::ObjectInfo>> notified;
+  std::map<SessionId, std::vector<v1::WorkerInfo>> joined;
+  std::map<SessionId, std::vector<WorkerId>> left;
+};
+
+constexpr SessionId kSession = 1;
+
+class SchedulerCoreTest : public ::testing::Test {
+ protected:
+  SchedulerCoreTest() : core_(SchedulerConfig{}, &out_, &clock_) {
+    v1::OpenSession open;
+    open.set_job_id(std::string(job_.Binary()));
+    EXPECT_TRUE(core_.OpenSession(kSession, open).ok());
+  }
+
+  WorkerId AddWorker(double slots) {
+    const WorkerId id = WorkerId::Random();
+    v1::RegisterWorker reg;
+    reg.set_worker_id(std::string(id.Binary()));
+    reg.set_address("10.0.0." + std::to_string(++workers_) + ":7000");
+    (*reg.mutable_resources()->mutable_quantities())["CPU"] = slots;
+    EXPECT_TRUE(core_.AddWorker(reg).ok());
+    return id;
+  }
+
+  // Submits a task whose arguments are refs to `deps` (and one inline value).
+  TaskId Submit(std::vector<ObjectId> deps = {}) {
+    const TaskId id = TaskId::Of(job_, ++tasks_);
+    v1::TaskSpec spec;
+    spec.set_task_id(std::string(id.Binary()));
+    spec.set_function_name("f");
+    spec.set_max_retries(3);
+    spec.add_args()->set_value("v");
+    for (const ObjectId& dep : deps) spec.add_args()->set_object_id(std::string(dep.Binary()));
+    EXPECT_TRUE(core_.SubmitTask(kSession, spec).ok());
+    return id;
+  }
+
+  void Complete(const WorkerId& worker, const TaskId& task, uint32_t attempt,
+                const std::string& value, bool inline_value = true) {
+    v1::TaskCompleted done;
+    done.set_task_id(std::string(task.Binary()));
+    done.set_attempt(attempt);
+    done.set_run_time_us(1000);
+    v1::ObjectInfo* result = done.add_results();
+    result->set_object_id(std::string(ObjectId::Of(task, 0).Binary()));
+    result->set_size_bytes(value.size());
+    if (inline_value) result->set_inline_value(value);
+    EXPECT_TRUE(core_.TaskCompleted(worker, done).ok());
+  }
+
+  void Fail(const WorkerId& worker, const TaskId& task, uint32_t attempt) {
+    v1::TaskCompleted done;
+    done.set_task_id(std::string(task.Binary()));
+    done.set_attempt(attempt);
+    done.mutable_failure()->set_kind(v1::TaskFailure::USER_EXCEPTION);
+    done.mutable_failure()->set_exception_type("std::runtime_error");
+    done.mutable_failure()->set_message("boom");
+    EXPECT_TRUE(core_.TaskCompleted(worker, done).ok());
+  }
+
+  static TaskId TaskOf(const v1::TaskAssignment& a) { return *TaskId::FromBinary(a.spec().task_id()); }
+
+  // The last notification the session got about `object`.
+  const v1::ObjectInfo* LastNotice(const ObjectId& object) {
+    const v1::ObjectInfo* last = nullptr;
+    for (const auto& info : out_.notified[kSession]) {
+      if (info.object_id() == object.Binary()) last = &info;
+    }
+    return last;
+  }
+
+  FakeClock clock_;
+  RecordingOutput out_;
+  SchedulerCore core_;
+  JobId job_ = JobId::Random();
+  int workers_ = 0;
+  uint64_t tasks_ = 0;
+};
+
+TEST_F(SchedulerCoreTest, ReadyTaskWaitsForAWorkerThenIsAssigned) {
+  const TaskId t = Submit();
+  core_.Dispatch();
+  EXPECT_TRUE(out_.assigned.empty());
+  EXPECT_EQ(core_.Snapshot().tasks_ready, 1u);
+  const WorkerId w = AddWorker(2);
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[w], SizeIs(1));
+  EXPECT_EQ(TaskOf(out_.assigned[w][0]), t);
+  EXPECT_EQ(out_.assigned[w][0].attempt(), 1u);
+  EXPECT_EQ(core_.Snapshot().tasks_assigned, 1u);
+}
+
+TEST_F(SchedulerCoreTest, TaskWaitsForItsArgumentInTheSchedulerNotOnAWorker) {
+  const WorkerId w = AddWorker(4);
+  const TaskId a = Submit();
+  const TaskId b = Submit({ObjectId::Of(a, 0)});
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[w], SizeIs(1));  // only a: b is not ready
+  EXPECT_EQ(core_.Snapshot().tasks_waiting, 1u);
+
+  Complete(w, a, 1, "result-a");
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[w], SizeIs(2));
+  const v1::TaskAssignment& second = out_.assigned[w][1];
+  EXPECT_EQ(TaskOf(second), b);
+  // The small value is inlined, so the worker needs no fetch.
+  ASSERT_THAT(second.arg_objects(), SizeIs(1));
+  EXPECT_EQ(second.arg_objects(0).inline_value(), "result-a");
+  // And the owner got a's result pushed.
+  const v1::ObjectInfo* notice = LastNotice(ObjectId::Of(a, 0));
+  ASSERT_NE(notice, nullptr);
+  EXPECT_EQ(notice->inline_value(), "result-a");
+}
+
+TEST_F(SchedulerCoreTest, SpreadsTasksOverWorkersByLoad) {
+  const WorkerId w1 = AddWorker(2);
+  const WorkerId w2 = AddWorker(2);
+  for (int i = 0; i < 4; ++i) Submit();
+  core_.Dispatch();
+  EXPECT_THAT(out_.assigned[w1], SizeIs(2));
+  EXPECT_THAT(out_.assigned[w2], SizeIs(2));
+}
+
+TEST_F(SchedulerCoreTest, QueuesOnlyABoundedAmountPerWorker) {
+  const WorkerId w = AddWorker(1);
+  for (int i = 0; i < 100; ++i) Submit();
+  core_.Dispatch();
+  const std::size_t first_round = out_.assigned[w].size();
+  EXPECT_GE(first_round, 2u);  // pipelined: more than the one slot
+  EXPECT_LT(first_round, 100u);
+  EXPECT_EQ(core_.Snapshot().tasks_ready, 100u - first_round);
+  // A completion frees room for more.
+  Complete(w, TaskOf(out_.assigned[w][0]), 1, "x");
+  core_.Dispatch();
+  EXPECT_GT(out_.assigned[w].size(), first_round);
+}
+
+TEST_F(SchedulerCoreTest, ShortTasksDeepenThePipeline) {
+  const WorkerId w = AddWorker(1);
+  for (int i = 0; i < 1000; ++i) Submit();
+  core_.Dispatch();
+  const std::size_t before = out_.assigned[w].size();
+  // Report very short run times: the worker's queue may grow.
+  for (std::size_t i = 0; i < before; ++i) {
+    v1::TaskCompleted done;
+    done.set_task_id(out_.assigned[w][i].spec().task_id());
+    done.set_attempt(1);
+    done.set_run_time_us(5);
+    done.add_results()->set_inline_value("x");
+    ASSERT_TRUE(core_.TaskCompleted(w, done).ok());
+  }
+  core_.Dispatch();
+  EXPECT_GT(out_.assigned[w].size() - before, before);
+}
+
+TEST_F(SchedulerCoreTest, PrefersTheWorkerHoldingTheArgumentBytes) {
+  const WorkerId w1 = AddWorker(4);
+  const WorkerId w2 = AddWorker(4);
+  // A large result produced on whichever worker got it (not inlined).
+  const TaskId producer = Submit();
+  core_.Dispatch();
+  const WorkerId holder = out_.assigned[w1].empty() ? w2 : w1;
+  const WorkerId other = holder == w1 ? w2 : w1;
+  Complete(holder, producer, 1, std::string(1 << 20, 'x'), /*inline_value=*/false);
+  // Load the holder a little more than the other worker.
+  Submit();
+  core_.Dispatch();
+  const TaskId consumer = Submit({ObjectId::Of(producer, 0)});
+  core_.Dispatch();
+  ASSERT_FALSE(out_.assigned[holder].empty());
+  EXPECT_EQ(TaskOf(out_.assigned[holder].back()), consumer);
+  const v1::TaskAssignment& a = out_.assigned[holder].back();
+  ASSERT_THAT(a.arg_objects(), SizeIs(1));
+  EXPECT_EQ(a.arg_objects(0).location().worker_id(), holder.Binary());
+  (void)other;
+}
+
+TEST_F(SchedulerCoreTest, FailureChainsIntoDependents) {
+  const WorkerId w = AddWorker(2);
+  const TaskId a = Submit();
+  const TaskId b = Submit({ObjectId::Of(a, 0)});
+  const TaskId c = Submit({ObjectId::Of(b, 0)});
+  core_.Dispatch();
+  Fail(w, a, 1);
+  core_.Dispatch();
+  const v1::ObjectInfo* notice_c = LastNotice(ObjectId::Of(c, 0));
+  ASSERT_NE(notice_c, nullptr);
+  ASSERT_TRUE(notice_c->has_failure());
+  EXPECT_EQ(notice_c->failure().kind(), v1::TaskFailure::DEPENDENCY_FAILED);
+  EXPECT_EQ(notice_c->failure().cause().kind(), v1::TaskFailure::DEPENDENCY_FAILED);
+  EXPECT_EQ(notice_c->failure().cause().cause().kind(), v1::TaskFailure::USER_EXCEPTION);
+  EXPECT_EQ(notice_c->failure().cause().cause().message(), "boom");
+  EXPECT_EQ(core_.Snapshot().tasks_failed, 3u);
+  EXPECT_EQ(core_.NumTasksForTest(), 0u);
+  EXPECT_THAT(out_.assigned[w], SizeIs(1));  // b and c never ran
+}
+
+TEST_F(SchedulerCoreTest, SubmittingWithAFailedArgumentFailsAtOnce) {
+  const WorkerId w = AddWorker(1);
+  const TaskId a = Submit();
+  core_.Dispatch();
+  Fail(w, a, 1);
+  const TaskId b = Submit({ObjectId::Of(a, 0)});
+  const v1::ObjectInfo* notice = LastNotice(ObjectId::Of(b, 0));
+  ASSERT_NE(notice, nullptr);
+  EXPECT_EQ(notice->failure().kind(), v1::TaskFailure::DEPENDENCY_FAILED);
+  EXPECT_EQ(notice->failure().cause().message(), "boom");
+}
+
+TEST_F(SchedulerCoreTest, UnknownArgumentFailsAsLost) {
+  AddWorker(1);
+  const ObjectId ghost = ObjectId::Of(TaskId::Of(job_, 999), 0);
+  const TaskId t = Submit({ghost});
+  const v1::ObjectInfo* notice = LastNotice(ObjectId::Of(t, 0));
+  ASSERT_NE(notice, nullptr);
+  EXPECT_EQ(notice->failure().kind(), v1::TaskFailure::DEPENDENCY_FAILED);
+  EXPECT_EQ(notice->failure().cause().kind(), v1::TaskFailure::OBJECT_LOST);
+}
+
+TEST_F(SchedulerCoreTest, ReleasedResultIsFreedOnItsWorker) {
+  const WorkerId w = AddWorker(1);
+  const TaskId t = Submit();
+  core_.Dispatch();
+  Complete(w, t, 1, "v");
+  EXPECT_EQ(core_.NumObjectsForTest(), 1u);
+  core_.ReleaseObject(kSession, ObjectId::Of(t, 0));
+  EXPECT_EQ(core_.NumObjectsForTest(), 0u);
+  EXPECT_THAT(out_.freed[w], ::testing::ElementsAre(ObjectId::Of(t, 0)));
+}
+
+TEST_F(SchedulerCoreTest, ReleaseBeforeCompletionFreesOnCompletion) {
+  const WorkerId w = AddWorker(1);
+  const TaskId t = Submit();
+  core_.Dispatch();
+  core_.ReleaseObject(kSession, ObjectId::Of(t, 0));
+  EXPECT_EQ(core_.NumObjectsForTest(), 1u);  // still pending
+  Complete(w, t, 1, "v");
+  EXPECT_EQ(core_.NumObjectsForTest(), 0u);
+  EXPECT_THAT(out_.freed[w], ::testing::ElementsAre(ObjectId::Of(t, 0)));
+}
+
+TEST_F(SchedulerCoreTest, ArgumentStaysUntilItsLastUserFinishes) {
+  const WorkerId w = AddWorker(4);
+  const TaskId a = Submit();
+  core_.Dispatch();
+  Complete(w, a, 1, "v");
+  const TaskId b = Submit({ObjectId::Of(a, 0)});
+  core_.ReleaseObject(kSession, ObjectId::Of(a, 0));  // the driver dropped its ref
+  core_.Dispatch();
+  EXPECT_TRUE(out_.freed[w].empty());
+  Complete(w, b, 1, "w");
+  EXPECT_THAT(out_.freed[w], ::testing::ElementsAre(ObjectId::Of(a, 0)));
+}
+
+TEST_F(SchedulerCoreTest, ClosingTheSessionReleasesItsReferences) {
+  const WorkerId w = AddWorker(2);
+  const TaskId a = Submit();
+  const TaskId b = Submit();
+  core_.Dispatch();
+  Complete(w, a, 1, "v");
+  core_.CloseSession(kSession);
+  EXPECT_THAT(out_.freed[w], ::testing::ElementsAre(ObjectId::Of(a, 0)));
+  Complete(w, b, 1, "v");  // finishes after the session left: freed at once
+  EXPECT_THAT(out_.freed[w], SizeIs(2));
+  EXPECT_EQ(core_.NumObjectsForTest(), 0u);
+}
+
+TEST_F(SchedulerCoreTest, DeadWorkersTasksAreRetriedElsewhere) {
+  const WorkerId w1 = AddWorker(1);
+  const TaskId t = Submit();
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[w1], SizeIs(1));
+  const WorkerId w2 = AddWorker(1);
+  core_.RemoveWorker(w1, "test");
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[w2], SizeIs(1));
+  EXPECT_EQ(TaskOf(out_.assigned[w2][0]), t);
+  EXPECT_EQ(out_.assigned[w2][0].attempt(), 2u);
+  // A late completion from the dead worker is ignored; the live one counts.
+  Complete(w1, t, 1, "stale");
+  EXPECT_EQ(LastNotice(ObjectId::Of(t, 0)), nullptr);
+  Complete(w2, t, 2, "fresh");
+  ASSERT_NE(LastNotice(ObjectId::Of(t, 0)), nullptr);
+  EXPECT_EQ(LastNotice(ObjectId::Of(t, 0))->inline_value(), "fresh");
+}
+
+TEST_F(SchedulerCoreTest, RetriesRunOutIntoAClearFailure) {
+  const TaskId t = Submit();
+  for (int attempt = 1; attempt <= 4; ++attempt) {
+    const WorkerId w = AddWorker(1);
+    core_.Dispatch();
+    ASSERT_THAT(out_.assigned[w], SizeIs(1)) << "attempt " << attempt;
+    core_.RemoveWorker(w, "killed");
+  }
+  const v1::ObjectInfo* notice = LastNotice(ObjectId::Of(t, 0));
+  ASSERT_NE(notice, nullptr);
+  EXPECT_EQ(notice->failure().kind(), v1::TaskFailure::WORKER_DIED);
+  EXPECT_EQ(notice->failure().attempt(), 4u);
+}
+
+TEST_F(SchedulerCoreTest, ObjectWhoseOnlyCopyDiedIsReportedLost) {
+  const WorkerId w = AddWorker(1);
+  const TaskId t = Submit();
+  core_.Dispatch();
+  Complete(w, t, 1, std::string(1000, 'x'), /*inline_value=*/false);
+  core_.RemoveWorker(w, "killed");
+  const v1::ObjectInfo* notice = LastNotice(ObjectId::Of(t, 0));
+  ASSERT_NE(notice, nullptr);
+  ASSERT_TRUE(notice->has_failure());
+  EXPECT_EQ(notice->failure().kind(), v1::TaskFailure::OBJECT_LOST);
+  EXPECT_THAT(out_.left[kSession], ::testing::ElementsAre(w));
+}
+
+TEST_F(SchedulerCoreTest, CompletionFromAnotherWorkerIsIgnored) {
+  const WorkerId w1 = AddWorker(1);
+  const WorkerId w2 = AddWorker(1);
+  const TaskId t = Submit();
+  core_.Dispatch();
+  const WorkerId runner = out_.assigned[w1].empty() ? w2 : w1;
+  const WorkerId impostor = runner == w1 ? w2 : w1;
+  Complete(impostor, t, 1, "wrong");
+  EXPECT_EQ(LastNotice(ObjectId::Of(t, 0)), nullptr);
+  Complete(runner, t, 1, "right");
+  EXPECT_EQ(LastNotice(ObjectId::Of(t, 0))->inline_value(), "right");
+}
+
+TEST_F(SchedulerCoreTest, RejectsMalformedInput) {
+  v1::TaskSpec spec;
+  spec.set_task_id("short");
+  EXPECT_EQ(core_.SubmitTask(kSession, spec).code(), absl::StatusCode::kInvalidArgument);
+  spec.set_task_id(std::string(TaskId::Of(JobId::Random(), 1).Binary()));  // another job
+  EXPECT_EQ(core_.SubmitTask(kSession, spec).code(), absl::StatusCode::kInvalidArgument);
+  const TaskId t = Submit();
+  spec.set_task_id(std::string(t.Binary()));
+  EXPECT_EQ(core_.SubmitTask(kSession, spec).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(core_.SubmitTask(99, spec).code(), absl::StatusCode::kFailedPrecondition);
+  v1::RegisterWorker reg;
+  reg.set_worker_id("bad");
+  EXPECT_FALSE(core_.AddWorker(reg).ok());
+}
+
+TEST_F(SchedulerCoreTest, TaskNoWorkerCouldEverRunFailsFast) {
+  const WorkerId w = AddWorker(2);
+  const TaskId big = TaskId::Of(job_, ++tasks_);
+  v1::TaskSpec spec;
+  spec.set_task_id(std::string(big.Binary()));
+  spec.set_function_name("f");
+  (*spec.mutable_resources()->mutable_quantities())["CPU"] = 8;
+  ASSERT_TRUE(core_.SubmitTask(kSession, spec).ok());
+  const TaskId small = Submit();
+  core_.Dispatch();
+  const v1::ObjectInfo* notice = LastNotice(ObjectId::Of(big, 0));
+  ASSERT_NE(notice, nullptr);
+  EXPECT_EQ(notice->failure().kind(), v1::TaskFailure::UNSCHEDULABLE);
+  // It does not block the queue behind it.
+  ASSERT_THAT(out_.assigned[w], SizeIs(1));
+  EXPECT_EQ(TaskOf(out_.assigned[w][0]), small);
+}
+
+TEST_F(SchedulerCoreTest, SessionsLearnAboutWorkers) {
+  const WorkerId w = AddWorker(1);
+  EXPECT_THAT(out_.joined[kSession], SizeIs(1));
+  v1::OpenSession open;
+  open.set_job_id(std::string(JobId::Random().Binary()));
+  ASSERT_TRUE(core_.OpenSession(2, open).ok());
+  ASSERT_THAT(out_.joined[2], SizeIs(1));  // told about the existing worker
+  EXPECT_EQ(out_.joined[2][0].worker_id(), w.Binary());
+}
+
+TEST_F(SchedulerCoreTest, SnapshotCountsWorkersAndTasks) {
+  const WorkerId w = AddWorker(3);
+  const TaskId a = Submit();
+  Submit({ObjectId::Of(a, 0)});
+  core_.Dispatch();
+  clock_.Advance(absl::Seconds(5));
+  ClusterSnapshot s = core_.Snapshot();
+  ASSERT_THAT(s.workers, SizeIs(1));
+  EXPECT_EQ(s.workers[0].slots, 3);
+  EXPECT_EQ(s.workers[0].assigned, 1);
+  EXPECT_EQ(s.workers[0].last_heard, absl::Seconds(5));
+  EXPECT_EQ(s.tasks_assigned, 1u);
+  EXPECT_EQ(s.tasks_waiting, 1u);
+  EXPECT_EQ(s.tasks_submitted, 2u);
+  EXPECT_EQ(s.sessions, 1u);
+  EXPECT_EQ(s.uptime, absl::Seconds(5));
+  Complete(w, a, 1, "v");
+  s = core_.Snapshot();
+  EXPECT_EQ(s.tasks_finished, 1u);
+  EXPECT_EQ(s.workers[0].finished, 1u);
+}
+
+}  // namespace
+}  // namespace fleet::scheduler
