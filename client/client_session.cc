@@ -50,7 +50,11 @@ absl::Status ClientSession::Start(absl::Duration timeout) {
 }
 
 void ClientSession::Stop() {
-  if (!stopping_.HasBeenNotified()) stopping_.Notify();
+  std::call_once(stop_once_, [this] { StopOnce(); });
+}
+
+void ClientSession::StopOnce() {
+  stopping_.Notify();
   // Let the writer flush what is queued (releases, last submissions), then
   // end the stream.
   outbox_.Close();

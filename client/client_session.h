@@ -7,6 +7,7 @@
 #define FLEET_CLIENT_CLIENT_SESSION_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,6 +47,7 @@ class ClientSession {
   absl::StatusOr<v1::WorkerInfo> PickWorkerForPut(absl::Duration timeout);
 
  private:
+  void StopOnce();
   void ReadLoop();
   void WriteLoop();
 
@@ -59,6 +61,7 @@ class ClientSession {
   BatchQueue<v1::ClientToScheduler> outbox_;
   absl::Notification opened_;
   absl::Notification stopping_;
+  std::once_flag stop_once_;
   absl::Notification reader_exited_;
   absl::Notification writer_exited_;
 

@@ -7,8 +7,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "common/flags_usage.h"
 #include "common/logging.h"
 #include "common/net.h"
 #include "scheduler/scheduler_server.h"
@@ -23,7 +23,7 @@ ABSL_FLAG(int64_t, inline_threshold_bytes, 100 << 10,
 ABSL_FLAG(std::string, log_level, "", "trace, debug, info, warn or error (default: $SPDLOG_LEVEL or info).");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  fleet::SetUsage(
       "fleet-scheduler --port=50051 --http_port=8265\n"
       "The central scheduler of a fleet cluster: workers and clients connect to its gRPC port;\n"
       "/healthz and /status are served on its HTTP port.");

@@ -54,12 +54,14 @@ SchedulerServer::~SchedulerServer() { Shutdown(); }
 int SchedulerServer::http_port() const { return http_ ? http_->port() : -1; }
 
 void SchedulerServer::Shutdown() {
-  if (http_) http_->Stop();
-  if (grpc_server_) {
-    // Cancels the open streams; their close events still reach the loop.
-    grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
-  }
-  if (loop_) loop_->Stop();
+  std::call_once(shutdown_once_, [this] {
+    if (http_) http_->Stop();
+    if (grpc_server_) {
+      // Cancels the open streams; their close events still reach the loop.
+      grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+    }
+    if (loop_) loop_->Stop();
+  });
 }
 
 void SchedulerServer::Wait() {

@@ -5,6 +5,7 @@
 #define FLEET_SCHEDULER_SCHEDULER_SERVER_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -38,12 +39,15 @@ class SchedulerServer {
   int port() const { return port_; }
   int http_port() const;
   // Stops accepting calls, ends every stream and stops the loop.
+  // Idempotent.
   void Shutdown();
   // Blocks until Shutdown.
   void Wait();
 
  private:
   SchedulerServer() = default;
+
+  std::once_flag shutdown_once_;
 
   // Declared in dependency order: each member uses only those above it, and
   // they are destroyed bottom-up.

@@ -9,9 +9,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "common/flags_usage.h"
 #include "common/logging.h"
 #include "worker/worker_server.h"
 
@@ -51,7 +51,7 @@ std::vector<std::string> TakeRepeatedFlag(const std::string& name, int& argc, ch
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  fleet::SetUsage(
       "fleet-worker --scheduler=HOST:PORT --slots=N --task_lib=PATH.so [--task_lib=...]\n"
       "Runs the remote functions of the given task libraries for a fleet cluster.");
   std::vector<std::string> libraries;

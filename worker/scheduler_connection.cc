@@ -55,12 +55,14 @@ absl::Status SchedulerConnection::Wait() {
 }
 
 void SchedulerConnection::Stop() {
-  if (!stopping_.HasBeenNotified()) stopping_.Notify();
-  outbox_.Close();
-  if (stream_) context_.TryCancel();
-  for (std::thread* t : {&heartbeat_, &writer_, &reader_}) {
-    if (t->joinable()) t->join();
-  }
+  std::call_once(stop_once_, [this] {
+    stopping_.Notify();
+    outbox_.Close();
+    if (stream_) context_.TryCancel();
+    for (std::thread* t : {&heartbeat_, &writer_, &reader_}) {
+      if (t->joinable()) t->join();
+    }
+  });
 }
 
 void SchedulerConnection::ReportCompleted(v1::TaskCompleted completed) {

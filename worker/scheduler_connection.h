@@ -7,6 +7,7 @@
 #define FLEET_WORKER_SCHEDULER_CONNECTION_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -41,6 +42,7 @@ class SchedulerConnection : public SchedulerLink {
   absl::Status Start(const v1::RegisterWorker& registration, absl::Duration timeout);
   // Blocks until the stream ends; returns why.
   absl::Status Wait();
+  // Idempotent; concurrent callers return once it is done.
   void Stop();
 
   void ReportCompleted(v1::TaskCompleted completed) override;
@@ -61,6 +63,7 @@ class SchedulerConnection : public SchedulerLink {
   absl::Notification done_;
   absl::Notification writer_exited_;
   absl::Notification stopping_;
+  std::once_flag stop_once_;
   absl::Mutex mu_;
   absl::Status end_status_ ABSL_GUARDED_BY(mu_);
   std::thread reader_;

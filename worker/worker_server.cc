@@ -92,10 +92,14 @@ WorkerServer::~WorkerServer() { Shutdown(); }
 absl::Status WorkerServer::Wait() { return connection_->Wait(); }
 
 void WorkerServer::Shutdown() {
-  // Executors first: they report through the connection.
-  if (executor_) executor_->Stop();
-  if (connection_) connection_->Stop();
-  if (grpc_server_) grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  // A signal and the end of the scheduler stream may both ask; the second
+  // caller waits for the first to finish.
+  std::call_once(shutdown_once_, [this] {
+    // Executors first: they report through the connection.
+    if (executor_) executor_->Stop();
+    if (connection_) connection_->Stop();
+    if (grpc_server_) grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  });
 }
 
 }  // namespace fleet::worker

@@ -5,6 +5,7 @@
 #define FLEET_WORKER_WORKER_SERVER_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,7 @@ class WorkerServer {
   // Blocks until the connection to the scheduler ends; returns why (OK
   // after Shutdown).
   absl::Status Wait();
+  // Idempotent; concurrent callers return once it is done.
   void Shutdown();
 
  private:
@@ -58,6 +60,7 @@ class WorkerServer {
   WorkerId id_;
   std::string address_;
   int slots_ = 0;
+  std::once_flag shutdown_once_;
   // Declared in dependency order; destroyed bottom-up.
   std::unique_ptr<ObjectStore> store_;
   std::unique_ptr<WorkerService> service_;

@@ -119,11 +119,19 @@ std::string Serialize(const T& value) {
   return std::string(buffer.data(), buffer.size());
 }
 
+namespace internal {
+// Lets msgpack point into the caller's buffer for strings, binaries and
+// extensions (a fleet::Array) instead of copying them into its zone first:
+// the decoded object never outlives the buffer in Deserialize.
+inline bool ReferenceInPlace(msgpack::type::object_type, std::size_t, void*) { return true; }
+}  // namespace internal
+
 // Deserializes a value that Serialize<T> produced. Throws msgpack::type_error
 // (or another msgpack exception) when `bytes` does not hold a T.
 template <typename T>
 T Deserialize(std::string_view bytes) {
-  msgpack::object_handle handle = msgpack::unpack(bytes.data(), bytes.size());
+  msgpack::object_handle handle =
+      msgpack::unpack(bytes.data(), bytes.size(), &internal::ReferenceInPlace);
   return handle.get().as<T>();
 }
 
