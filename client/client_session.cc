@@ -23,7 +23,8 @@ ClientSession::ClientSession(std::string scheduler_address, JobId job,
 ClientSession::~ClientSession() { Stop(); }
 
 absl::Status ClientSession::Start(absl::Duration timeout) {
-  auto channel = ChannelTo(scheduler_address_);
+  // Its own channel: the connection closes with the session.
+  auto channel = NewChannel(scheduler_address_);
   if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + timeout))) {
     return absl::UnavailableError(
         absl::StrCat("cannot reach the fleet scheduler at ", scheduler_address_, " within ",

@@ -82,20 +82,22 @@ std::string Hostname() {
   return name;
 }
 
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  args.SetMaxSendMessageSize(kMaxMessageBytes);
+  // A channel of its own, not a connection shared with other channels to the
+  // same address: a big object transfer never queues behind a control stream.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
 std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address) {
   static absl::Mutex mu(absl::kConstInit);
   static auto* channels = new absl::flat_hash_map<std::string, std::shared_ptr<grpc::Channel>>();
   absl::MutexLock lock(&mu);
   auto& channel = (*channels)[address];
-  if (channel == nullptr) {
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(kMaxMessageBytes);
-    args.SetMaxSendMessageSize(kMaxMessageBytes);
-    // Separate sub-channels per use keep a big object transfer from
-    // queueing behind the control stream on the same HTTP/2 connection.
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-  }
+  if (channel == nullptr) channel = NewChannel(address);
   return channel;
 }
 

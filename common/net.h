@@ -28,8 +28,12 @@ absl::StatusOr<std::string> LocalAddressToward(absl::string_view address);
 
 std::string Hostname();
 
-// A channel to `address` with fleet's message limits; channels are shared
-// per address for the life of the process. Thread-safe.
+// A new channel to `address` with fleet's message limits; its connection
+// closes when the last reference goes.
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& address);
+
+// A channel to `address` shared per address for the life of the process, for
+// short calls to many peers (object transfer). Thread-safe.
 std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address);
 
 // Writes `content` to `path` atomically (temporary file, then rename), so a

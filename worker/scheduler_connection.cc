@@ -21,7 +21,8 @@ SchedulerConnection::~SchedulerConnection() { Stop(); }
 
 absl::Status SchedulerConnection::Start(const v1::RegisterWorker& registration,
                                         absl::Duration timeout) {
-  auto channel = ChannelTo(scheduler_address_);
+  // Its own channel: the connection closes with the session.
+  auto channel = NewChannel(scheduler_address_);
   if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + timeout))) {
     return absl::UnavailableError(absl::StrCat(
         "cannot reach the scheduler at ", scheduler_address_, " within ",
