@@ -1,0 +1,91 @@
+// The fixture of the integration tests: every test gets a fresh cluster (a
+// fleet-scheduler and two fleet-worker processes with two slots each, on
+// 127.0.0.1) and a client connected to it, so no test sees another's tasks,
+// objects or counters.
+#ifndef FLEET_TESTS_INTEGRATION_CLUSTER_FIXTURE_H_
+#define FLEET_TESTS_INTEGRATION_CLUSTER_FIXTURE_H_
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fleet/fleet.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/testing/local_process_cluster.h"
+
+namespace fleet_it {
+
+using namespace std::chrono_literals;
+
+inline constexpr int kWorkers = 2;
+inline constexpr int kSlotsPerWorker = 2;
+// Bound of every Get and Wait that is expected to succeed.
+inline constexpr std::chrono::seconds kResultTimeout(60);
+// Bound of every poll of /status for a state expected soon.
+inline constexpr std::chrono::seconds kStatusTimeout(15);
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cluster_ = std::make_unique<fleet::test::LocalProcessCluster>(fleet::test::ClusterOptions{
+        .workers = kWorkers,
+        .slots_per_worker = kSlotsPerWorker,
+        .task_libraries = {FLEET_TEST_TASK_LIB},
+    });
+    ASSERT_TRUE(cluster_->Start());
+    fleet::Init({.address = cluster_->scheduler_address(), .connect_timeout = 10s});
+  }
+
+  void TearDown() override {
+    fleet::Shutdown();
+    cluster_.reset();  // stops the daemons; prints their logs if the test failed
+  }
+
+  fleet::test::LocalProcessCluster& cluster() { return *cluster_; }
+
+  std::vector<int> WorkerPids() const {
+    std::vector<int> pids;
+    for (int i = 0; i < cluster_->num_workers(); ++i) pids.push_back(cluster_->worker_pid(i));
+    return pids;
+  }
+
+ private:
+  std::unique_ptr<fleet::test::LocalProcessCluster> cluster_;
+};
+
+// Sum of a numeric field over /status's workers.
+inline double SumOverWorkers(const nlohmann::json& status, const char* field) {
+  double sum = 0;
+  if (!status.contains("workers")) return sum;
+  for (const nlohmann::json& w : status["workers"]) sum += w.value(field, 0.0);
+  return sum;
+}
+
+// The TaskError that Get throws for `ref`, or nullopt when Get returned a
+// value. Bounded by kResultTimeout (a GetTimeout propagates).
+template <typename T>
+std::optional<fleet::TaskError> GetError(const fleet::ObjectRef<T>& ref) {
+  try {
+    ref.Get(kResultTimeout);
+  } catch (const fleet::TaskError& e) {
+    return e;
+  }
+  return std::nullopt;
+}
+
+// Ids of refs, for comparing Wait's split with the input.
+template <typename T>
+std::vector<std::string> Ids(const std::vector<fleet::ObjectRef<T>>& refs) {
+  std::vector<std::string> ids;
+  for (const auto& r : refs) ids.push_back(r.Id());
+  return ids;
+}
+
+}  // namespace fleet_it
+
+#endif  // FLEET_TESTS_INTEGRATION_CLUSTER_FIXTURE_H_

@@ -1,0 +1,112 @@
+// The scheduler's HTTP endpoint during a job, and the cluster after a worker
+// process dies.
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "fleet/fleet.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/cluster_fixture.h"
+#include "tests/integration/test_tasks.h"
+
+namespace fleet_it {
+namespace {
+
+using ::testing::Contains;
+using ::testing::UnorderedElementsAreArray;
+
+TEST_F(ClusterTest, HealthzAnswersOk) {
+  std::string body;
+  EXPECT_EQ(cluster().HttpGet("/healthz", &body), 200);
+  EXPECT_EQ(body, "ok\n");
+}
+
+TEST_F(ClusterTest, StatusShowsWorkersSlotsAndRunningTasks) {
+  // Idle: both workers, all slots free, nothing assigned.
+  nlohmann::json idle = cluster().Status();
+  ASSERT_EQ(idle["workers"].size(), static_cast<std::size_t>(kWorkers)) << idle.dump(2);
+  EXPECT_EQ(idle["slots"]["total"].get<double>(), kWorkers * kSlotsPerWorker);
+  EXPECT_EQ(idle["slots"]["busy"].get<uint64_t>(), 0u);
+  EXPECT_EQ(idle["tasks"]["assigned"].get<uint64_t>(), 0u);
+  EXPECT_GE(idle["sessions"].get<uint64_t>(), 1u);  // this test's client
+  std::vector<int> pids;
+  for (const nlohmann::json& w : idle["workers"]) {
+    pids.push_back(w["pid"].get<int>());
+    EXPECT_EQ(w["slots"].get<double>(), kSlotsPerWorker);
+    EXPECT_EQ(w["state"], "alive");
+    EXPECT_THAT(w["address"].get<std::string>(), ::testing::StartsWith("127.0.0.1:"));
+  }
+  EXPECT_THAT(pids, UnorderedElementsAreArray(WorkerPids()));
+
+  // Busy: one sleeping task per slot. Workers report running tasks in
+  // their heartbeats (every second), so poll until both are seen.
+  constexpr int kSleepMs = 3000;
+  std::vector<fleet::ObjectRef<int>> refs;
+  for (int i = 0; i < kWorkers * kSlotsPerWorker; ++i) {
+    refs.push_back(fleet::Task(SleepMs).Remote(kSleepMs));
+  }
+  nlohmann::json busy;
+  const bool seen = cluster().WaitForStatus(
+      [](const nlohmann::json& s) {
+        return s["tasks"]["assigned"].get<uint64_t>() > 0 &&
+               SumOverWorkers(s, "tasks_running") > 0 && s["slots"]["busy"].get<uint64_t>() > 0;
+      },
+      kStatusTimeout, &busy);
+  EXPECT_TRUE(seen) << "no running task in /status: " << busy.dump(2);
+  EXPECT_EQ(busy["workers"].size(), static_cast<std::size_t>(kWorkers));
+  EXPECT_EQ(busy["slots"]["total"].get<double>(), kWorkers * kSlotsPerWorker);
+  EXPECT_LE(busy["slots"]["busy"].get<uint64_t>(),
+            static_cast<uint64_t>(kWorkers * kSlotsPerWorker));
+  EXPECT_GE(SumOverWorkers(busy, "tasks_assigned"), 1);
+  EXPECT_GE(busy["tasks"]["submitted"].get<uint64_t>(), refs.size());
+
+  for (const auto& r : refs) EXPECT_EQ(r.Get(kResultTimeout), kSleepMs);
+
+  // Done: nothing assigned, every task counted as finished.
+  nlohmann::json done = cluster().Status();
+  EXPECT_EQ(done["tasks"]["assigned"].get<uint64_t>(), 0u) << done.dump(2);
+  EXPECT_GE(done["tasks"]["finished"].get<uint64_t>(), refs.size());
+  EXPECT_EQ(SumOverWorkers(done, "tasks_assigned"), 0);
+  EXPECT_EQ(done["slots"]["busy"].get<uint64_t>(), 0u);
+}
+
+TEST_F(ClusterTest, TasksOfAKilledWorkerRunOnTheOtherWorker) {
+  constexpr int kSleepMs = 1500;
+  std::vector<fleet::ObjectRef<int>> refs;
+  for (int i = 0; i < 2 * kWorkers * kSlotsPerWorker; ++i) {
+    refs.push_back(fleet::Task(SleepThenPid).Remote(kSleepMs));
+  }
+  // Wait until worker 0 holds some of them, then kill it.
+  const int victim = cluster().worker_pid(0);
+  const int survivor = cluster().worker_pid(1);
+  nlohmann::json status;
+  ASSERT_TRUE(cluster().WaitForStatus(
+      [&](const nlohmann::json& s) {
+        for (const nlohmann::json& w : s["workers"]) {
+          if (w["pid"].get<int>() == victim && w["tasks_assigned"].get<uint64_t>() > 0) return true;
+        }
+        return false;
+      },
+      kStatusTimeout, &status))
+      << status.dump(2);
+  cluster().KillWorker(0);
+
+  // Every task still returns: those the dead worker had are run again.
+  for (const auto& r : refs) {
+    const int pid = r.Get(kResultTimeout);
+    EXPECT_TRUE(pid == victim || pid == survivor) << pid;
+  }
+  // The scheduler drops the dead worker, and new work goes to the survivor.
+  EXPECT_TRUE(cluster().WaitForStatus(
+      [&](const nlohmann::json& s) {
+        return s["workers"].size() == 1 && s["workers"][0]["pid"].get<int>() == survivor;
+      },
+      kStatusTimeout, &status))
+      << status.dump(2);
+  EXPECT_EQ(status["slots"]["total"].get<double>(), kSlotsPerWorker);
+  EXPECT_EQ(fleet::Task(WorkerPid).Remote().Get(kResultTimeout), survivor);
+}
+
+}  // namespace
+}  // namespace fleet_it

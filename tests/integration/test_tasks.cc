@@ -1,0 +1,84 @@
+#include "tests/integration/test_tasks.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+#include <utility>
+
+#include "fleet/remote.h"
+
+namespace fleet_it {
+
+int Square(int x) { return x * x; }
+FLEET_REMOTE(Square);
+
+int64_t Add(int64_t a, int64_t b) { return a + b; }
+FLEET_REMOTE(Add);
+
+int64_t Multiply(int64_t a, int64_t b) { return a * b; }
+FLEET_REMOTE(Multiply);
+
+void Noop() {}
+FLEET_REMOTE(Noop);
+
+int ThrowInvalidInput(std::string message) { throw InvalidInput(std::move(message)); }
+FLEET_REMOTE(ThrowInvalidInput);
+
+int SleepMs(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
+}
+FLEET_REMOTE(SleepMs);
+
+int WorkerPid() { return static_cast<int>(getpid()); }
+FLEET_REMOTE(WorkerPid);
+
+int SleepThenPid(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return static_cast<int>(getpid());
+}
+FLEET_REMOTE(SleepThenPid);
+
+fleet::Array<double> MakeBigArray(int64_t size, double seed) {
+  fleet::Array<double> a(static_cast<std::size_t>(size));
+  if (size > 0) a[0] = static_cast<double>(getpid());
+  for (std::size_t i = 1; i < a.size(); ++i) a[i] = BigArrayValue(seed, i);
+  return a;
+}
+FLEET_REMOTE(MakeBigArray);
+
+ArrayDigest DigestBigArray(fleet::Array<double> a, double seed, int sleep_ms) {
+  ArrayDigest digest;
+  digest.size = a.size();
+  digest.pattern_ok = !a.empty();
+  for (std::size_t i = 1; i < a.size(); ++i) {
+    digest.sum += a[i];
+    digest.pattern_ok = digest.pattern_ok && a[i] == BigArrayValue(seed, i);
+  }
+  digest.producer_pid = a.empty() ? 0 : static_cast<int>(a[0]);
+  digest.consumer_pid = static_cast<int>(getpid());
+  std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+  return digest;
+}
+FLEET_REMOTE(DigestBigArray);
+
+double SumArray(fleet::Array<double> a) {
+  double sum = 0;
+  for (double x : a) sum += x;
+  return sum;
+}
+FLEET_REMOTE(SumArray);
+
+std::string Repeat(std::string s, int times) {
+  std::string out;
+  out.reserve(s.size() * static_cast<std::size_t>(times > 0 ? times : 0));
+  for (int i = 0; i < times; ++i) out += s;
+  return out;
+}
+FLEET_REMOTE(Repeat);
+
+uint64_t Length(std::string s) { return s.size(); }
+FLEET_REMOTE(Length);
+
+}  // namespace fleet_it

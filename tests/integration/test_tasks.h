@@ -1,0 +1,61 @@
+// The remote functions of the integration tests, built as the task library
+// libfleet_test_tasks.so: the workers load it with --task_lib and the test
+// binary links it, so fleet::Task(fn) can name them.
+#ifndef FLEET_TESTS_INTEGRATION_TEST_TASKS_H_
+#define FLEET_TESTS_INTEGRATION_TEST_TASKS_H_
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "fleet/serialization.h"
+
+namespace fleet_it {
+
+// The user exception that ThrowInvalidInput throws; the tests expect its
+// demangled name, "fleet_it::InvalidInput", in TaskError::exception_type().
+class InvalidInput : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+int Square(int x);
+int64_t Add(int64_t a, int64_t b);
+int64_t Multiply(int64_t a, int64_t b);
+void Noop();
+// Throws InvalidInput(message).
+int ThrowInvalidInput(std::string message);
+// Sleeps `ms` milliseconds, then returns `ms`.
+int SleepMs(int ms);
+// The pid of the process that ran the task (the fleet-worker daemon).
+int WorkerPid();
+// Sleeps `ms` milliseconds, then returns the pid of the process that ran it.
+int SleepThenPid(int ms);
+
+// The pattern of MakeBigArray's result: element 0 holds the producer's pid,
+// element i >= 1 holds BigArrayValue(seed, i).
+inline double BigArrayValue(double seed, uint64_t i) {
+  return seed + static_cast<double>(i % 1000);
+}
+fleet::Array<double> MakeBigArray(int64_t size, double seed);
+
+// What DigestBigArray found in an array from MakeBigArray.
+struct ArrayDigest {
+  uint64_t size = 0;
+  double sum = 0;           // of elements 1..size-1
+  bool pattern_ok = false;  // every element i >= 1 is BigArrayValue(seed, i)
+  int producer_pid = 0;     // element 0
+  int consumer_pid = 0;     // the process that ran DigestBigArray
+  MSGPACK_DEFINE(size, sum, pattern_ok, producer_pid, consumer_pid);
+};
+// Checks `a` against the pattern for `seed`, then sleeps `sleep_ms` (so
+// several consumers overlap and spread over the workers).
+ArrayDigest DigestBigArray(fleet::Array<double> a, double seed, int sleep_ms);
+
+double SumArray(fleet::Array<double> a);
+std::string Repeat(std::string s, int times);
+uint64_t Length(std::string s);
+
+}  // namespace fleet_it
+
+#endif  // FLEET_TESTS_INTEGRATION_TEST_TASKS_H_
