@@ -23,6 +23,7 @@ namespace {
 
 // Workload sizes: those of the Python baselines (peers/common.py), so that
 // the figures compare with theirs (W3 runs fewer tasks: 20 x 16 MB).
+constexpr int kNoopTasks = 10'000;
 constexpr int kComplexOperationTasks = 10;
 constexpr int kComputeHeavyTasks = 10;
 constexpr int kComputeHeavyRowLength = 1000;
@@ -202,6 +203,38 @@ std::vector<double> ComputeHeavyRow(int t) {
   std::vector<double> row(kComputeHeavyRowLength);
   for (int j = 0; j < kComputeHeavyRowLength; ++j) row[j] = t + j;
   return row;
+}
+
+// --- noop -------------------------------------------------------------------
+
+absl::StatusOr<WorkloadReport> RunNoop(const ClusterInfo&) {
+  const std::string name = "noop";
+  const auto task = fleet::Task(noop);
+  Stopwatch clock;
+  std::vector<fleet::ObjectRef<int64_t>> refs;
+  refs.reserve(kNoopTasks);
+  for (int64_t i = 0; i < kNoopTasks; ++i) refs.push_back(task.Remote(i));
+  const std::vector<int64_t> got = fleet::Get(refs);
+  const absl::Duration wall = clock.Elapsed();
+  for (int64_t i = 0; i < kNoopTasks; ++i) {
+    if (got[i] != i) {
+      return absl::DataLossError(
+          absl::StrFormat("%s task %d returned %d, expected %d", name, i, got[i], i));
+    }
+  }
+  const double rate = kNoopTasks / Seconds(wall);
+  absl::PrintF("  %d no-op tasks, one future each, submitted at once then gathered; all %d "
+               "results right\n",
+               kNoopTasks, kNoopTasks);
+  absl::PrintF("  cluster %.3f s, %.0f tasks/s\n", Seconds(wall), rate);
+
+  WorkloadReport report;
+  report.name = name;
+  report.tasks = kNoopTasks;
+  report.result = absl::StrFormat("all %d values right", kNoopTasks);
+  report.wall = wall;
+  report.notes = absl::StrFormat("%.0f tasks/s", rate);
+  return report;
 }
 
 // sum over j < n of (t + j)^2 = n t^2 + t n (n - 1) + (n - 1) n (2n - 1) / 6.
@@ -389,6 +422,7 @@ absl::StatusOr<WorkloadReport> RunSlowMean(const ClusterInfo& cluster) {
 
 const std::vector<Workload>& Workloads() {
   static const std::vector<Workload>* const workloads = new std::vector<Workload>{
+      {"noop", "10,000 no-op tasks, one future each, submitted at once", RunNoop},
       {"complex_operation", "10 CPU-bound exp*sinh loops, compared with the same calls serially",
        RunComplexOperation},
       {"complex_operation_vectorized", "the same math over input arrays built by the driver",

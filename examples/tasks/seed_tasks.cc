@@ -10,6 +10,9 @@
 
 namespace fleet::examples {
 
+int64_t noop(int64_t i) { return i; }
+FLEET_REMOTE(noop);
+
 double complex_operation(int task_index) {
   double sum = 0;
   for (int64_t i = 0; i < kComplexOperationElements; ++i) {

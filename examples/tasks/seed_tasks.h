@@ -30,6 +30,9 @@ inline double ComplexOperationInput(int64_t i, int64_t task_index) {
   return 1.0 + 1e-7 * static_cast<double>(i + task_index);
 }
 
+// M1, the no-op task of the throughput benchmarks: returns `i`.
+int64_t noop(int64_t i);
+
 // W1, the CPU-bound seed loop: the sum over kComplexOperationElements
 // elements of exp(x) * sinh(x), x = ComplexOperationInput(i, task_index).
 double complex_operation(int task_index);
