@@ -5,13 +5,14 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/net.h"
 
 namespace fleet::client {
 namespace {
 
+// How long Stop gives the scheduler to close the session after our last
+// batch before cancelling it.
 constexpr absl::Duration kCloseTimeout = absl::Seconds(2);
 
 }  // namespace
@@ -32,16 +33,15 @@ absl::Status ClientSession::Start(absl::Duration timeout) {
                      "; is fleet-scheduler running there, and is the address right?"));
   }
   stub_ = v1::Scheduler::NewStub(channel);
-  stream_ = stub_->Session(&context_);
   v1::OpenSession open;
   open.set_job_id(std::string(job_.Binary()));
   open.set_client_hostname(Hostname());
   open.set_client_pid(static_cast<uint32_t>(getpid()));
-  outbox_.Add(open.ByteSizeLong(), [&](v1::ClientToScheduler& batch) {
-    *batch.mutable_open() = open;
-  });
-  writer_ = std::thread([this] { WriteLoop(); });
-  reader_ = std::thread([this] { ReadLoop(); });
+  stream_.Send(open.ByteSizeLong(),
+               [&](v1::ClientToScheduler& batch) { *batch.mutable_open() = open; });
+  stream_.Start([this](grpc::ClientContext* context) { return stub_->Session(context); },
+                [this](v1::SchedulerToClient& message) { OnMessage(message); },
+                [this](absl::Status status) { OnEnd(std::move(status)); });
   if (!opened_.WaitForNotificationWithTimeout(timeout)) {
     return absl::UnavailableError(absl::StrCat("the fleet scheduler at ", scheduler_address_,
                                                " did not open a session within ",
@@ -50,38 +50,22 @@ absl::Status ClientSession::Start(absl::Duration timeout) {
   return absl::OkStatus();
 }
 
-void ClientSession::Stop() {
-  std::call_once(stop_once_, [this] { StopOnce(); });
-}
-
-void ClientSession::StopOnce() {
-  stopping_.Notify();
-  // Let the writer flush what is queued (releases, last submissions), then
-  // end the stream.
-  outbox_.Close();
-  if (writer_.joinable()) writer_.join();
-  // The scheduler ends the stream once it has read our last batch; cancel
-  // only if it does not.
-  if (stream_ && !reader_exited_.WaitForNotificationWithTimeout(kCloseTimeout)) {
-    context_.TryCancel();
-  }
-  if (reader_.joinable()) reader_.join();
-}
+void ClientSession::Stop() { stream_.Stop(kCloseTimeout); }
 
 void ClientSession::Submit(v1::TaskSpec spec) {
   const std::size_t bytes = spec.ByteSizeLong();
-  outbox_.Add(bytes, [&](v1::ClientToScheduler& batch) { *batch.add_submit() = std::move(spec); });
+  stream_.Send(bytes, [&](v1::ClientToScheduler& batch) { *batch.add_submit() = std::move(spec); });
 }
 
 void ClientSession::Put(v1::ObjectInfo info) {
   const std::size_t bytes = info.ByteSizeLong();
-  outbox_.Add(bytes, [&](v1::ClientToScheduler& batch) {
+  stream_.Send(bytes, [&](v1::ClientToScheduler& batch) {
     *batch.add_put()->mutable_object() = std::move(info);
   });
 }
 
 void ClientSession::Release(const ObjectId& id) {
-  outbox_.Add(ObjectId::kSize + 2, [&](v1::ClientToScheduler& batch) {
+  stream_.Send(ObjectId::kSize + 2, [&](v1::ClientToScheduler& batch) {
     batch.add_release(std::string(id.Binary()));
   });
 }
@@ -101,43 +85,28 @@ absl::StatusOr<v1::WorkerInfo> ClientSession::PickWorkerForPut(absl::Duration ti
   return workers_[next_worker_++ % workers_.size()];
 }
 
-void ClientSession::ReadLoop() {
-  v1::SchedulerToClient message;
-  while (stream_->Read(&message)) {
-    if (message.has_ack()) {
-      inline_threshold_bytes_ = message.ack().inline_threshold_bytes();
-      opened_.Notify();
-    }
-    if (message.workers_size() > 0 || message.workers_left_size() > 0) {
-      absl::MutexLock lock(&workers_mu_);
-      for (const v1::WorkerInfo& joined : message.workers()) workers_.push_back(joined);
-      for (const std::string& left : message.workers_left()) {
-        std::erase_if(workers_, [&](const v1::WorkerInfo& w) { return w.worker_id() == left; });
-      }
-    }
-    for (const v1::ObjectInfo& info : message.ready()) table_->Resolve(info);
-    message.Clear();
+void ClientSession::OnMessage(v1::SchedulerToClient& message) {
+  if (message.has_ack()) {
+    inline_threshold_bytes_ = message.ack().inline_threshold_bytes();
+    opened_.Notify();
   }
-  outbox_.Close();
-  writer_exited_.WaitForNotification();
-  absl::Status status = ToAbslStatus(stream_->Finish());
-  if (!stopping_.HasBeenNotified()) {
-    GetLogger("client")->error("event=session_lost scheduler={} status=\"{}\"", scheduler_address_,
-                               status.ToString());
-    table_->Break(absl::UnavailableError(absl::StrCat(
-        "lost the connection to the fleet scheduler at ", scheduler_address_, " (",
-        status.ok() ? "the scheduler closed the session" : status.ToString(),
-        "); results still pending are unavailable")));
+  if (message.workers_size() > 0 || message.workers_left_size() > 0) {
+    absl::MutexLock lock(&workers_mu_);
+    for (const v1::WorkerInfo& joined : message.workers()) workers_.push_back(joined);
+    for (const std::string& left : message.workers_left()) {
+      std::erase_if(workers_, [&](const v1::WorkerInfo& w) { return w.worker_id() == left; });
+    }
   }
-  reader_exited_.Notify();
+  for (const v1::ObjectInfo& info : message.ready()) table_->Resolve(info);
 }
 
-void ClientSession::WriteLoop() {
-  while (std::optional<v1::ClientToScheduler> batch = outbox_.WaitAndTake()) {
-    if (!stream_->Write(*batch)) break;  // the reader sees why
-  }
-  stream_->WritesDone();
-  writer_exited_.Notify();
+void ClientSession::OnEnd(absl::Status status) {
+  if (status.ok()) return;  // we closed it
+  GetLogger("client")->error("event=session_lost scheduler={} status=\"{}\"", scheduler_address_,
+                             status.ToString());
+  table_->Break(absl::UnavailableError(
+      absl::StrCat("lost the connection to the fleet scheduler at ", scheduler_address_, " (",
+                   status.ToString(), "); results still pending are unavailable")));
 }
 
 }  // namespace fleet::client

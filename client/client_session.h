@@ -1,15 +1,14 @@
 // The client's end of Scheduler.Session: submissions, Put notices and
-// releases go up in batches (one write in flight, the next batch assembled
-// meanwhile); results, failures and worker changes come down as pushes.
+// releases go up in batches; results, failures and worker changes come down
+// as pushes.
 //
-// Thread-safe. Runs a reader and a writer thread.
+// Thread-safe.
 #ifndef FLEET_CLIENT_CLIENT_SESSION_H_
 #define FLEET_CLIENT_CLIENT_SESSION_H_
 
+#include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -17,10 +16,9 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "client/object_table.h"
-#include "common/batch_queue.h"
+#include "common/client_stream.h"
 #include "common/ids.h"
 #include "fleet/v1/scheduler.grpc.pb.h"
-#include "grpcpp/client_context.h"
 
 namespace fleet::client {
 
@@ -32,13 +30,14 @@ class ClientSession {
   // Dials the scheduler and opens the session. Returns Unavailable naming
   // the address when the scheduler does not answer within `timeout`.
   absl::Status Start(absl::Duration timeout);
+  // Flushes what is queued and closes the session. Idempotent.
   void Stop();
 
   void Submit(v1::TaskSpec spec);
   void Put(v1::ObjectInfo info);
   void Release(const ObjectId& id);
 
-  uint64_t inline_threshold_bytes() const { return inline_threshold_bytes_; }
+  uint64_t inline_threshold_bytes() const { return inline_threshold_bytes_.load(); }
   const std::string& scheduler_address() const { return scheduler_address_; }
 
   // A worker to upload a large Put value to: one on this host when there
@@ -47,30 +46,22 @@ class ClientSession {
   absl::StatusOr<v1::WorkerInfo> PickWorkerForPut(absl::Duration timeout);
 
  private:
-  void StopOnce();
-  void ReadLoop();
-  void WriteLoop();
+  void OnMessage(v1::SchedulerToClient& message);
+  void OnEnd(absl::Status status);
 
   const std::string scheduler_address_;
   const JobId job_;
   const std::shared_ptr<ObjectTable> table_;
-  uint64_t inline_threshold_bytes_ = 100 << 10;  // set before Start returns
+  std::atomic<uint64_t> inline_threshold_bytes_{100 << 10};  // from the scheduler's ack
   std::unique_ptr<v1::Scheduler::Stub> stub_;
-  grpc::ClientContext context_;
-  std::unique_ptr<grpc::ClientReaderWriter<v1::ClientToScheduler, v1::SchedulerToClient>> stream_;
-  BatchQueue<v1::ClientToScheduler> outbox_;
   absl::Notification opened_;
-  absl::Notification stopping_;
-  std::once_flag stop_once_;
-  absl::Notification reader_exited_;
-  absl::Notification writer_exited_;
 
   absl::Mutex workers_mu_;
   std::vector<v1::WorkerInfo> workers_ ABSL_GUARDED_BY(workers_mu_);
   std::size_t next_worker_ ABSL_GUARDED_BY(workers_mu_) = 0;
 
-  std::thread writer_;
-  std::thread reader_;
+  // Last: its threads call the members above.
+  ClientStream<v1::ClientToScheduler, v1::SchedulerToClient> stream_;
 };
 
 }  // namespace fleet::client

@@ -1,5 +1,4 @@
 // fleet-scheduler: the cluster's central scheduler daemon.
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -11,6 +10,7 @@
 #include "common/flags_usage.h"
 #include "common/logging.h"
 #include "common/net.h"
+#include "common/stop_signals.h"
 #include "scheduler/scheduler_server.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on (gRPC and HTTP).");
@@ -32,12 +32,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "fleet-scheduler: %s\n", std::string(s.message()).c_str());
     return 2;
   }
-  // Block the signals that end us; a dedicated thread waits for them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  fleet::BlockStopSignals();
 
   fleet::scheduler::SchedulerOptions options;
   options.host = absl::GetFlag(FLAGS_host);
@@ -61,8 +56,7 @@ int main(int argc, char** argv) {
               (*server)->http_port());
   std::fflush(stdout);
 
-  int signal = 0;
-  sigwait(&stop_signals, &signal);
+  const int signal = fleet::WaitForStopSignal();
   fleet::GetLogger("scheduler")->info("event=scheduler_stopping signal={}", signal);
   (*server)->Shutdown();
   return 0;

@@ -1,5 +1,4 @@
 // fleet-worker: runs tasks for a fleet cluster.
-#include <csignal>
 #include <cstdlib>
 #include <cstdio>
 #include <string>
@@ -13,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "common/flags_usage.h"
 #include "common/logging.h"
+#include "common/stop_signals.h"
 #include "worker/worker_server.h"
 
 ABSL_FLAG(std::string, scheduler, "127.0.0.1:50051", "The scheduler's gRPC address, host:port.");
@@ -65,11 +65,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "fleet-worker: %s\n", std::string(s.message()).c_str());
     return 2;
   }
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  fleet::BlockStopSignals();
 
   fleet::worker::WorkerOptions options;
   options.scheduler_address = absl::GetFlag(FLAGS_scheduler);
@@ -89,9 +85,8 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   // Stop on a signal, or when the scheduler connection ends.
-  std::thread signal_waiter([&stop_signals, server = server->get()] {
-    int signal = 0;
-    sigwait(&stop_signals, &signal);
+  std::thread signal_waiter([server = server->get()] {
+    fleet::WaitForStopSignal();
     server->Shutdown();
   });
   signal_waiter.detach();

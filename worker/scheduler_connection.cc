@@ -3,7 +3,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/net.h"
 
@@ -11,6 +10,9 @@ namespace fleet::worker {
 namespace {
 
 constexpr absl::Duration kHeartbeatInterval = absl::Seconds(1);
+// How long Stop gives the scheduler to close the stream after our last
+// reports before cancelling it.
+constexpr absl::Duration kCloseTimeout = absl::Seconds(1);
 
 }  // namespace
 
@@ -21,7 +23,7 @@ SchedulerConnection::~SchedulerConnection() { Stop(); }
 
 absl::Status SchedulerConnection::Start(const v1::RegisterWorker& registration,
                                         absl::Duration timeout) {
-  // Its own channel: the connection closes with the session.
+  // Its own channel: the connection closes with the stream.
   auto channel = NewChannel(scheduler_address_);
   if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + timeout))) {
     return absl::UnavailableError(absl::StrCat(
@@ -29,16 +31,16 @@ absl::Status SchedulerConnection::Start(const v1::RegisterWorker& registration,
         absl::FormatDuration(timeout), "; is fleet-scheduler running there?"));
   }
   stub_ = v1::Scheduler::NewStub(channel);
-  stream_ = stub_->Connect(&context_);
   // Registration is the first item of the first batch.
-  outbox_.Add(registration.ByteSizeLong(), [&](v1::WorkerToScheduler& batch) {
+  stream_.Send(registration.ByteSizeLong(), [&](v1::WorkerToScheduler& batch) {
     *batch.mutable_register_() = registration;
   });
-  writer_ = std::thread([this] { WriteLoop(); });
-  reader_ = std::thread([this] { ReadLoop(); });
+  stream_.Start([this](grpc::ClientContext* context) { return stub_->Connect(context); },
+                [this](v1::SchedulerToWorker& message) { OnMessage(message); },
+                [this](absl::Status status) { OnEnd(std::move(status)); });
   if (!registered_.WaitForNotificationWithTimeout(timeout)) {
-    context_.TryCancel();
-    done_.WaitForNotification();
+    stream_.Cancel();
+    ended_.WaitForNotification();
     absl::MutexLock lock(&mu_);
     return end_status_.ok() ? absl::DeadlineExceededError(absl::StrCat(
                                   "the scheduler at ", scheduler_address_,
@@ -50,7 +52,7 @@ absl::Status SchedulerConnection::Start(const v1::RegisterWorker& registration,
 }
 
 absl::Status SchedulerConnection::Wait() {
-  done_.WaitForNotification();
+  ended_.WaitForNotification();
   absl::MutexLock lock(&mu_);
   return end_status_;
 }
@@ -58,72 +60,55 @@ absl::Status SchedulerConnection::Wait() {
 void SchedulerConnection::Stop() {
   std::call_once(stop_once_, [this] {
     stopping_.Notify();
-    outbox_.Close();
-    if (stream_) context_.TryCancel();
-    for (std::thread* t : {&heartbeat_, &writer_, &reader_}) {
-      if (t->joinable()) t->join();
-    }
+    if (heartbeat_.joinable()) heartbeat_.join();
+    stream_.Stop(kCloseTimeout);
   });
 }
 
 void SchedulerConnection::ReportCompleted(v1::TaskCompleted completed) {
   const std::size_t bytes = completed.ByteSizeLong();
-  outbox_.Add(bytes, [&](v1::WorkerToScheduler& batch) {
+  stream_.Send(bytes, [&](v1::WorkerToScheduler& batch) {
     *batch.add_completed() = std::move(completed);
   });
 }
 
 void SchedulerConnection::ReportStored(v1::ObjectStored stored) {
   const std::size_t bytes = stored.ByteSizeLong();
-  outbox_.Add(bytes, [&](v1::WorkerToScheduler& batch) {
+  stream_.Send(bytes, [&](v1::WorkerToScheduler& batch) {
     *batch.add_stored() = std::move(stored);
   });
 }
 
-void SchedulerConnection::ReadLoop() {
-  v1::SchedulerToWorker message;
-  while (stream_->Read(&message)) {
-    if (message.has_register_ack()) {
-      handlers_.on_registered(message.register_ack().inline_threshold_bytes());
-      registered_.Notify();
-    }
-    for (v1::TaskAssignment& assignment : *message.mutable_assignments()) {
-      handlers_.on_assignment(std::move(assignment));
-    }
-    for (const std::string& id : message.free_objects()) {
-      if (auto object_id = ObjectId::FromBinary(id); object_id.ok()) handlers_.on_free(*object_id);
-    }
-    message.Clear();
+void SchedulerConnection::OnMessage(v1::SchedulerToWorker& message) {
+  if (message.has_register_ack()) {
+    handlers_.on_registered(message.register_ack().inline_threshold_bytes());
+    registered_.Notify();
   }
-  // Finish only once the writer has stopped using the stream.
-  outbox_.Close();
-  writer_exited_.WaitForNotification();
-  absl::Status status = ToAbslStatus(stream_->Finish());
-  {
-    absl::MutexLock lock(&mu_);
-    end_status_ = stopping_.HasBeenNotified()
-                      ? absl::OkStatus()
-                      : absl::UnavailableError(absl::StrCat(
-                            "lost the stream to the scheduler at ", scheduler_address_, ": ",
-                            status.ok() ? "the scheduler closed it" : status.ToString()));
+  for (v1::TaskAssignment& assignment : *message.mutable_assignments()) {
+    handlers_.on_assignment(std::move(assignment));
   }
-  done_.Notify();
+  for (const std::string& id : message.free_objects()) {
+    if (auto object_id = ObjectId::FromBinary(id); object_id.ok()) handlers_.on_free(*object_id);
+  }
 }
 
-void SchedulerConnection::WriteLoop() {
-  while (std::optional<v1::WorkerToScheduler> batch = outbox_.WaitAndTake()) {
-    if (!stream_->Write(*batch)) break;  // the reader sees why
+void SchedulerConnection::OnEnd(absl::Status status) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!status.ok()) {
+      end_status_ = absl::UnavailableError(absl::StrCat(
+          "lost the stream to the scheduler at ", scheduler_address_, ": ", status.ToString()));
+    }
   }
-  stream_->WritesDone();
-  writer_exited_.Notify();
+  ended_.Notify();
 }
 
 void SchedulerConnection::HeartbeatLoop() {
   while (!stopping_.WaitForNotificationWithTimeout(kHeartbeatInterval)) {
-    if (done_.HasBeenNotified()) return;
+    if (ended_.HasBeenNotified()) return;
     v1::Heartbeat heartbeat;
     handlers_.fill_heartbeat(heartbeat);
-    outbox_.Add(heartbeat.ByteSizeLong(), [&](v1::WorkerToScheduler& batch) {
+    stream_.Send(heartbeat.ByteSizeLong(), [&](v1::WorkerToScheduler& batch) {
       *batch.mutable_heartbeat() = heartbeat;
     });
   }

@@ -1,8 +1,8 @@
 // The worker's end of Scheduler.Connect: registers, then carries
 // assignments and frees down, completions, stored-object reports and
-// heartbeats up. Outgoing items are batched while a write is in flight.
+// heartbeats up, batched while a write is in flight.
 //
-// Thread-safe. Runs a reader, a writer and a heartbeat thread.
+// Thread-safe. Runs a heartbeat thread beside the stream's own.
 #ifndef FLEET_WORKER_SCHEDULER_CONNECTION_H_
 #define FLEET_WORKER_SCHEDULER_CONNECTION_H_
 
@@ -16,9 +16,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "common/batch_queue.h"
+#include "common/client_stream.h"
 #include "fleet/v1/scheduler.grpc.pb.h"
-#include "grpcpp/client_context.h"
 #include "worker/executor.h"
 
 namespace fleet::worker {
@@ -40,35 +39,32 @@ class SchedulerConnection : public SchedulerLink {
   // Returns Unavailable naming the address when it cannot be reached within
   // `timeout`, or whatever the scheduler answered.
   absl::Status Start(const v1::RegisterWorker& registration, absl::Duration timeout);
-  // Blocks until the stream ends; returns why.
+  // Blocks until the stream ends; returns why (OK after Stop).
   absl::Status Wait();
-  // Idempotent; concurrent callers return once it is done.
+  // Flushes pending reports and closes the stream. Idempotent; concurrent
+  // callers return once it is done.
   void Stop();
 
   void ReportCompleted(v1::TaskCompleted completed) override;
   void ReportStored(v1::ObjectStored stored) override;
 
  private:
-  void ReadLoop();
-  void WriteLoop();
+  void OnMessage(v1::SchedulerToWorker& message);
+  void OnEnd(absl::Status status);
   void HeartbeatLoop();
 
   const std::string scheduler_address_;
   Handlers handlers_;
   std::unique_ptr<v1::Scheduler::Stub> stub_;
-  grpc::ClientContext context_;
-  std::unique_ptr<grpc::ClientReaderWriter<v1::WorkerToScheduler, v1::SchedulerToWorker>> stream_;
-  BatchQueue<v1::WorkerToScheduler> outbox_;
   absl::Notification registered_;
-  absl::Notification done_;
-  absl::Notification writer_exited_;
+  absl::Notification ended_;
   absl::Notification stopping_;
   std::once_flag stop_once_;
   absl::Mutex mu_;
   absl::Status end_status_ ABSL_GUARDED_BY(mu_);
-  std::thread reader_;
-  std::thread writer_;
   std::thread heartbeat_;
+  // Last: its threads call the members above.
+  ClientStream<v1::WorkerToScheduler, v1::SchedulerToWorker> stream_;
 };
 
 }  // namespace fleet::worker
