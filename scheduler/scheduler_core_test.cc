@@ -189,25 +189,33 @@ TEST_F(SchedulerCoreTest, ShortTasksDeepenThePipeline) {
 }
 
 TEST_F(SchedulerCoreTest, PrefersTheWorkerHoldingTheArgumentBytes) {
-  const WorkerId w1 = AddWorker(4);
-  const WorkerId w2 = AddWorker(4);
-  // A large result produced on whichever worker got it (not inlined).
+  const WorkerId holder = AddWorker(2);
   const TaskId producer = Submit();
   core_.Dispatch();
-  const WorkerId holder = out_.assigned[w1].empty() ? w2 : w1;
-  const WorkerId other = holder == w1 ? w2 : w1;
+  ASSERT_THAT(out_.assigned[holder], SizeIs(1));
+  // A large result: not inlined, so it lives only on the holder.
   Complete(holder, producer, 1, std::string(1 << 20, 'x'), /*inline_value=*/false);
-  // Load the holder a little more than the other worker.
-  Submit();
+  const WorkerId other = AddWorker(2);
+  const ObjectId big = ObjectId::Of(producer, 0);
+
+  // Both consumers go to the holder although `other` is idle.
+  Submit({big});
   core_.Dispatch();
-  const TaskId consumer = Submit({ObjectId::Of(producer, 0)});
+  Submit({big});
   core_.Dispatch();
-  ASSERT_FALSE(out_.assigned[holder].empty());
-  EXPECT_EQ(TaskOf(out_.assigned[holder].back()), consumer);
+  ASSERT_THAT(out_.assigned[holder], SizeIs(3));
+  EXPECT_TRUE(out_.assigned[other].empty());
   const v1::TaskAssignment& a = out_.assigned[holder].back();
   ASSERT_THAT(a.arg_objects(), SizeIs(1));
   EXPECT_EQ(a.arg_objects(0).location().worker_id(), holder.Binary());
-  (void)other;
+
+  // With no idle slot left there, the next one goes to the idle worker and
+  // is told where to fetch from.
+  Submit({big});
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[other], SizeIs(1));
+  EXPECT_EQ(out_.assigned[other][0].arg_objects(0).location().worker_id(), holder.Binary());
+  EXPECT_EQ(out_.assigned[other][0].arg_objects(0).location().address(), "10.0.0.1:7000");
 }
 
 TEST_F(SchedulerCoreTest, FailureChainsIntoDependents) {
