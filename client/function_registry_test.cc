@@ -26,6 +26,12 @@ FLEET_REMOTE(RegistryTestNothing);
 int RegistryTestThrows(int) { throw std::out_of_range("too far"); }
 FLEET_REMOTE(RegistryTestThrows);
 
+// Returns the address of its first element, to show the view reads in place.
+uint64_t RegistryTestViewAddress(ArrayView<double> values, double scale) {
+  return reinterpret_cast<uint64_t>(values.data()) + static_cast<uint64_t>(scale * 0);
+}
+FLEET_REMOTE(RegistryTestViewAddress);
+
 TEST(FunctionRegistryTest, FindsByNameAndAddress) {
   const auto* by_name = FunctionRegistry::Global().FindByName("RegistryTestSquare");
   ASSERT_NE(by_name, nullptr);
@@ -80,6 +86,18 @@ TEST(FunctionRegistryTest, SignatureHashIgnoresConstRefButNotTypes) {
   EXPECT_NE((internal::SignatureHash<int, int, int>()), (internal::SignatureHash<int, int>()));
   const auto* square = FunctionRegistry::Global().FindByName("RegistryTestSquare");
   EXPECT_EQ(square->signature_hash, (internal::SignatureHash<int, int>()));
+}
+
+TEST(FunctionRegistryTest, ArrayViewParametersReadTheArgumentInPlace) {
+  const auto* f = FunctionRegistry::Global().FindByName("RegistryTestViewAddress");
+  const std::string serialized = Serialize(Array<double>(1000, 2.0));
+  const Array<char> aligned(serialized.data(), serialized.size());  // as in a store
+  const std::string scale = Serialize(1.0);
+  const uint64_t address =
+      Deserialize<uint64_t>(f->invoke({std::string_view(aligned.data(), aligned.size()), scale}));
+  EXPECT_EQ(address, reinterpret_cast<uint64_t>(aligned.data() + aligned.size() - 8000));
+  // An ArrayView parameter reads what an Array parameter reads.
+  EXPECT_EQ(f->signature_hash, (internal::SignatureHash<uint64_t, Array<double>, double>()));
 }
 
 TEST(FunctionRegistryTest, DuplicateNamesAcrossLibrariesAreRefused) {

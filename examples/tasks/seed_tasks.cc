@@ -23,7 +23,7 @@ double complex_operation(int task_index) {
 }
 FLEET_REMOTE(complex_operation);
 
-double complex_operation_vectorized(fleet::Array<double> xs) {
+double complex_operation_vectorized(fleet::ArrayView<double> xs) {
   double sum = 0;
   for (double x : xs) sum += std::exp(x) * std::sinh(x);
   return sum;
@@ -43,7 +43,7 @@ fleet::Array<double> return_big_object(int i) {
 }
 FLEET_REMOTE(return_big_object);
 
-double slow_mean(fleet::Array<double> data, int64_t start, int64_t end) {
+double slow_mean(fleet::ArrayView<double> data, int64_t start, int64_t end) {
   // A bad window is the caller's bug; say which instead of reading past the
   // end, and let the task fail with it.
   if (start < 0 || start >= end || static_cast<uint64_t>(end) > data.size()) {

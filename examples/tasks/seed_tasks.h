@@ -39,7 +39,7 @@ double complex_operation(int task_index);
 
 // W1 over a buffer of inputs built by the caller: the sum of
 // exp(x) * sinh(x) over `xs`.
-double complex_operation_vectorized(fleet::Array<double> xs);
+double complex_operation_vectorized(fleet::ArrayView<double> xs);
 
 // W2, the joblib seed: sleeps 1 s, then returns the sum of squares of `row`.
 double compute_heavy_task(std::vector<double> row);
@@ -48,9 +48,10 @@ double compute_heavy_task(std::vector<double> row);
 // element is `i`.
 fleet::Array<double> return_big_object(int i);
 
-// W4: sleeps 10 ms, then returns the mean of data[start, end). Throws
+// W4: sleeps 10 ms, then returns the mean of data[start, end), reading the
+// array in place in the worker's store (no copy per task). Throws
 // std::out_of_range unless 0 <= start < end <= data.size().
-double slow_mean(fleet::Array<double> data, int64_t start, int64_t end);
+double slow_mean(fleet::ArrayView<double> data, int64_t start, int64_t end);
 
 }  // namespace fleet::examples
 

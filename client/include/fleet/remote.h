@@ -84,12 +84,26 @@ constexpr uint64_t Fnv1a64(std::string_view s) {
   return h;
 }
 
-// Hash of a signature with decayed parameter types, from the Itanium-ABI
-// mangled name, so `int(const std::string&)` and `int(std::string)` agree
-// and any other difference does not.
+// The type whose serialized form a parameter type reads: itself, decayed,
+// except that an ArrayView<T> reads an Array<T>.
+template <typename T>
+struct WireTypeOf {
+  using type = T;
+};
+template <typename T>
+struct WireTypeOf<ArrayView<T>> {
+  using type = Array<T>;
+};
+template <typename T>
+using WireType = typename WireTypeOf<std::decay_t<T>>::type;
+
+// Hash of a signature by wire types, from the Itanium-ABI mangled name, so
+// `int(const std::string&)` and `int(std::string)` agree, as do
+// `double(ArrayView<double>)` and `double(Array<double>)`, and any other
+// difference does not.
 template <typename R, typename... P>
 uint64_t SignatureHash() {
-  return Fnv1a64(typeid(R (*)(std::decay_t<P>...)).name());
+  return Fnv1a64(typeid(R (*)(WireType<P>...)).name());
 }
 
 template <typename T>
@@ -124,6 +138,8 @@ template <typename R, typename... P>
 bool RegisterFunction(const char* name, R (*fn)(P...)) {
   static_assert(!std::is_reference_v<R> && !std::is_pointer_v<R>,
                 "a remote function returns a value, not a reference or pointer");
+  static_assert(std::is_same_v<WireType<R>, std::decay_t<R>>,
+                "a remote function cannot return a view: return a fleet::Array");
   static_assert((!(std::is_pointer_v<std::decay_t<P>>) && ...),
                 "a remote function takes values, not pointers");
   FunctionInfo info;

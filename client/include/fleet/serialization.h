@@ -91,6 +91,51 @@ class Array {
   std::unique_ptr<T[], AlignedDelete> data_;
 };
 
+// A read-only view of a fleet::Array<T>, for task parameters: a task that
+// takes ArrayView<T> reads an Array<T> argument in place, in the bytes the
+// worker already holds, instead of receiving a copy. The view is valid for
+// the duration of the call; copy it into an Array<T> to keep the data.
+//
+// Arrays serialized on their own (a Put, a task's result, a top-level
+// argument) are laid out so that their elements are 16-byte aligned and are
+// viewed without any copy; an array nested inside another value may be
+// unaligned, and its view then holds an aligned private copy.
+template <typename T>
+class ArrayView {
+  static_assert(std::is_trivially_copyable_v<T>,
+                "fleet::ArrayView<T> needs a trivially copyable T");
+
+ public:
+  using value_type = T;
+
+  ArrayView() = default;
+  // A view of `array`, for passing an Array where an ArrayView is expected.
+  ArrayView(const Array<T>& array) : data_(array.data()), size_(array.size()) {}  // NOLINT
+  ArrayView(const T* data, std::size_t size) : data_(data), size_(size) {}
+
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  std::size_t size_bytes() const { return size_ * sizeof(T); }
+  const T* data() const { return data_; }
+  const T& operator[](std::size_t i) const { return data_[i]; }
+  const T* begin() const { return data_; }
+  const T* end() const { return data_ + size_; }
+  // Whether the view reads the bytes in place (no private copy).
+  bool in_place() const { return copy_ == nullptr; }
+
+  // Used by deserialization when the bytes are misaligned for T.
+  void AdoptCopy(Array<T> copy) {
+    copy_ = std::make_shared<const Array<T>>(std::move(copy));
+    data_ = copy_->data();
+    size_ = copy_->size();
+  }
+
+ private:
+  const T* data_ = nullptr;
+  std::size_t size_ = 0;
+  std::shared_ptr<const Array<T>> copy_;  // shared: copies of the view stay valid
+};
+
 namespace internal {
 
 // msgpack ext type that marks a fleet::Array.
@@ -106,8 +151,52 @@ constexpr uint32_t ArrayElementTag() {
          (std::is_arithmetic_v<T> ? 0u : 0x400u);
 }
 
-// Bytes before the elements inside the ext payload: tag and padding.
-inline constexpr std::size_t kArrayHeaderBytes = 8;
+// The ext payload of an array: a 4-byte element tag, a 1-byte padding
+// length, that many zero bytes, then the elements. The padding puts the
+// elements at a multiple of kArrayDataAlignment from the start of the
+// serialized value.
+inline constexpr std::size_t kArrayFixedHeaderBytes = 5;
+inline constexpr std::size_t kArrayDataAlignment = 16;
+
+// Bytes msgpack writes before an ext payload of `payload` bytes.
+constexpr std::size_t ExtHeaderBytes(std::size_t payload) {
+  if (payload == 1 || payload == 2 || payload == 4 || payload == 8 || payload == 16) return 2;
+  if (payload <= 0xff) return 3;
+  if (payload <= 0xffff) return 4;
+  return 6;
+}
+
+// Padding that aligns the elements of `data_bytes` bytes, when the ext
+// value starts at an aligned offset.
+constexpr std::size_t ArrayPadding(std::size_t data_bytes) {
+  for (std::size_t pad = 0; pad < kArrayDataAlignment; ++pad) {
+    const std::size_t payload = kArrayFixedHeaderBytes + pad + data_bytes;
+    if ((ExtHeaderBytes(payload) + kArrayFixedHeaderBytes + pad) % kArrayDataAlignment == 0) {
+      return pad;
+    }
+  }
+  return 0;  // unreachable: some padding below the alignment always fits
+}
+
+// Reads an array's ext object; returns the elements' address (possibly
+// unaligned) and count, or throws msgpack::type_error.
+template <typename T>
+std::pair<const char*, std::size_t> UnpackArray(const msgpack::object& o) {
+  if (o.type != msgpack::type::EXT || o.via.ext.type() != kArrayExtType ||
+      o.via.ext.size < kArrayFixedHeaderBytes) {
+    throw msgpack::type_error();
+  }
+  const char* payload = o.via.ext.data();
+  uint32_t tag = 0;
+  std::memcpy(&tag, payload, sizeof(tag));
+  const std::size_t pad = static_cast<unsigned char>(payload[4]);
+  if (tag != ArrayElementTag<T>() || o.via.ext.size < kArrayFixedHeaderBytes + pad) {
+    throw msgpack::type_error();
+  }
+  const std::size_t bytes = o.via.ext.size - kArrayFixedHeaderBytes - pad;
+  if (bytes % sizeof(T) != 0) throw msgpack::type_error();
+  return {payload + kArrayFixedHeaderBytes + pad, bytes / sizeof(T)};
+}
 
 }  // namespace internal
 
@@ -141,20 +230,31 @@ namespace msgpack {
 MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS) {
 namespace adaptor {
 
+// fleet::Array and fleet::ArrayView share one wire format (see
+// fleet::internal::ArrayPadding).
 template <typename T>
 struct pack<fleet::Array<T>> {
   template <typename Stream>
   packer<Stream>& operator()(packer<Stream>& o, const fleet::Array<T>& v) const {
-    const std::size_t payload = fleet::internal::kArrayHeaderBytes + v.size_bytes();
+    return pack<fleet::ArrayView<T>>()(o, fleet::ArrayView<T>(v));
+  }
+};
+
+template <typename T>
+struct pack<fleet::ArrayView<T>> {
+  template <typename Stream>
+  packer<Stream>& operator()(packer<Stream>& o, const fleet::ArrayView<T>& v) const {
+    namespace fi = fleet::internal;
+    const std::size_t pad = fi::ArrayPadding(v.size_bytes());
+    const std::size_t payload = fi::kArrayFixedHeaderBytes + pad + v.size_bytes();
     if (payload > 0xffffffffu) throw msgpack::container_size_overflow("fleet::Array");
-    o.pack_ext(payload, fleet::internal::kArrayExtType);
-    char header[fleet::internal::kArrayHeaderBytes] = {};
-    const uint32_t tag = fleet::internal::ArrayElementTag<T>();
+    o.pack_ext(payload, fi::kArrayExtType);
+    char header[fi::kArrayFixedHeaderBytes + fi::kArrayDataAlignment] = {};
+    const uint32_t tag = fi::ArrayElementTag<T>();
     std::memcpy(header, &tag, sizeof(tag));
-    o.pack_ext_body(header, sizeof(header));
-    if (v.size() > 0) {
-      o.pack_ext_body(reinterpret_cast<const char*>(v.data()), v.size_bytes());
-    }
+    header[4] = static_cast<char>(pad);
+    o.pack_ext_body(header, fi::kArrayFixedHeaderBytes + pad);
+    if (!v.empty()) o.pack_ext_body(reinterpret_cast<const char*>(v.data()), v.size_bytes());
     return o;
   }
 };
@@ -162,19 +262,26 @@ struct pack<fleet::Array<T>> {
 template <typename T>
 struct convert<fleet::Array<T>> {
   const msgpack::object& operator()(const msgpack::object& o, fleet::Array<T>& v) const {
-    if (o.type != msgpack::type::EXT || o.via.ext.type() != fleet::internal::kArrayExtType ||
-        o.via.ext.size < fleet::internal::kArrayHeaderBytes) {
-      throw msgpack::type_error();
+    auto [data, size] = fleet::internal::UnpackArray<T>(o);
+    v = fleet::Array<T>(size);
+    if (size > 0) std::memcpy(static_cast<void*>(v.data()), data, size * sizeof(T));
+    return o;
+  }
+};
+
+// Points into the unpacked bytes when they are aligned for T (msgpack must
+// reference, not copy, ext data: fleet::Deserialize does), else copies.
+template <typename T>
+struct convert<fleet::ArrayView<T>> {
+  const msgpack::object& operator()(const msgpack::object& o, fleet::ArrayView<T>& v) const {
+    auto [data, size] = fleet::internal::UnpackArray<T>(o);
+    if (reinterpret_cast<std::uintptr_t>(data) % alignof(T) == 0) {
+      v = fleet::ArrayView<T>(reinterpret_cast<const T*>(data), size);
+    } else {
+      fleet::Array<T> copy(size);
+      if (size > 0) std::memcpy(static_cast<void*>(copy.data()), data, size * sizeof(T));
+      v.AdoptCopy(std::move(copy));
     }
-    uint32_t tag = 0;
-    std::memcpy(&tag, o.via.ext.data(), sizeof(tag));
-    const std::size_t bytes = o.via.ext.size - fleet::internal::kArrayHeaderBytes;
-    if (tag != fleet::internal::ArrayElementTag<T>() || bytes % sizeof(T) != 0) {
-      throw msgpack::type_error();
-    }
-    v = fleet::Array<T>(
-        reinterpret_cast<const T*>(o.via.ext.data() + fleet::internal::kArrayHeaderBytes),
-        bytes / sizeof(T));
     return o;
   }
 };
