@@ -9,7 +9,7 @@ packages=(
   libabsl-dev libspdlog-dev libfmt-dev libmsgpack-cxx-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev nlohmann-json3-dev libssl-dev
-  curl procps python3 util-linux
+  curl procps python3 util-linux iproute2
 )
 
 missing=()
