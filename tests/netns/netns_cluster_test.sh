@@ -70,11 +70,12 @@ for i in "${!hosts[@]}"; do
 done
 
 # Runs a command as host $1: its own network, IPC, mount and UTS namespaces,
-# a fresh /dev/shm and its own hostname.
+# a fresh /dev/shm and its own hostname. Every step execs the next, so a
+# background `on_host ... &` has the daemon's pid in $!.
 on_host() {
   local h=$1
   shift
-  ip netns exec "$tag-$h" unshare --ipc --mount --uts --propagation private \
+  exec ip netns exec "$tag-$h" unshare --ipc --mount --uts --propagation private \
     bash -c 'mount -t tmpfs -o size=512m tmpfs /dev/shm && hostname "$0" && exec "$@"' \
     "fleet-$h" "$@"
 }
@@ -114,7 +115,7 @@ echo "netns test: scheduler at $scheduler; workers registered from their own add
 
 # The example job from the client host: small and large results, a Put
 # uploaded to a worker, arguments fetched worker to worker.
-on_host client "$bin/fleet-examples" all --address="$scheduler" | tee "$work/client.out"
+(on_host client "$bin/fleet-examples" all --address="$scheduler") | tee "$work/client.out"
 
 hostnames=$(status | python3 -c '
 import json, sys
