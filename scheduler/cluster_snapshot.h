@@ -21,8 +21,15 @@ struct WorkerSnapshot {
   uint32_t running = 0;  // from the last heartbeat
   uint64_t finished = 0;
   uint64_t failed = 0;
-  uint64_t store_bytes = 0;
+  uint64_t store_bytes = 0;  // object store, from the last heartbeat
   uint64_t store_objects = 0;
+  uint64_t store_peak_bytes = 0;
+  uint64_t store_capacity_bytes = 0;
+  uint64_t store_spilled_bytes = 0;
+  uint64_t store_spilled_objects = 0;
+  uint64_t store_evictions = 0;
+  uint64_t store_spills = 0;
+  uint64_t store_restores = 0;
   double mean_task_run_ms = 0;
   absl::Duration uptime;
   absl::Duration last_heard;

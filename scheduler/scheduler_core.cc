@@ -602,6 +602,13 @@ ClusterSnapshot SchedulerCore::Snapshot() const {
     w.failed = worker.failed;
     w.store_bytes = worker.last_heartbeat.store_bytes();
     w.store_objects = worker.last_heartbeat.store_objects();
+    w.store_peak_bytes = worker.last_heartbeat.store_peak_bytes();
+    w.store_capacity_bytes = worker.last_heartbeat.store_capacity_bytes();
+    w.store_spilled_bytes = worker.last_heartbeat.store_spilled_bytes();
+    w.store_spilled_objects = worker.last_heartbeat.store_spilled_objects();
+    w.store_evictions = worker.last_heartbeat.store_evictions();
+    w.store_spills = worker.last_heartbeat.store_spills();
+    w.store_restores = worker.last_heartbeat.store_restores();
     w.mean_task_run_ms = worker.mean_run_us / 1000.0;
     w.uptime = now - worker.connected_at;
     w.last_heard = now - worker.last_heard;

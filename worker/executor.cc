@@ -118,8 +118,10 @@ v1::TaskCompleted Executor::Execute(const v1::TaskAssignment& assignment) {
                      "); build the client and the task library from the same code")));
   }
 
-  // Gather arguments; `held` keeps their bytes alive during the call.
-  std::vector<ObjectBytes> held;
+  // Gather arguments; `pinned` (views into the store) and `fetched` (bytes
+  // from another worker) keep them alive and in place during the call.
+  std::vector<ObjectStore::View> pinned;
+  std::vector<std::shared_ptr<const std::string>> fetched;
   std::vector<std::string_view> args;  // the registry's (std) view type
   args.reserve(spec.args_size());
   for (int i = 0; i < spec.args_size(); ++i) {
@@ -141,11 +143,21 @@ v1::TaskCompleted Executor::Execute(const v1::TaskAssignment& assignment) {
       args.push_back(info->inline_value());
       continue;
     }
-    absl::StatusOr<ObjectBytes> bytes = store_->Get(*object_id);
-    if (!bytes.ok() && info->has_location()) {
-      bytes = FetchObjectFrom(info->location().address(), *object_id);
-      if (bytes.ok()) {
-        store_->Put(*object_id, *bytes);
+    absl::StatusOr<ObjectStore::View> view = store_->Get(*object_id);
+    if (view.ok()) {
+      args.push_back(view->std_view());
+      pinned.push_back(std::move(*view));
+      continue;
+    }
+    absl::StatusOr<std::shared_ptr<const std::string>> bytes = view.status();
+    if (info->has_location()) {
+      // A copy this worker fetched and evicted since is fetched again from
+      // where it came from: the scheduler may still name this worker.
+      const std::string address =
+          store_->FetchedFrom(*object_id).value_or(info->location().address());
+      bytes = FetchObjectFrom(address, *object_id);
+      if (bytes.ok() &&
+          store_->Put(*object_id, **bytes, ObjectStore::Copy::kSecondary, address).ok()) {
         v1::ObjectStored stored;
         stored.set_object_id(arg.object_id());
         stored.set_size_bytes((*bytes)->size());
@@ -157,8 +169,8 @@ v1::TaskCompleted Executor::Execute(const v1::TaskAssignment& assignment) {
                           absl::StrCat("argument ", i, " (object ", object_id->Short(),
                                        ") could not be obtained: ", bytes.status().message())));
     }
-    held.push_back(*bytes);
-    args.push_back(*held.back());
+    fetched.push_back(*bytes);
+    args.push_back(*fetched.back());
   }
 
   const auto start = std::chrono::steady_clock::now();
@@ -183,11 +195,18 @@ v1::TaskCompleted Executor::Execute(const v1::TaskAssignment& assignment) {
                                 .count());
 
   const ObjectId result_id = ObjectId::Of(*TaskId::FromBinary(spec.task_id()), 0);
+  // The arguments' memory may go to the result.
+  pinned.clear();
+  fetched.clear();
+  if (absl::Status stored = store_->Put(result_id, result); !stored.ok()) {
+    return fail(Failure(v1::TaskFailure::INTERNAL,
+                        absl::StrCat("the result (", result.size(),
+                                     " bytes) could not be stored: ", stored.message())));
+  }
   v1::ObjectInfo* info = completed.add_results();
   info->set_object_id(std::string(result_id.Binary()));
   info->set_size_bytes(result.size());
-  if (result.size() <= inline_threshold_bytes_.load()) info->set_inline_value(result);
-  store_->Put(result_id, std::make_shared<const std::string>(std::move(result)));
+  if (result.size() <= inline_threshold_bytes_.load()) info->set_inline_value(std::move(result));
   return completed;
 }
 

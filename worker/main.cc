@@ -1,7 +1,10 @@
 // fleet-worker: runs tasks for a fleet cluster.
+#include <cstdint>
 #include <cstdlib>
 #include <cstdio>
+#include <filesystem>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -24,6 +27,17 @@ ABSL_FLAG(int, port, 0, "Port of the Worker service (object transfer); 0 picks a
 ABSL_FLAG(std::string, advertise_address, "",
           "host:port peers and clients use to reach this worker (default: detected).");
 ABSL_FLAG(int, connect_timeout_s, 10, "Seconds to wait for the scheduler at start.");
+ABSL_FLAG(int64_t, store_memory, 0,
+          "Bytes of shared memory for the object store; objects beyond it spill to disk. "
+          "0 means 30% of this host's (or container's) memory: give each worker an explicit "
+          "size when several share a host.");
+ABSL_FLAG(int64_t, store_prefault, static_cast<int64_t>(fleet::worker::kDefaultStorePrefaultBytes),
+          "Bytes of the object store to pre-fault at start (first-touch page faults are "
+          "slow); the rest is faulted in on first use. Capped at --store_memory.");
+ABSL_FLAG(std::string, spill_dir, "",
+          "Where the object store spills objects under memory pressure: the worker makes a "
+          "subdirectory named after its id there and removes it at exit. Default: $TMPDIR "
+          "or /tmp.");
 ABSL_FLAG(std::string, log_level, "", "trace, debug, info, warn or error (default: $SPDLOG_LEVEL or info).");
 
 namespace {
@@ -75,6 +89,13 @@ int main(int argc, char** argv) {
   options.port = absl::GetFlag(FLAGS_port);
   options.advertise_address = absl::GetFlag(FLAGS_advertise_address);
   options.connect_timeout = absl::Seconds(absl::GetFlag(FLAGS_connect_timeout_s));
+  if (absl::GetFlag(FLAGS_store_memory) < 0 || absl::GetFlag(FLAGS_store_prefault) < 0) {
+    std::fprintf(stderr, "fleet-worker: --store_memory and --store_prefault take bytes >= 0\n");
+    return 2;
+  }
+  options.store_memory_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_store_memory));
+  options.store_prefault_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_store_prefault));
+  options.spill_dir = absl::GetFlag(FLAGS_spill_dir);
   auto server = fleet::worker::WorkerServer::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "fleet-worker: %s\n", std::string(server.status().message()).c_str());
@@ -93,6 +114,9 @@ int main(int argc, char** argv) {
   absl::Status ended = (*server)->Wait();
   if (!ended.ok()) {
     fleet::GetLogger("worker")->error("event=worker_exiting status=\"{}\"", ended.ToString());
+    // _Exit skips the store's destructor; its spill files must not outlive us.
+    std::error_code error;
+    std::filesystem::remove_all((*server)->spill_dir(), error);
     std::_Exit(1);
   }
   (*server)->Shutdown();

@@ -25,7 +25,12 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
   server->id_ = WorkerId::Random();
   server->slots_ = options.slots > 0 ? options.slots
                                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  server->store_ = std::make_unique<ObjectStore>();
+  auto store = ObjectStore::Open({.capacity_bytes = options.store_memory_bytes,
+                                  .prefault_bytes = options.store_prefault_bytes,
+                                  .spill_dir = options.spill_dir,
+                                  .store_name = server->id_.Hex()});
+  if (!store.ok()) return store.status();
+  server->store_ = std::move(*store);
   server->service_ = std::make_unique<WorkerService>(server->store_.get());
 
   int port = 0;
@@ -63,6 +68,13 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
     const ObjectStore::Stats stats = self->store_->stats();
     heartbeat.set_store_bytes(stats.bytes);
     heartbeat.set_store_objects(stats.objects);
+    heartbeat.set_store_peak_bytes(stats.peak_bytes);
+    heartbeat.set_store_capacity_bytes(stats.capacity_bytes);
+    heartbeat.set_store_spilled_bytes(stats.spilled_bytes);
+    heartbeat.set_store_spilled_objects(stats.spilled_objects);
+    heartbeat.set_store_evictions(stats.evictions);
+    heartbeat.set_store_spills(stats.spills);
+    heartbeat.set_store_restores(stats.restores);
   };
   server->connection_ =
       std::make_unique<SchedulerConnection>(options.scheduler_address, std::move(handlers));
@@ -81,13 +93,17 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
       !status.ok()) {
     return status;
   }
-  GetLogger("worker")->info("event=worker_started worker={} address={} slots={} scheduler={}",
-                            server->id_.Short(), server->address_, server->slots_,
-                            options.scheduler_address);
+  GetLogger("worker")->info(
+      "event=worker_started worker={} address={} slots={} scheduler={} store_bytes={} "
+      "spill_dir={}",
+      server->id_.Short(), server->address_, server->slots_, options.scheduler_address,
+      server->store_->stats().capacity_bytes, server->store_->spill_dir());
   return server;
 }
 
 WorkerServer::~WorkerServer() { Shutdown(); }
+
+const std::string& WorkerServer::spill_dir() const { return store_->spill_dir(); }
 
 absl::Status WorkerServer::Wait() { return connection_->Wait(); }
 

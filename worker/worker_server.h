@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/ids.h"
+#include "worker/shm_arena.h"
 
 namespace grpc {
 class Server;
@@ -34,6 +35,13 @@ struct WorkerOptions {
   // address on the route to the scheduler, with the bound port.
   std::string advertise_address;
   absl::Duration connect_timeout = absl::Seconds(10);
+  // Object store: its memory limit (0: DefaultStoreMemoryBytes(), 30% of
+  // this host's or container's memory), how much of it to pre-fault at
+  // start, and where to spill (a subdirectory named after the worker id is
+  // made there and removed at shutdown; empty: $TMPDIR or /tmp).
+  uint64_t store_memory_bytes = 0;
+  uint64_t store_prefault_bytes = kDefaultStorePrefaultBytes;
+  std::string spill_dir;
 };
 
 // Thread-safe.
@@ -48,6 +56,8 @@ class WorkerServer {
   const WorkerId& id() const { return id_; }
   const std::string& address() const { return address_; }
   int slots() const { return slots_; }
+  // The object store's spill directory (removed when the server is destroyed).
+  const std::string& spill_dir() const;
   // Blocks until the connection to the scheduler ends; returns why (OK
   // after Shutdown).
   absl::Status Wait();

@@ -1,6 +1,7 @@
 #include "worker/worker_service.h"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -11,11 +12,11 @@
 namespace fleet::worker {
 namespace {
 
-// Streams one object in chunks, one write in flight; the shared bytes stay
-// alive until the stream ends even if the store frees the object meanwhile.
+// Streams one object in chunks, one write in flight, from a pinned view:
+// the store neither moves nor frees the bytes until the stream ends.
 class ObjectSender final : public grpc::ServerWriteReactor<v1::ObjectChunk> {
  public:
-  ObjectSender(const ObjectId& id, ObjectBytes bytes) : id_(id), bytes_(std::move(bytes)) {
+  ObjectSender(const ObjectId& id, ObjectStore::View view) : id_(id), view_(std::move(view)) {
     WriteNext();
   }
 
@@ -30,30 +31,32 @@ class ObjectSender final : public grpc::ServerWriteReactor<v1::ObjectChunk> {
 
  private:
   void WriteNext() {
-    if (offset_ >= bytes_->size() && offset_ > 0) {
+    if (offset_ >= view_.size() && offset_ > 0) {
       Finish(grpc::Status::OK);
       return;
     }
     chunk_.Clear();
     if (offset_ == 0) {
       chunk_.set_object_id(std::string(id_.Binary()));
-      chunk_.set_total_size_bytes(bytes_->size());
+      chunk_.set_total_size_bytes(view_.size());
     }
-    const std::size_t n = std::min(kObjectChunkBytes, bytes_->size() - offset_);
+    const std::size_t n = std::min<std::size_t>(kObjectChunkBytes, view_.size() - offset_);
     chunk_.set_offset_bytes(offset_);
-    chunk_.set_data(bytes_->data() + offset_, n);
+    chunk_.set_data(view_.data() + offset_, n);
     // An empty object is one empty chunk; mark it sent.
     offset_ += std::max<std::size_t>(n, 1);
     StartWrite(&chunk_);
   }
 
   const ObjectId id_;
-  const ObjectBytes bytes_;
+  const ObjectStore::View view_;
   std::size_t offset_ = 0;
   v1::ObjectChunk chunk_;
 };
 
-// Receives one object and seals it in the store when the client is done.
+// Receives one object straight into the store (allocated on the first
+// chunk, written in place) and seals it when the client is done. An
+// upload that ends early aborts the object.
 class ObjectReceiver final : public grpc::ServerReadReactor<v1::ObjectChunk> {
  public:
   ObjectReceiver(ObjectStore* store, v1::PutObjectReply* reply) : store_(store), reply_(reply) {
@@ -72,32 +75,43 @@ class ObjectReceiver final : public grpc::ServerReadReactor<v1::ObjectChunk> {
         return;
       }
       id_ = *id;
-      bytes_ = std::make_shared<std::string>();
-      bytes_->reserve(chunk_.total_size_bytes());
       total_ = chunk_.total_size_bytes();
+      absl::StatusOr<ObjectStore::Writer> writer =
+          store_->Create(id_, total_, ObjectStore::Copy::kPrimary);
+      if (writer.ok()) {
+        writer_ = std::move(*writer);
+      } else if (!absl::IsAlreadyExists(writer.status())) {
+        // Objects are immutable: a second upload of an id is read and dropped.
+        Finish(ToGrpcStatus(writer.status()));
+        return;
+      }
       started_ = true;
     }
-    if (chunk_.offset_bytes() != bytes_->size()) {
+    if (chunk_.offset_bytes() != received_ || chunk_.data().size() > total_ - received_) {
       Finish(grpc::Status(grpc::StatusCode::DATA_LOSS,
-                          absl::StrCat("chunk at offset ", chunk_.offset_bytes(), " after ",
-                                       bytes_->size(), " bytes")));
+                          absl::StrCat("chunk of ", chunk_.data().size(), " bytes at offset ",
+                                       chunk_.offset_bytes(), " after ", received_, " of ",
+                                       total_, " bytes")));
       return;
     }
-    bytes_->append(chunk_.data());
+    if (writer_.data() != nullptr && !chunk_.data().empty()) {
+      std::memcpy(writer_.data() + received_, chunk_.data().data(), chunk_.data().size());
+    }
+    received_ += chunk_.data().size();
     StartRead(&chunk_);
   }
-  void OnDone() override { delete this; }
+  void OnDone() override { delete this; }  // an unsealed writer aborts
 
  private:
   void Complete() {
-    if (!started_ || bytes_->size() != total_) {
+    if (!started_ || received_ != total_) {
       Finish(grpc::Status(grpc::StatusCode::DATA_LOSS,
-                          absl::StrCat("upload ended after ", started_ ? bytes_->size() : 0,
-                                       " of ", total_, " bytes")));
+                          absl::StrCat("upload ended after ", received_, " of ", total_,
+                                       " bytes")));
       return;
     }
-    reply_->set_size_bytes(bytes_->size());
-    store_->Put(id_, std::move(bytes_));
+    writer_.Seal();  // a no-op when the object was already stored
+    reply_->set_size_bytes(received_);
     Finish(grpc::Status::OK);
   }
 
@@ -106,7 +120,8 @@ class ObjectReceiver final : public grpc::ServerReadReactor<v1::ObjectChunk> {
   v1::ObjectChunk chunk_;
   bool started_ = false;
   ObjectId id_;
-  std::shared_ptr<std::string> bytes_;
+  ObjectStore::Writer writer_;  // empty when the object was already stored
+  uint64_t received_ = 0;
   uint64_t total_ = 0;
 };
 
@@ -115,16 +130,16 @@ class ObjectReceiver final : public grpc::ServerReadReactor<v1::ObjectChunk> {
 grpc::ServerWriteReactor<v1::ObjectChunk>* WorkerService::FetchObject(
     grpc::CallbackServerContext* context, const v1::FetchObjectRequest* request) {
   auto id = ObjectId::FromBinary(request->object_id());
-  absl::StatusOr<ObjectBytes> bytes = id.ok() ? store_->Get(*id) : id.status();
-  if (!bytes.ok()) {
+  absl::StatusOr<ObjectStore::View> view = id.ok() ? store_->Get(*id) : id.status();
+  if (!view.ok()) {
     class Failed final : public grpc::ServerWriteReactor<v1::ObjectChunk> {
      public:
       explicit Failed(const absl::Status& status) { Finish(ToGrpcStatus(status)); }
       void OnDone() override { delete this; }
     };
-    return new Failed(bytes.status());
+    return new Failed(view.status());
   }
-  return new ObjectSender(*id, std::move(*bytes));
+  return new ObjectSender(*id, std::move(*view));
 }
 
 grpc::ServerReadReactor<v1::ObjectChunk>* WorkerService::PutObject(

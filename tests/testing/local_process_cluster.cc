@@ -163,6 +163,7 @@ LocalProcessCluster::~LocalProcessCluster() {
                                      "--host=127.0.0.1", "--port=0",
                                      "--log_level=" + options_.log_level};
     for (const std::string& lib : options_.task_libraries) args.push_back("--task_lib=" + lib);
+    args.insert(args.end(), options_.worker_flags.begin(), options_.worker_flags.end());
     if (!Spawn(worker, bin_dir_ + "/fleet-worker", args, &error)) return Fail(error);
   }
   std::string died;

@@ -46,6 +46,8 @@ struct ClusterOptions {
   int slots_per_worker = 2;
   // Passed to every worker as --task_lib.
   std::vector<std::string> task_libraries = {};
+  // Extra flags for every worker, e.g. "--store_memory=268435456".
+  std::vector<std::string> worker_flags = {};
   // How long Start waits for the port files and for every worker to show
   // up in /status.
   std::chrono::milliseconds start_timeout{20'000};
