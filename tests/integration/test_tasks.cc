@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <string>
 #include <thread>
 #include <utility>
 
@@ -80,5 +81,30 @@ FLEET_REMOTE(Repeat);
 
 uint64_t Length(std::string s) { return s.size(); }
 FLEET_REMOTE(Length);
+
+fleet::Array<double> FourMiBArray(int seed) { return MakeBigArray(kFourMiBOfDoubles, seed); }
+FLEET_REMOTE(FourMiBArray);
+
+int SquareNonNegative(int x) {
+  if (x < 0) throw InvalidInput("negative input " + std::to_string(x));
+  return x * x;
+}
+FLEET_REMOTE(SquareNonNegative);
+
+int GatedSquare(GatedInput input) {
+  if (!input.gate_path.empty()) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(kGateTimeoutMs);
+    while (access(input.gate_path.c_str(), F_OK) != 0) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        throw InvalidInput("gate " + input.gate_path + " did not open within " +
+                           std::to_string(kGateTimeoutMs) + " ms");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  return input.value * input.value;
+}
+FLEET_REMOTE(GatedSquare);
 
 }  // namespace fleet_it

@@ -56,6 +56,25 @@ double SumArray(fleet::Array<double> a);
 std::string Repeat(std::string s, int times);
 uint64_t Length(std::string s);
 
+// MakeBigArray(kFourMiBOfDoubles, seed): a 4 MiB result from one argument.
+inline constexpr int64_t kFourMiBOfDoubles = 4 * 1024 * 1024 / sizeof(double);
+fleet::Array<double> FourMiBArray(int seed);
+
+// Returns x * x; throws InvalidInput when x is negative.
+int SquareNonNegative(int x);
+
+// An input whose task waits at a gate: the file `gate_path`, which the test
+// creates when it wants the task to finish. An empty path means no gate.
+struct GatedInput {
+  int value = 0;
+  std::string gate_path;
+  MSGPACK_DEFINE(value, gate_path);
+};
+// Waits until input.gate_path exists (polling, at most kGateTimeoutMs), then
+// returns value * value; throws InvalidInput when the gate never opened.
+inline constexpr int kGateTimeoutMs = 60'000;
+int GatedSquare(GatedInput input);
+
 }  // namespace fleet_it
 
 #endif  // FLEET_TESTS_INTEGRATION_TEST_TASKS_H_

@@ -220,4 +220,7 @@ WaitResult<T> Wait(const std::vector<ObjectRef<T>>& refs, std::size_t num_return
 
 }  // namespace fleet
 
+// Map, MapUnordered, AsCompleted: built on the declarations above, so last.
+#include "fleet/stream.h"  // IWYU pragma: export
+
 #endif  // FLEET_FLEET_H_
