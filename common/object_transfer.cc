@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 #include "absl/strings/string_view.h"
 #include "absl/strings/str_cat.h"
@@ -23,37 +24,69 @@ absl::Status Annotate(const absl::Status& status, absl::string_view what) {
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<const std::string>> FetchObjectFrom(const std::string& address,
-                                                                    const ObjectId& id,
-                                                                    absl::Duration timeout) {
+absl::StatusOr<uint64_t> FetchObjectInto(
+    const std::string& address, const ObjectId& id,
+    absl::FunctionRef<absl::StatusOr<char*>(uint64_t total_size_bytes)> allocate,
+    absl::Duration timeout) {
   auto stub = v1::Worker::NewStub(ChannelTo(address));
   grpc::ClientContext context;
   context.set_deadline(DeadlineAfter(timeout));
   v1::FetchObjectRequest request;
   request.set_object_id(std::string(id.Binary()));
   auto reader = stub->FetchObject(&context, request);
-  auto bytes = std::make_shared<std::string>();
+  const std::string what = absl::StrCat("fetching object ", id.Short(), " from worker at ", address);
+  char* out = nullptr;
+  bool allocated = false;
+  uint64_t total = 0;
+  uint64_t received = 0;
+  absl::Status failed;
   v1::ObjectChunk chunk;
-  bool first = true;
-  while (reader->Read(&chunk)) {
-    if (first) {
-      bytes->reserve(chunk.total_size_bytes());
-      first = false;
+  while (failed.ok() && reader->Read(&chunk)) {
+    if (!allocated) {
+      allocated = true;
+      total = chunk.total_size_bytes();
+      absl::StatusOr<char*> buffer = allocate(total);
+      if (!buffer.ok()) {
+        failed = buffer.status();
+        break;
+      }
+      out = *buffer;
     }
-    if (chunk.offset_bytes() != bytes->size()) {
-      context.TryCancel();
-      reader->Finish().IgnoreError();
-      return absl::DataLossError(absl::StrCat("fetching object ", id.Short(), " from ", address,
-                                              ": chunk at offset ", chunk.offset_bytes(),
-                                              " after ", bytes->size(), " bytes"));
+    if (chunk.offset_bytes() != received || received + chunk.data().size() > total) {
+      failed = absl::DataLossError(absl::StrCat(what, ": chunk of ", chunk.data().size(),
+                                                " bytes at offset ", chunk.offset_bytes(),
+                                                " after ", received, " of ", total, " bytes"));
+      break;
     }
-    bytes->append(chunk.data());
+    if (!chunk.data().empty()) std::memcpy(out + received, chunk.data().data(), chunk.data().size());
+    received += chunk.data().size();
+  }
+  if (!failed.ok()) {
+    context.TryCancel();
+    reader->Finish().IgnoreError();
+    return Annotate(failed, what);
   }
   absl::Status status = ToAbslStatus(reader->Finish());
-  if (!status.ok()) {
-    return Annotate(status, absl::StrCat("fetching object ", id.Short(), " from worker at ",
-                                         address));
+  if (!status.ok()) return Annotate(status, what);
+  if (!allocated || received != total) {
+    return absl::DataLossError(
+        absl::StrCat(what, ": the stream ended after ", received, " of ", total, " bytes"));
   }
+  return total;
+}
+
+absl::StatusOr<std::shared_ptr<const std::string>> FetchObjectFrom(const std::string& address,
+                                                                    const ObjectId& id,
+                                                                    absl::Duration timeout) {
+  auto bytes = std::make_shared<std::string>();
+  absl::StatusOr<uint64_t> size = FetchObjectInto(
+      address, id,
+      [&](uint64_t total) -> absl::StatusOr<char*> {
+        bytes->resize(total);
+        return bytes->data();
+      },
+      timeout);
+  if (!size.ok()) return size.status();
   return std::shared_ptr<const std::string>(std::move(bytes));
 }
 

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "absl/strings/string_view.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/ids.h"
@@ -25,6 +26,15 @@ inline constexpr absl::Duration kObjectTransferTimeout = absl::Minutes(10);
 // the worker does not hold it, Unavailable when the worker cannot be reached.
 absl::StatusOr<std::shared_ptr<const std::string>> FetchObjectFrom(
     const std::string& address, const ObjectId& id,
+    absl::Duration timeout = kObjectTransferTimeout);
+
+// Fetches object `id` from the worker at `address` straight into memory the
+// caller provides: `allocate(total_size_bytes)` is called once, with the
+// first chunk, and returns where to write (or an error that ends the
+// fetch). Returns the object's size.
+absl::StatusOr<uint64_t> FetchObjectInto(
+    const std::string& address, const ObjectId& id,
+    absl::FunctionRef<absl::StatusOr<char*>(uint64_t total_size_bytes)> allocate,
     absl::Duration timeout = kObjectTransferTimeout);
 
 // Stores `bytes` as object `id` on the worker at `address`.

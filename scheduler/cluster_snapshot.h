@@ -30,6 +30,9 @@ struct WorkerSnapshot {
   uint64_t store_evictions = 0;
   uint64_t store_spills = 0;
   uint64_t store_restores = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t bytes_received = 0;
+  uint64_t objects_fetched = 0;
   double mean_task_run_ms = 0;
   absl::Duration uptime;
   absl::Duration last_heard;

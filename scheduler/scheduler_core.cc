@@ -609,6 +609,9 @@ ClusterSnapshot SchedulerCore::Snapshot() const {
     w.store_evictions = worker.last_heartbeat.store_evictions();
     w.store_spills = worker.last_heartbeat.store_spills();
     w.store_restores = worker.last_heartbeat.store_restores();
+    w.bytes_sent = worker.last_heartbeat.bytes_sent();
+    w.bytes_received = worker.last_heartbeat.bytes_received();
+    w.objects_fetched = worker.last_heartbeat.objects_fetched();
     w.mean_task_run_ms = worker.mean_run_us / 1000.0;
     w.uptime = now - worker.connected_at;
     w.last_heard = now - worker.last_heard;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <typeinfo>
 
@@ -36,7 +37,7 @@ v1::TaskFailure Failure(v1::TaskFailure::Kind kind, std::string message) {
 }  // namespace
 
 Executor::Executor(int slots, Identity identity, ObjectStore* store, SchedulerLink* link)
-    : identity_(std::move(identity)), store_(store), link_(link) {
+    : identity_(std::move(identity)), store_(store), link_(link), fetcher_(store, link) {
   for (int i = 0; i < slots; ++i) threads_.emplace_back([this] { RunSlot(); });
 }
 
@@ -118,10 +119,9 @@ v1::TaskCompleted Executor::Execute(const v1::TaskAssignment& assignment) {
                      "); build the client and the task library from the same code")));
   }
 
-  // Gather arguments; `pinned` (views into the store) and `fetched` (bytes
-  // from another worker) keep them alive and in place during the call.
-  std::vector<ObjectStore::View> pinned;
-  std::vector<std::shared_ptr<const std::string>> fetched;
+  // Gather arguments; `held` keeps their bytes readable (pinned in the
+  // store, or a private copy) during the call.
+  std::vector<ArgumentBytes> held;
   std::vector<std::string_view> args;  // the registry's (std) view type
   args.reserve(spec.args_size());
   for (int i = 0; i < spec.args_size(); ++i) {
@@ -143,34 +143,18 @@ v1::TaskCompleted Executor::Execute(const v1::TaskAssignment& assignment) {
       args.push_back(info->inline_value());
       continue;
     }
-    absl::StatusOr<ObjectStore::View> view = store_->Get(*object_id);
-    if (view.ok()) {
-      args.push_back(view->std_view());
-      pinned.push_back(std::move(*view));
-      continue;
-    }
-    absl::StatusOr<std::shared_ptr<const std::string>> bytes = view.status();
-    if (info->has_location()) {
-      // A copy this worker fetched and evicted since is fetched again from
-      // where it came from: the scheduler may still name this worker.
-      const std::string address =
-          store_->FetchedFrom(*object_id).value_or(info->location().address());
-      bytes = FetchObjectFrom(address, *object_id);
-      if (bytes.ok() &&
-          store_->Put(*object_id, **bytes, ObjectStore::Copy::kSecondary, address).ok()) {
-        v1::ObjectStored stored;
-        stored.set_object_id(arg.object_id());
-        stored.set_size_bytes((*bytes)->size());
-        link_->ReportStored(std::move(stored));
-      }
-    }
+    // A copy this worker fetched and evicted since is fetched again from
+    // where it came from: the scheduler may still name this worker.
+    std::string holder = info->has_location() ? info->location().address() : std::string();
+    if (std::optional<std::string> from = store_->FetchedFrom(*object_id)) holder = *from;
+    absl::StatusOr<ArgumentBytes> bytes = fetcher_.Obtain(*object_id, holder);
     if (!bytes.ok()) {
       return fail(Failure(v1::TaskFailure::OBJECT_LOST,
                           absl::StrCat("argument ", i, " (object ", object_id->Short(),
                                        ") could not be obtained: ", bytes.status().message())));
     }
-    fetched.push_back(*bytes);
-    args.push_back(*fetched.back());
+    held.push_back(std::move(*bytes));
+    args.push_back(held.back().bytes());
   }
 
   const auto start = std::chrono::steady_clock::now();
@@ -196,8 +180,7 @@ v1::TaskCompleted Executor::Execute(const v1::TaskAssignment& assignment) {
 
   const ObjectId result_id = ObjectId::Of(*TaskId::FromBinary(spec.task_id()), 0);
   // The arguments' memory may go to the result.
-  pinned.clear();
-  fetched.clear();
+  held.clear();
   if (absl::Status stored = store_->Put(result_id, result); !stored.ok()) {
     return fail(Failure(v1::TaskFailure::INTERNAL,
                         absl::StrCat("the result (", result.size(),

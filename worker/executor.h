@@ -17,17 +17,11 @@
 #include "absl/synchronization/mutex.h"
 #include "common/ids.h"
 #include "fleet/v1/scheduler.pb.h"
+#include "worker/argument_fetcher.h"
 #include "worker/object_store.h"
+#include "worker/scheduler_link.h"
 
 namespace fleet::worker {
-
-// Where the executor's reports go (the scheduler connection).
-class SchedulerLink {
- public:
-  virtual ~SchedulerLink() = default;
-  virtual void ReportCompleted(v1::TaskCompleted completed) = 0;
-  virtual void ReportStored(v1::ObjectStored stored) = 0;
-};
 
 class Executor {
  public:
@@ -46,6 +40,9 @@ class Executor {
   int slots() const { return static_cast<int>(threads_.size()); }
   uint32_t running() const { return running_.load(); }
   uint32_t queued() const;
+  // Bytes and objects fetched from other workers for arguments.
+  uint64_t bytes_received() const { return fetcher_.bytes_received(); }
+  uint64_t fetches() const { return fetcher_.fetches(); }
 
  private:
   void RunSlot();
@@ -54,6 +51,7 @@ class Executor {
   const Identity identity_;
   ObjectStore* const store_;
   SchedulerLink* const link_;
+  ArgumentFetcher fetcher_;
   std::atomic<uint64_t> inline_threshold_bytes_{100 << 10};
   std::atomic<uint32_t> running_{0};
 

@@ -75,6 +75,9 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
     heartbeat.set_store_evictions(stats.evictions);
     heartbeat.set_store_spills(stats.spills);
     heartbeat.set_store_restores(stats.restores);
+    heartbeat.set_bytes_sent(self->service_->bytes_sent());
+    heartbeat.set_bytes_received(self->executor_->bytes_received());
+    heartbeat.set_objects_fetched(self->executor_->fetches());
   };
   server->connection_ =
       std::make_unique<SchedulerConnection>(options.scheduler_address, std::move(handlers));

@@ -1,6 +1,7 @@
 #include "worker/worker_service.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -16,7 +17,8 @@ namespace {
 // the store neither moves nor frees the bytes until the stream ends.
 class ObjectSender final : public grpc::ServerWriteReactor<v1::ObjectChunk> {
  public:
-  ObjectSender(const ObjectId& id, ObjectStore::View view) : id_(id), view_(std::move(view)) {
+  ObjectSender(const ObjectId& id, ObjectStore::View view, std::atomic<uint64_t>* bytes_sent)
+      : id_(id), view_(std::move(view)), bytes_sent_(bytes_sent) {
     WriteNext();
   }
 
@@ -45,11 +47,13 @@ class ObjectSender final : public grpc::ServerWriteReactor<v1::ObjectChunk> {
     chunk_.set_data(view_.data() + offset_, n);
     // An empty object is one empty chunk; mark it sent.
     offset_ += std::max<std::size_t>(n, 1);
+    *bytes_sent_ += n;
     StartWrite(&chunk_);
   }
 
   const ObjectId id_;
   const ObjectStore::View view_;
+  std::atomic<uint64_t>* const bytes_sent_;
   std::size_t offset_ = 0;
   v1::ObjectChunk chunk_;
 };
@@ -139,7 +143,7 @@ grpc::ServerWriteReactor<v1::ObjectChunk>* WorkerService::FetchObject(
     };
     return new Failed(view.status());
   }
-  return new ObjectSender(*id, std::move(*view));
+  return new ObjectSender(*id, std::move(*view), &bytes_sent_);
 }
 
 grpc::ServerReadReactor<v1::ObjectChunk>* WorkerService::PutObject(

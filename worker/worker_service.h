@@ -3,6 +3,9 @@
 #ifndef FLEET_WORKER_WORKER_SERVICE_H_
 #define FLEET_WORKER_WORKER_SERVICE_H_
 
+#include <atomic>
+#include <cstdint>
+
 #include "fleet/v1/worker.grpc.pb.h"
 #include "worker/object_store.h"
 
@@ -17,8 +20,12 @@ class WorkerService final : public v1::Worker::CallbackService {
   grpc::ServerReadReactor<v1::ObjectChunk>* PutObject(grpc::CallbackServerContext* context,
                                                       v1::PutObjectReply* reply) override;
 
+  // Object bytes streamed to peers and clients since start.
+  uint64_t bytes_sent() const { return bytes_sent_.load(); }
+
  private:
   ObjectStore* const store_;
+  std::atomic<uint64_t> bytes_sent_{0};
 };
 
 }  // namespace fleet::worker

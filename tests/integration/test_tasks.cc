@@ -107,4 +107,15 @@ int GatedSquare(GatedInput input) {
 }
 FLEET_REMOTE(GatedSquare);
 
+WindowMeanResult WindowMean(fleet::ArrayView<double> data, int64_t start, int64_t end) {
+  if (start < 0 || start >= end || static_cast<uint64_t>(end) > data.size()) {
+    throw InvalidInput("window out of range");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  double sum = 0;
+  for (int64_t i = start; i < end; ++i) sum += data[static_cast<std::size_t>(i)];
+  return {sum / static_cast<double>(end - start), static_cast<int>(getpid())};
+}
+FLEET_REMOTE(WindowMean);
+
 }  // namespace fleet_it

@@ -63,6 +63,15 @@ fleet::Array<double> FourMiBArray(int seed);
 // Returns x * x; throws InvalidInput when x is negative.
 int SquareNonNegative(int x);
 
+// Sleeps 10 ms (the seed's slow_mean), then returns the mean of
+// data[start, end), read in place; also where it ran.
+struct WindowMeanResult {
+  double mean = 0;
+  int pid = 0;
+  MSGPACK_DEFINE(mean, pid);
+};
+WindowMeanResult WindowMean(fleet::ArrayView<double> data, int64_t start, int64_t end);
+
 // An input whose task waits at a gate: the file `gate_path`, which the test
 // creates when it wants the task to finish. An empty path means no gate.
 struct GatedInput {

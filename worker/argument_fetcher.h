@@ -1,0 +1,74 @@
+// Obtains the objects a task reads: from this worker's store, or fetched
+// from the worker that holds them straight into the store. Concurrent
+// requests for one object share one fetch, and the fetched copy is kept (as
+// a secondary, evicted first under pressure) and reported to the scheduler,
+// so 95 tasks reading one array on this worker transfer it once.
+//
+// Thread-safe.
+#ifndef FLEET_WORKER_ARGUMENT_FETCHER_H_
+#define FLEET_WORKER_ARGUMENT_FETCHER_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "common/ids.h"
+#include "worker/object_store.h"
+#include "worker/scheduler_link.h"
+
+namespace fleet::worker {
+
+// The bytes of one argument, readable while this lives: pinned in the store,
+// or (an object too large for the store to keep a copy of) held privately.
+class ArgumentBytes {
+ public:
+  explicit ArgumentBytes(ObjectStore::View view) : view_(std::move(view)) {}
+  explicit ArgumentBytes(std::shared_ptr<const std::string> owned) : owned_(std::move(owned)) {}
+
+  std::string_view bytes() const {
+    return owned_ != nullptr ? std::string_view(*owned_) : view_.std_view();
+  }
+
+ private:
+  ObjectStore::View view_;
+  std::shared_ptr<const std::string> owned_;
+};
+
+class ArgumentFetcher {
+ public:
+  ArgumentFetcher(ObjectStore* store, SchedulerLink* link) : store_(store), link_(link) {}
+
+  // Returns object `id`, fetching it from the worker at `holder_address`
+  // when this store lacks it. Errors name the object and the holder.
+  absl::StatusOr<ArgumentBytes> Obtain(const ObjectId& id, const std::string& holder_address);
+
+  uint64_t bytes_received() const { return bytes_received_.load(); }
+  uint64_t fetches() const { return fetches_.load(); }
+
+ private:
+  struct Fetch {
+    absl::Notification done;
+    absl::Status status;  // written before `done` is notified
+  };
+
+  // Fetches `id` into the store; returns a private copy instead when the
+  // store cannot hold it.
+  absl::StatusOr<std::shared_ptr<const std::string>> FetchIntoStore(
+      const ObjectId& id, const std::string& holder_address);
+
+  ObjectStore* const store_;
+  SchedulerLink* const link_;
+  std::atomic<uint64_t> bytes_received_{0};
+  std::atomic<uint64_t> fetches_{0};
+  absl::Mutex mu_;
+  absl::flat_hash_map<ObjectId, std::shared_ptr<Fetch>> in_flight_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace fleet::worker
+
+#endif  // FLEET_WORKER_ARGUMENT_FETCHER_H_

@@ -1,0 +1,20 @@
+// Where a worker's components report to the scheduler (implemented by the
+// scheduler connection).
+#ifndef FLEET_WORKER_SCHEDULER_LINK_H_
+#define FLEET_WORKER_SCHEDULER_LINK_H_
+
+#include "fleet/v1/scheduler.pb.h"
+
+namespace fleet::worker {
+
+// Thread-safe.
+class SchedulerLink {
+ public:
+  virtual ~SchedulerLink() = default;
+  virtual void ReportCompleted(v1::TaskCompleted completed) = 0;
+  virtual void ReportStored(v1::ObjectStored stored) = 0;
+};
+
+}  // namespace fleet::worker
+
+#endif  // FLEET_WORKER_SCHEDULER_LINK_H_
