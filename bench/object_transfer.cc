@@ -156,15 +156,9 @@ int Run(const BenchOptions& options) {
 }  // namespace fleet::bench
 
 int main(int argc, char** argv) {
-  const fleet::bench::BenchOptions options = fleet::bench::ParseBenchFlags(
-      argc, argv,
+  return fleet::bench::RunBenchMain(
+      argc, argv, "fleet-bench-transfer",
       "fleet-bench-transfer --address=HOST:PORT [--quick]\nPut/Get: 100 MB in and out, the "
-      "in-place read of a same-host argument, and 1 GB between workers and to the client.");
-  fleet::bench::InitFleetOrDie(options, "fleet-bench-transfer");
-  const int rc = fleet::bench::RunGuarded("fleet-bench-transfer", [&] {
-    fleet::bench::WarmUp();
-    return fleet::bench::Run(options);
-  });
-  fleet::Shutdown();
-  return rc;
+      "in-place read of a same-host argument, and 1 GB between workers and to the client.",
+      fleet::bench::Run);
 }

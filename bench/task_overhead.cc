@@ -107,15 +107,9 @@ int Run(const BenchOptions& options) {
 }  // namespace fleet::bench
 
 int main(int argc, char** argv) {
-  const fleet::bench::BenchOptions options = fleet::bench::ParseBenchFlags(
-      argc, argv,
+  return fleet::bench::RunBenchMain(
+      argc, argv, "fleet-bench-tasks",
       "fleet-bench-tasks --address=HOST:PORT [--quick] [M1] [M2]\nM1: no-op task throughput; "
-      "M2: synchronous round trip.");
-  fleet::bench::InitFleetOrDie(options, "fleet-bench-tasks");
-  const int rc = fleet::bench::RunGuarded("fleet-bench-tasks", [&] {
-    fleet::bench::WarmUp();
-    return fleet::bench::Run(options);
-  });
-  fleet::Shutdown();
-  return rc;
+      "M2: synchronous round trip.",
+      fleet::bench::Run);
 }

@@ -134,17 +134,11 @@ int Run(const BenchOptions& options) {
 }  // namespace fleet::bench
 
 int main(int argc, char** argv) {
-  const fleet::bench::BenchOptions options = fleet::bench::ParseBenchFlags(
-      argc, argv,
+  return fleet::bench::RunBenchMain(
+      argc, argv, "fleet-bench-w3",
       "fleet-bench-w3 --address=HOST:PORT [--mode=as_completed|wait|map_unordered] "
       "[--max_in_flight=N] [--cgroup=DIR] "
       "[--system_pids=P,P,P] [--quick]\nW3: 150 tasks returning 16 MB each, summed as they "
-      "complete; wall time and memory growth of the whole system.");
-  fleet::bench::InitFleetOrDie(options, "fleet-bench-w3");
-  const int rc = fleet::bench::RunGuarded("fleet-bench-w3", [&] {
-    fleet::bench::WarmUp();
-    return fleet::bench::Run(options);
-  });
-  fleet::Shutdown();
-  return rc;
+      "complete; wall time and memory growth of the whole system.",
+      fleet::bench::Run);
 }

@@ -77,15 +77,9 @@ int Run(const BenchOptions& options) {
 }  // namespace fleet::bench
 
 int main(int argc, char** argv) {
-  const fleet::bench::BenchOptions options = fleet::bench::ParseBenchFlags(
-      argc, argv,
+  return fleet::bench::RunBenchMain(
+      argc, argv, "fleet-bench-w4",
       "fleet-bench-w4 --address=HOST:PORT [--quick]\nW4: 95 slow_mean tasks over one Put "
-      "80 MB array; wall time.");
-  fleet::bench::InitFleetOrDie(options, "fleet-bench-w4");
-  const int rc = fleet::bench::RunGuarded("fleet-bench-w4", [&] {
-    fleet::bench::WarmUp();
-    return fleet::bench::Run(options);
-  });
-  fleet::Shutdown();
-  return rc;
+      "80 MB array; wall time.",
+      fleet::bench::Run);
 }

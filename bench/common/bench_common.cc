@@ -299,4 +299,16 @@ void MemorySampler::Record(const Recorder& rec, const std::string& variant) cons
   }
 }
 
+int RunBenchMain(int argc, char** argv, const char* program, const std::string& usage,
+                 int (*run)(const BenchOptions&)) {
+  const BenchOptions options = ParseBenchFlags(argc, argv, usage);
+  InitFleetOrDie(options, program);
+  const int rc = RunGuarded(program, [&] {
+    WarmUp();
+    return run(options);
+  });
+  fleet::Shutdown();
+  return rc;
+}
+
 }  // namespace fleet::bench

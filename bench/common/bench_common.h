@@ -51,6 +51,12 @@ void WarmUp();
 // a lost cluster) or any other exception is printed and exits 1.
 int RunGuarded(const char* program, const std::function<int()>& body);
 
+// The whole main() of a program that measures a cluster: parses the flags
+// (`usage` for --help), connects, warms the cluster up, runs `run` guarded
+// as above, and disconnects. Returns the exit code.
+int RunBenchMain(int argc, char** argv, const char* program, const std::string& usage,
+                 int (*run)(const BenchOptions&));
+
 // Appends one JSON line per figure to stdout and to options.out:
 //   {"system": ..., "workload": ..., "variant": ..., "metric": ..., "value": ...,
 //    "round": ..., "trial": ..., "cluster": ..., "source": "bench"}
