@@ -45,18 +45,18 @@ TEST(FunctionRegistryTest, FindsByNameAndAddress) {
 TEST(FunctionRegistryTest, InvokesWithSerializedArguments) {
   const auto* square = FunctionRegistry::Global().FindByName("RegistryTestSquare");
   const std::string arg = Serialize(7);
-  EXPECT_EQ(Deserialize<int>(square->invoke({arg})), 49);
+  EXPECT_EQ(Deserialize<int>(internal::InvokeToString(*square, {arg})), 49);
 
   const auto* join = FunctionRegistry::Global().FindByName("RegistryTestJoin");
   const std::string a = Serialize(std::string("x"));
   const std::string rest = Serialize(std::vector<std::string>{"y", "z"});
-  EXPECT_EQ(Deserialize<std::string>(join->invoke({a, rest})), "x,y,z");
+  EXPECT_EQ(Deserialize<std::string>(internal::InvokeToString(*join, {a, rest})), "x,y,z");
 }
 
 TEST(FunctionRegistryTest, VoidFunctionsReturnNil) {
   const auto* nothing = FunctionRegistry::Global().FindByName("RegistryTestNothing");
   const std::string arg = Serialize(1);
-  const std::string result = nothing->invoke({arg});
+  const std::string result = internal::InvokeToString(*nothing, {arg});
   EXPECT_EQ(msgpack::unpack(result.data(), result.size()).get().type, msgpack::type::NIL);
 }
 
@@ -64,18 +64,18 @@ TEST(FunctionRegistryTest, BadArgumentsAreReportedAsSuch) {
   const auto* square = FunctionRegistry::Global().FindByName("RegistryTestSquare");
   const std::string text = Serialize(std::string("seven"));
   try {
-    square->invoke({text});
+    internal::InvokeToString(*square, {text});
     FAIL() << "expected BadArgument";
   } catch (const internal::BadArgument& e) {
     EXPECT_NE(std::string(e.what()).find("argument 0 of RegistryTestSquare"), std::string::npos);
   }
-  EXPECT_THROW(square->invoke({}), internal::BadArgument);
+  EXPECT_THROW(internal::InvokeToString(*square, {}), internal::BadArgument);
 }
 
 TEST(FunctionRegistryTest, UserExceptionsPassThrough) {
   const auto* f = FunctionRegistry::Global().FindByName("RegistryTestThrows");
   const std::string arg = Serialize(1);
-  EXPECT_THROW(f->invoke({arg}), std::out_of_range);
+  EXPECT_THROW(internal::InvokeToString(*f, {arg}), std::out_of_range);
 }
 
 TEST(FunctionRegistryTest, SignatureHashIgnoresConstRefButNotTypes) {
@@ -94,7 +94,7 @@ TEST(FunctionRegistryTest, ArrayViewParametersReadTheArgumentInPlace) {
   const Array<char> aligned(serialized.data(), serialized.size());  // as in a store
   const std::string scale = Serialize(1.0);
   const uint64_t address =
-      Deserialize<uint64_t>(f->invoke({std::string_view(aligned.data(), aligned.size()), scale}));
+      Deserialize<uint64_t>(internal::InvokeToString(*f, {std::string_view(aligned.data(), aligned.size()), scale}));
   EXPECT_EQ(address, reinterpret_cast<uint64_t>(aligned.data() + aligned.size() - 8000));
   // An ArrayView parameter reads what an Array parameter reads.
   EXPECT_EQ(f->signature_hash, (internal::SignatureHash<uint64_t, Array<double>, double>()));

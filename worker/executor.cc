@@ -7,6 +7,7 @@
 #include <exception>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string_view>
 #include <typeinfo>
 
@@ -26,6 +27,52 @@ std::string Demangle(const char* mangled) {
       abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
   return status == 0 && demangled ? std::string(demangled.get()) : std::string(mangled);
 }
+
+// Thrown into the invoker when the store cannot take the result.
+class ResultNotStored : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The invoker's result buffer: an object being written in the store. A
+// result the store already has (a task re-run here) is serialized into a
+// scratch buffer and dropped; the stored copy stays.
+class StoreResult : public internal::ResultBuffer {
+ public:
+  StoreResult(ObjectStore* store, const ObjectId& id) : store_(store), id_(id) {}
+
+  char* Allocate(std::size_t size_bytes) override {
+    size_ = size_bytes;
+    absl::StatusOr<ObjectStore::Writer> writer = store_->Create(id_, size_bytes);
+    if (writer.ok()) {
+      writer_ = std::move(*writer);
+      return writer_.data();
+    }
+    if (!absl::IsAlreadyExists(writer.status())) {
+      throw ResultNotStored(absl::StrCat("the result (", size_bytes,
+                                         " bytes) could not be stored: ",
+                                         writer.status().message()));
+    }
+    scratch_.resize(size_bytes);
+    return scratch_.data();
+  }
+
+  std::size_t size() const { return size_; }
+  absl::string_view bytes() const {
+    return writer_.data() != nullptr ? absl::string_view(writer_.data(), size_)
+                                     : absl::string_view(scratch_);
+  }
+  void Seal() {
+    if (writer_.data() != nullptr) writer_.Seal();
+  }
+
+ private:
+  ObjectStore* const store_;
+  const ObjectId id_;
+  ObjectStore::Writer writer_;
+  std::string scratch_;
+  std::size_t size_ = 0;
+};
 
 v1::TaskFailure Failure(v1::TaskFailure::Kind kind, std::string message) {
   v1::TaskFailure failure;
@@ -157,12 +204,16 @@ v1::TaskCompleted Executor::Execute(const v1::TaskAssignment& assignment) {
     args.push_back(held.back().bytes());
   }
 
+  // The result is serialized straight into the store.
+  const ObjectId result_id = ObjectId::Of(*TaskId::FromBinary(spec.task_id()), 0);
+  StoreResult result(store_, result_id);
   const auto start = std::chrono::steady_clock::now();
-  std::string result;
   try {
-    result = function->invoke(args);
+    function->invoke(args, result);
   } catch (const internal::BadArgument& e) {
     return fail(Failure(v1::TaskFailure::BAD_ARGUMENT, e.what()));
+  } catch (const ResultNotStored& e) {
+    return fail(Failure(v1::TaskFailure::INTERNAL, e.what()));
   } catch (const std::exception& e) {
     v1::TaskFailure failure = Failure(v1::TaskFailure::USER_EXCEPTION, e.what());
     failure.set_exception_type(Demangle(typeid(e).name()));
@@ -178,18 +229,14 @@ v1::TaskCompleted Executor::Execute(const v1::TaskAssignment& assignment) {
                                 std::chrono::steady_clock::now() - start)
                                 .count());
 
-  const ObjectId result_id = ObjectId::Of(*TaskId::FromBinary(spec.task_id()), 0);
-  // The arguments' memory may go to the result.
-  held.clear();
-  if (absl::Status stored = store_->Put(result_id, result); !stored.ok()) {
-    return fail(Failure(v1::TaskFailure::INTERNAL,
-                        absl::StrCat("the result (", result.size(),
-                                     " bytes) could not be stored: ", stored.message())));
-  }
   v1::ObjectInfo* info = completed.add_results();
   info->set_object_id(std::string(result_id.Binary()));
   info->set_size_bytes(result.size());
-  if (result.size() <= inline_threshold_bytes_.load()) info->set_inline_value(std::move(result));
+  if (result.size() <= inline_threshold_bytes_.load()) {
+    const absl::string_view bytes = result.bytes();
+    info->set_inline_value(bytes.data(), bytes.size());
+  }
+  result.Seal();
   return completed;
 }
 

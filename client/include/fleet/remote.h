@@ -33,9 +33,20 @@ class BadArgument : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Decodes the serialized arguments, calls the function and returns its
-// serialized result. Throws BadArgument, or whatever the function throws.
-using Invoker = std::function<std::string(const std::vector<std::string_view>& args)>;
+// Where an invoker writes the serialized result: it asks once for exactly
+// the bytes it needs (the worker gives it memory in its object store). May
+// throw to refuse.
+class ResultBuffer {
+ public:
+  virtual ~ResultBuffer() = default;
+  virtual char* Allocate(std::size_t size_bytes) = 0;
+};
+
+// Decodes the serialized arguments, calls the function and serializes its
+// result into `result`. Throws BadArgument, whatever the function throws, or
+// whatever `result` throws.
+using Invoker =
+    std::function<void(const std::vector<std::string_view>& args, ResultBuffer& result)>;
 
 struct FunctionInfo {
   std::string name;
@@ -116,9 +127,15 @@ T DecodeArgument(std::string_view bytes, std::size_t index, const char* function
   }
 }
 
+template <typename T>
+void WriteResult(const T& value, ResultBuffer& result) {
+  SerializeTo(value, result.Allocate(SerializedSize(value)));
+}
+
 template <typename R, typename... P, std::size_t... I>
 Invoker MakeInvoker(R (*fn)(P...), std::string name, std::index_sequence<I...>) {
-  return [fn, name = std::move(name)](const std::vector<std::string_view>& args) {
+  return [fn, name = std::move(name)](const std::vector<std::string_view>& args,
+                                      ResultBuffer& result) {
     if (args.size() != sizeof...(P)) {
       throw BadArgument(name + " takes " + std::to_string(sizeof...(P)) + " arguments, got " +
                         std::to_string(args.size()));
@@ -127,11 +144,26 @@ Invoker MakeInvoker(R (*fn)(P...), std::string name, std::index_sequence<I...>) 
         DecodeArgument<std::decay_t<P>>(args[I], I, name.c_str())...};
     if constexpr (std::is_void_v<R>) {
       fn(std::move(std::get<I>(decoded))...);
-      return Serialize(msgpack::type::nil_t());
+      WriteResult(msgpack::type::nil_t(), result);
     } else {
-      return Serialize(fn(std::move(std::get<I>(decoded))...));
+      WriteResult(fn(std::move(std::get<I>(decoded))...), result);
     }
   };
+}
+
+// Calls `function` and returns its serialized result as a string.
+inline std::string InvokeToString(const FunctionInfo& function,
+                                  const std::vector<std::string_view>& args) {
+  class StringResult : public ResultBuffer {
+   public:
+    char* Allocate(std::size_t size_bytes) override {
+      bytes.resize(size_bytes);
+      return bytes.data();
+    }
+    std::string bytes;
+  } result;
+  function.invoke(args, result);
+  return std::move(result.bytes);
 }
 
 template <typename R, typename... P>

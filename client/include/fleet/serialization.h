@@ -209,6 +209,40 @@ std::string Serialize(const T& value) {
 }
 
 namespace internal {
+
+// msgpack output streams that count, or write into memory sized by counting
+// first, so a value can be serialized straight into its final place.
+struct CountingStream {
+  std::size_t bytes = 0;
+  void write(const char*, std::size_t n) { bytes += n; }
+};
+struct BufferStream {
+  char* out;
+  void write(const char* data, std::size_t n) {
+    if (n > 0) std::memcpy(out, data, n);
+    out += n;
+  }
+};
+
+}  // namespace internal
+
+// Bytes Serialize(value) produces.
+template <typename T>
+std::size_t SerializedSize(const T& value) {
+  internal::CountingStream counter;
+  msgpack::pack(counter, value);
+  return counter.bytes;
+}
+
+// Writes what Serialize(value) produces to `out`, which has room for
+// SerializedSize(value) bytes.
+template <typename T>
+void SerializeTo(const T& value, char* out) {
+  internal::BufferStream stream{out};
+  msgpack::pack(stream, value);
+}
+
+namespace internal {
 // Lets msgpack point into the caller's buffer for strings, binaries and
 // extensions (a fleet::Array) instead of copying them into its zone first:
 // the decoded object never outlives the buffer in Deserialize.
