@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "bench/common/bench_common.h"
+#include "bench/common/read_loop.h"
 #include "benchmark/benchmark.h"
 #include "fleet/bench/v1/echo.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -302,15 +303,7 @@ void RunBandwidth(const BenchOptions& options, int tcp_port) {
     const double* p = reinterpret_cast<const double*>(src.get());
     const std::size_t n = bytes / sizeof(double);
     for (auto _ : state) {
-      double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      std::size_t i = 0;
-      for (; i + 4 <= n; i += 4) {
-        s0 += p[i];
-        s1 += p[i + 1];
-        s2 += p[i + 2];
-        s3 += p[i + 3];
-      }
-      double sum = s0 + s1 + s2 + s3;
+      double sum = SumDoubles(p, n);
       benchmark::DoNotOptimize(sum);
     }
     state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));

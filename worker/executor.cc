@@ -15,7 +15,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/logging.h"
-#include "common/object_transfer.h"
 #include "fleet/remote.h"
 
 namespace fleet::worker {

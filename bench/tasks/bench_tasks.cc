@@ -5,6 +5,7 @@
 #include <chrono>
 #include <thread>
 
+#include "bench/common/read_loop.h"
 #include "fleet/remote.h"
 
 namespace fleet::bench {
@@ -22,22 +23,10 @@ FLEET_REMOTE(bench_make_array);
 
 std::vector<double> bench_sum_view(fleet::ArrayView<double> data) {
   const auto start = std::chrono::steady_clock::now();
-  // Four independent sums, so that the loop is bound by reading memory and
-  // not by the latency of one chain of additions.
-  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  const double* p = data.data();
-  const std::size_t n = data.size();
-  std::size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    s0 += p[i];
-    s1 += p[i + 1];
-    s2 += p[i + 2];
-    s3 += p[i + 3];
-  }
-  for (; i < n; ++i) s0 += p[i];
+  const double sum = SumDoubles(data.data(), data.size());
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return {s0 + s1 + s2 + s3, seconds, static_cast<double>(::getpid()), data.in_place() ? 1.0 : 0.0};
+  return {sum, seconds, static_cast<double>(::getpid()), data.in_place() ? 1.0 : 0.0};
 }
 FLEET_REMOTE(bench_sum_view);
 

@@ -1,0 +1,28 @@
+// The loop that reads every double of a buffer, shared by the in-place
+// argument benchmark (a task) and the machine's read-rate floor, so that
+// the two figures compare the same code.
+#ifndef FLEET_BENCH_COMMON_READ_LOOP_H_
+#define FLEET_BENCH_COMMON_READ_LOOP_H_
+
+#include <cstddef>
+
+namespace fleet::bench {
+
+// Four independent sums, so that the loop is bound by reading memory and
+// not by the latency of one chain of additions.
+inline double SumDoubles(const double* p, std::size_t n) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  std::size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += p[i];
+    s1 += p[i + 1];
+    s2 += p[i + 2];
+    s3 += p[i + 3];
+  }
+  for (; i < n; ++i) s0 += p[i];
+  return s0 + s1 + s2 + s3;
+}
+
+}  // namespace fleet::bench
+
+#endif  // FLEET_BENCH_COMMON_READ_LOOP_H_
