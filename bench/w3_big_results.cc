@@ -4,7 +4,8 @@
 // whole system under test (scheduler, workers and this client) grows by.
 //
 //   fleet-bench-w3 --address=HOST:PORT --mode=as_completed|wait|map_unordered
-//                  [--system_pids=SCHED,W1,W2] [--cgroup=DIR] [--quick]
+//                  [--read=view|get] [--system_pids=SCHED,W1,W2] [--cgroup=DIR]
+//                  [--quick]
 //
 // Run it on a fresh cluster per mode: a store keeps its pages once touched,
 // so a second measurement on the same cluster would start from a higher
@@ -25,6 +26,9 @@ ABSL_FLAG(std::string, mode, "as_completed",
           "fleet::AsCompleted), wait (all submitted, then fleet::Wait with num_returns=1 in a "
           "loop) or map_unordered (fleet::MapUnordered with --max_in_flight).");
 ABSL_FLAG(int, max_in_flight, 4, "--mode=map_unordered: MapOptions::max_in_flight.");
+ABSL_FLAG(std::string, read, "view",
+          "--mode=as_completed and wait: how a result is read: view (ObjectRef::GetView, in "
+          "place in the worker's store when on this host) or get (ObjectRef::Get, a copy).");
 
 namespace fleet::bench {
 namespace {
@@ -33,7 +37,7 @@ constexpr int kTasks = 150;
 constexpr int kQuickTasks = 6;
 
 // Adds `result` into `total`; both have kW3Elements elements.
-void Accumulate(const fleet::Array<double>& result, std::vector<double>& total) {
+void Accumulate(const fleet::ArrayView<double>& result, std::vector<double>& total) {
   if (result.size() != total.size()) {
     std::fprintf(stderr, "fleet-bench-w3: a result has %zu elements, expected %zu\n", result.size(),
                  total.size());
@@ -42,23 +46,32 @@ void Accumulate(const fleet::Array<double>& result, std::vector<double>& total) 
   for (std::size_t i = 0; i < total.size(); ++i) total[i] += result[i];
 }
 
-// Sums the results in the order they complete with fleet::AsCompleted,
-// which drops each ref once it has been yielded.
-void SumAsCompleted(std::vector<fleet::ObjectRef<fleet::Array<double>>> refs,
-                    std::vector<double>& total) {
-  for (auto& done : fleet::AsCompleted(std::move(refs))) {
-    Accumulate(done.Get(), total);
+// Adds the value of `ref` into `total`, read in place or as a copy.
+void Accumulate(const fleet::ObjectRef<fleet::Array<double>>& ref, bool view,
+                std::vector<double>& total) {
+  if (view) {
+    Accumulate(ref.GetView(), total);
+  } else {
+    const fleet::Array<double> copy = ref.Get();
+    Accumulate(copy, total);
   }
 }
 
+// Sums the results in the order they complete with fleet::AsCompleted,
+// which drops each ref once it has been yielded.
+void SumAsCompleted(std::vector<fleet::ObjectRef<fleet::Array<double>>> refs, bool view,
+                    std::vector<double>& total) {
+  for (auto& done : fleet::AsCompleted(std::move(refs))) Accumulate(done, view, total);
+}
+
 // The same with fleet::Wait: take one ready ref at a time, sum it, drop it.
-void SumWithWait(std::vector<fleet::ObjectRef<fleet::Array<double>>> refs,
+void SumWithWait(std::vector<fleet::ObjectRef<fleet::Array<double>>> refs, bool view,
                  std::vector<double>& total) {
   while (!refs.empty()) {
     auto [ready, pending] = fleet::Wait(refs, 1);
     refs = std::move(pending);
     for (auto& ref : ready) {
-      Accumulate(ref.Get(), total);
+      Accumulate(ref, view, total);
       ref = {};  // drop it now, not at the end of the batch
     }
   }
@@ -86,10 +99,17 @@ int Run(const BenchOptions& options) {
     std::fprintf(stderr, "fleet-bench-w3: --max_in_flight must be at least 1\n");
     return 2;
   }
+  const std::string read = absl::GetFlag(FLAGS_read);
+  if (read != "view" && read != "get") {
+    std::fprintf(stderr, "fleet-bench-w3: --read must be view or get\n");
+    return 2;
+  }
+  const bool view = read == "view";
   const int tasks = options.quick ? kQuickTasks : kTasks;
-  std::string variant = mode == "as_completed" ? "AsCompleted"
+  const std::string how = view ? " + GetView" : " + Get";
+  std::string variant = mode == "as_completed" ? "AsCompleted" + how
                         : mode == "wait"
-                            ? "Wait(num_returns=1) loop"
+                            ? "Wait(num_returns=1) loop" + how
                             : "MapUnordered(max_in_flight=" + std::to_string(max_in_flight) + ")";
   if (!options.cluster.empty()) variant += ", " + options.cluster;
   const Recorder rec("fleet", "W3", options);
@@ -106,9 +126,9 @@ int Run(const BenchOptions& options) {
     refs.reserve(tasks);
     for (int i = 0; i < tasks; ++i) refs.push_back(task.Remote(static_cast<int64_t>(i)));
     if (mode == "as_completed") {
-      SumAsCompleted(std::move(refs), total);
+      SumAsCompleted(std::move(refs), view, total);
     } else {
-      SumWithWait(std::move(refs), total);
+      SumWithWait(std::move(refs), view, total);
     }
   }
   const double wall = clock.Seconds();
@@ -137,7 +157,7 @@ int main(int argc, char** argv) {
   return fleet::bench::RunBenchMain(
       argc, argv, "fleet-bench-w3",
       "fleet-bench-w3 --address=HOST:PORT [--mode=as_completed|wait|map_unordered] "
-      "[--max_in_flight=N] [--cgroup=DIR] "
+      "[--read=view|get] [--max_in_flight=N] [--cgroup=DIR] "
       "[--system_pids=P,P,P] [--quick]\nW3: 150 tasks returning 16 MB each, summed as they "
       "complete; wall time and memory growth of the whole system.",
       fleet::bench::Run);

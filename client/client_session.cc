@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/local_store_link.h"
 #include "common/logging.h"
 #include "common/net.h"
 
@@ -78,9 +79,10 @@ absl::StatusOr<v1::WorkerInfo> ClientSession::PickWorkerForPut(absl::Duration ti
         "no worker has joined the cluster at ", scheduler_address_, " within ",
         absl::FormatDuration(timeout), " to hold a Put value; start a fleet-worker"));
   }
-  const std::string host = Hostname();
+  // On this host (strictly: reachable through its mapped store), so the
+  // value is written once, in place.
   for (const v1::WorkerInfo& worker : workers_) {
-    if (worker.hostname() == host) return worker;
+    if (LocalStoreLink::To(worker.address()) != nullptr) return worker;
   }
   return workers_[next_worker_++ % workers_.size()];
 }

@@ -3,10 +3,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/local_store_link.h"
 #include "common/object_transfer.h"
 
 namespace fleet::client {
 
+using internal::ObjectBytes;
 using internal::ObjectHandle;
 using internal::ObjectState;
 using Phase = internal::ObjectState::Phase;
@@ -86,8 +88,17 @@ void ObjectTable::Break(absl::Status status) {
   if (broken_.ok()) broken_ = std::move(status);
 }
 
-absl::StatusOr<std::shared_ptr<const std::string>> ObjectTable::GetValue(
-    const ObjectHandle& handle, std::optional<absl::Duration> timeout, v1::TaskFailure* failure) {
+namespace {
+
+ObjectBytes Held(const std::shared_ptr<const std::string>& value) {
+  return ObjectBytes{std::string_view(*value), value};
+}
+
+}  // namespace
+
+absl::StatusOr<ObjectBytes> ObjectTable::GetValue(const ObjectHandle& handle,
+                                                  std::optional<absl::Duration> timeout,
+                                                  v1::TaskFailure* failure) {
   ObjectState& state = *handle;
   absl::MutexLock lock(&mu_);
   // Settled: ready, failed, or remote with nobody else fetching it.
@@ -96,34 +107,56 @@ absl::StatusOr<std::shared_ptr<const std::string>> ObjectTable::GetValue(
            (state.phase == Phase::kRemote && !state.fetching);
   };
   const absl::Condition condition(&settled);
-  if (timeout) {
-    if (!mu_.AwaitWithTimeout(condition, *timeout)) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "object ", state.id.Short(), " was not ready within ", absl::FormatDuration(*timeout)));
+  const std::optional<absl::Time> deadline =
+      timeout ? std::optional<absl::Time>(absl::Now() + *timeout) : std::nullopt;
+  bool tried_in_place = false;
+  while (true) {
+    if (deadline) {
+      if (!mu_.AwaitWithDeadline(condition, *deadline)) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "object ", state.id.Short(), " was not ready within ", absl::FormatDuration(*timeout)));
+      }
+    } else {
+      mu_.Await(condition);
     }
-  } else {
-    mu_.Await(condition);
-  }
-  if (state.phase == Phase::kReady) return state.value;
-  if (state.phase == Phase::kFailed) {
-    *failure = state.failure;
-    return absl::AbortedError(state.failure.message());
-  }
-  if (!broken_.ok()) return broken_;
+    if (state.phase == Phase::kReady) return Held(state.value);
+    if (state.phase == Phase::kFailed) {
+      *failure = state.failure;
+      return absl::AbortedError(state.failure.message());
+    }
+    if (!broken_.ok()) return broken_;
+    const std::string address = state.address;
 
-  // Remote: fetch it without holding the lock; others wait for us.
-  state.fetching = true;
-  const std::string address = state.address;
-  mu_.Unlock();
-  auto bytes = FetchObjectFrom(address, state.id);
-  mu_.Lock();
-  state.fetching = false;
-  if (!bytes.ok()) return bytes.status();
-  if (state.phase == Phase::kRemote) {
-    state.phase = Phase::kReady;
-    state.value = *bytes;
+    if (!tried_in_place) {
+      // On this host: read it in place. Not kept: a pin held as long as the
+      // ref would keep the worker from spilling it under memory pressure.
+      tried_in_place = true;
+      mu_.Unlock();
+      absl::StatusOr<LocalStoreLink::PinnedBytes> pinned =
+          absl::NotFoundError("no worker store on this host");
+      if (std::shared_ptr<LocalStoreLink> link = LocalStoreLink::To(address)) {
+        pinned = link->Read(state.id);
+      }
+      mu_.Lock();
+      if (pinned.ok()) {
+        return ObjectBytes{std::string_view(pinned->data, pinned->size), std::move(pinned->pin)};
+      }
+      continue;  // settle again: another Get may be fetching it meanwhile
+    }
+
+    // Fetch and keep it, without holding the lock; others wait for us.
+    state.fetching = true;
+    mu_.Unlock();
+    auto bytes = FetchObjectFrom(address, state.id);
+    mu_.Lock();
+    state.fetching = false;
+    if (!bytes.ok()) return bytes.status();
+    if (state.phase == Phase::kRemote) {
+      state.phase = Phase::kReady;
+      state.value = *bytes;
+    }
+    return Held(*bytes);
   }
-  return *bytes;
 }
 
 absl::StatusOr<std::vector<bool>> ObjectTable::Wait(const std::vector<ObjectHandle>& handles,

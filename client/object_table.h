@@ -59,11 +59,12 @@ class ObjectTable : public std::enable_shared_from_this<ObjectTable> {
   // Every Get and Wait from now on fails with `status` (the session is gone).
   void Break(absl::Status status);
 
-  // Blocks until the object is ready and returns its bytes, fetching them
-  // from a worker when needed. Returns DeadlineExceeded on timeout, Aborted
-  // with the failure's description when the task failed (see `failure`),
-  // or the session's error.
-  absl::StatusOr<std::shared_ptr<const std::string>> GetValue(
+  // Blocks until the object is ready and returns its bytes: held here, or
+  // read in place (pinned, not kept) in the store of a worker on this host,
+  // or else fetched from the worker and kept. Returns DeadlineExceeded on
+  // timeout, Aborted with the failure's description when the task failed
+  // (see `failure`), or the session's error.
+  absl::StatusOr<internal::ObjectBytes> GetValue(
       const internal::ObjectHandle& handle, std::optional<absl::Duration> timeout,
       v1::TaskFailure* failure);
 

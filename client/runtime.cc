@@ -1,9 +1,11 @@
 // The client runtime behind fleet.h: one per process, between Init and
 // Shutdown. User-facing functions throw; everything below returns Status.
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <utility>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
@@ -11,6 +13,7 @@
 #include "client/local_cluster.h"
 #include "client/object_table.h"
 #include "common/ids.h"
+#include "common/local_store_link.h"
 #include "common/logging.h"
 #include "common/object_transfer.h"
 #include "fleet/fleet.h"
@@ -65,7 +68,10 @@ class Runtime {
     for (internal::SubmitArg& arg : args) {
       v1::TaskArg* wire = spec.add_args();
       if (arg.ref == nullptr && arg.value.size() > session_->inline_threshold_bytes()) {
-        arg.ref = Put(std::move(arg.value));
+        const std::string& value = arg.value;
+        arg.ref = Put(value.size(), [&value](char* out) {
+          std::memcpy(out, value.data(), value.size());
+        });
         temporaries.push_back(arg.ref);
       }
       if (arg.ref != nullptr) {
@@ -79,12 +85,17 @@ class Runtime {
     return result;
   }
 
-  internal::ObjectHandle Put(std::string serialized) {
+  // Stores an object of `size` bytes that `write` serializes into the
+  // memory it is given: inline when small; else in the store of a worker on
+  // this host, in place, when there is one; else uploaded to a worker.
+  internal::ObjectHandle Put(std::size_t size, absl::FunctionRef<void(char* out)> write) {
     const ObjectId id = ObjectId::Of(TaskId::Of(job_, next_index_.fetch_add(1)), 0);
     v1::ObjectInfo info;
     info.set_object_id(std::string(id.Binary()));
-    info.set_size_bytes(serialized.size());
-    if (serialized.size() <= session_->inline_threshold_bytes()) {
+    info.set_size_bytes(size);
+    if (size <= session_->inline_threshold_bytes()) {
+      std::string serialized(size, '\0');
+      write(serialized.data());
       info.set_inline_value(serialized);
       internal::ObjectHandle handle =
           table_->Create(id, std::make_shared<const std::string>(std::move(serialized)));
@@ -93,8 +104,19 @@ class Runtime {
     }
     auto worker = session_->PickWorkerForPut(kPutWorkerWait);
     if (!worker.ok()) throw Error(std::string(worker.status().message()));
-    if (auto status = UploadObjectTo(worker->address(), id, serialized); !status.ok()) {
-      throw Error(absl::StrCat("Put of ", serialized.size(), " bytes failed: ", status.message()));
+    absl::Status status = absl::UnavailableError("not on this host");
+    if (std::shared_ptr<LocalStoreLink> link = LocalStoreLink::To(worker->address())) {
+      status = link->Write(id, size, write);
+    }
+    // Not on this host, too large for the store's memory, or the link
+    // broke: serialize here and upload (gRPC can write a spill file).
+    if (absl::IsUnavailable(status) || absl::IsResourceExhausted(status)) {
+      std::string serialized(size, '\0');
+      write(serialized.data());
+      status = UploadObjectTo(worker->address(), id, serialized);
+    }
+    if (!status.ok()) {
+      throw Error(absl::StrCat("Put of ", size, " bytes failed: ", status.message()));
     }
     info.mutable_location()->set_worker_id(worker->worker_id());
     info.mutable_location()->set_address(worker->address());
@@ -190,10 +212,13 @@ ObjectHandle SubmitTask(const std::string& function_name, uint64_t signature_has
   return Current()->Submit(function_name, signature_hash, std::move(args));
 }
 
-ObjectHandle PutObject(std::string serialized) { return Current()->Put(std::move(serialized)); }
+ObjectHandle PutObject(std::size_t size_bytes, void (*write)(const void* value, char* out),
+                       const void* value) {
+  return Current()->Put(size_bytes, [&](char* out) { write(value, out); });
+}
 
-std::shared_ptr<const std::string> GetObjectBytes(const ObjectHandle& handle,
-                                                  std::optional<std::chrono::nanoseconds> timeout) {
+ObjectBytes GetObjectBytes(const ObjectHandle& handle,
+                           std::optional<std::chrono::nanoseconds> timeout) {
   std::shared_ptr<Runtime> runtime = Current();
   std::optional<absl::Duration> wait;
   if (timeout) wait = absl::FromChrono(*timeout);

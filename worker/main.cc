@@ -38,6 +38,10 @@ ABSL_FLAG(std::string, spill_dir, "",
           "Where the object store spills objects under memory pressure: the worker makes a "
           "subdirectory named after its id there and removes it at exit. Default: $TMPDIR "
           "or /tmp.");
+ABSL_FLAG(bool, local_store, true,
+          "Serve the object store to clients and workers on this host through shared "
+          "memory (they read and write objects in place); false: they use gRPC like remote "
+          "ones.");
 ABSL_FLAG(std::string, log_level, "", "trace, debug, info, warn or error (default: $SPDLOG_LEVEL or info).");
 
 namespace {
@@ -96,6 +100,7 @@ int main(int argc, char** argv) {
   options.store_memory_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_store_memory));
   options.store_prefault_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_store_prefault));
   options.spill_dir = absl::GetFlag(FLAGS_spill_dir);
+  options.serve_local_store = absl::GetFlag(FLAGS_local_store);
   auto server = fleet::worker::WorkerServer::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "fleet-worker: %s\n", std::string(server.status().message()).c_str());

@@ -162,6 +162,12 @@ std::string ObjectStore::SpillPath(const Entry& entry) const {
   return absl::StrCat(spill_dir_, "/", entry.id.Hex(), ".", entry.generation);
 }
 
+std::optional<uint64_t> ObjectStore::ArenaOffset(const char* data) const {
+  const char* base = arena_->base();
+  if (data < base || data >= base + arena_->capacity_bytes()) return std::nullopt;
+  return static_cast<uint64_t>(data - base);
+}
+
 absl::StatusOr<ObjectStore::Writer> ObjectStore::Create(const ObjectId& id, uint64_t size_bytes,
                                                         Copy copy, std::string fetched_from) {
   auto entry = std::make_shared<Entry>();

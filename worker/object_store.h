@@ -158,6 +158,15 @@ class ObjectStore {
   void Delete(const ObjectId& id);
 
   Stats stats() const;
+
+  // The arena, for mapping by other processes on this host (see
+  // local_store_server.h): its memfd, its size, and where `data` (from a
+  // View or Writer) lies in it, or nullopt when it is not in the arena (a
+  // spilled object read, or a file-only object written, in its file).
+  int arena_fd() const { return arena_->fd(); }
+  uint64_t arena_bytes() const { return arena_->capacity_bytes(); }
+  std::optional<uint64_t> ArenaOffset(const char* data) const;
+
   // This store's own spill directory (inside ObjectStoreOptions::spill_dir);
   // it exists from the first spill on.
   const std::string& spill_dir() const { return spill_dir_; }

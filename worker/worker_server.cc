@@ -12,6 +12,7 @@
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "worker/executor.h"
+#include "worker/local_store_server.h"
 #include "worker/object_store.h"
 #include "worker/scheduler_connection.h"
 #include "worker/task_library.h"
@@ -53,6 +54,18 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
                                                              : absl::StrCat("[", *host, "]:", port);
   }
 
+  absl::StatusOr<std::unique_ptr<LocalStoreServer>> local_store = nullptr;
+  if (options.serve_local_store) {
+    local_store = LocalStoreServer::Start(server->store_.get(), server->id_, server->address_);
+  }
+  if (local_store.ok()) {
+    server->local_store_ = std::move(*local_store);
+  } else {
+    // Same-host clients then use gRPC, as remote ones do.
+    GetLogger("worker")->warn("event=local_store_unavailable worker={} error=\"{}\"",
+                              server->id_.Short(), local_store.status().message());
+  }
+
   WorkerServer* self = server.get();
   SchedulerConnection::Handlers handlers;
   handlers.on_registered = [self](uint64_t threshold) {
@@ -78,6 +91,7 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
     heartbeat.set_bytes_sent(self->service_->bytes_sent());
     heartbeat.set_bytes_received(self->executor_->bytes_received());
     heartbeat.set_objects_fetched(self->executor_->fetches());
+    if (self->local_store_) heartbeat.set_bytes_shared_locally(self->local_store_->bytes_mapped());
   };
   server->connection_ =
       std::make_unique<SchedulerConnection>(options.scheduler_address, std::move(handlers));

@@ -23,6 +23,7 @@ namespace fleet::worker {
 class ObjectStore;
 class Executor;
 class WorkerService;
+class LocalStoreServer;
 class SchedulerConnection;
 
 struct WorkerOptions {
@@ -42,6 +43,9 @@ struct WorkerOptions {
   uint64_t store_memory_bytes = 0;
   uint64_t store_prefault_bytes = kDefaultStorePrefaultBytes;
   std::string spill_dir;
+  // Serve the store to same-host processes through shared memory (see
+  // local_store_server.h).
+  bool serve_local_store = true;
 };
 
 // Thread-safe.
@@ -75,6 +79,7 @@ class WorkerServer {
   std::unique_ptr<ObjectStore> store_;
   std::unique_ptr<WorkerService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<LocalStoreServer> local_store_;  // null when another process holds the name
   std::unique_ptr<SchedulerConnection> connection_;
   std::unique_ptr<Executor> executor_;
 };

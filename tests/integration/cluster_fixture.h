@@ -36,6 +36,7 @@ class ClusterTest : public ::testing::Test {
         .workers = kWorkers,
         .slots_per_worker = kSlotsPerWorker,
         .task_libraries = {FLEET_TEST_TASK_LIB},
+        .worker_flags = WorkerFlags(),
     });
     ASSERT_TRUE(cluster_->Start());
     fleet::Init({.address = cluster_->scheduler_address(), .connect_timeout = 10s});
@@ -45,6 +46,9 @@ class ClusterTest : public ::testing::Test {
     fleet::Shutdown();
     cluster_.reset();  // stops the daemons; prints their logs if the test failed
   }
+
+  // Extra flags for every fleet-worker of the cluster.
+  virtual std::vector<std::string> WorkerFlags() const { return {}; }
 
   fleet::test::LocalProcessCluster& cluster() { return *cluster_; }
 

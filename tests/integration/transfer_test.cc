@@ -2,8 +2,11 @@
 // many tasks on two workers moves to each worker at most once, however many
 // tasks there read it at the same time (the seed's 80 MB array read by 95
 // tasks).
+#include <algorithm>
 #include <cmath>
+#include <optional>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "fleet/fleet.h"
@@ -44,11 +47,18 @@ nlohmann::json FreshStatus(const fleet::test::LocalProcessCluster& cluster, cons
   return last;
 }
 
-TEST_F(ClusterTest, SharedArgumentMovesToEachWorkerAtMostOnce) {
-  fleet::Array<double> data(kElements);
-  for (int64_t i = 0; i < kElements; ++i) data[i] = static_cast<double>(i % 1000);
-  const auto ref = fleet::Put(data);
+// Every worker refuses same-host shared memory: objects move over gRPC, as
+// between hosts.
+class GrpcTransferTest : public ClusterTest {
+ protected:
+  std::vector<std::string> WorkerFlags() const override { return {"--local_store=false"}; }
+};
 
+// Runs the seed's W4 shape and returns the status read after it: 95 tasks
+// over one 80 MB Put, on both workers, every result checked.
+nlohmann::json RunSharedArgumentJob(const fleet::test::LocalProcessCluster& cluster,
+                                    const fleet::Array<double>& data) {
+  const auto ref = fleet::Put(data);
   std::vector<fleet::ObjectRef<WindowMeanResult>> refs;
   for (int t = 0; t < kTasks; ++t) {
     const int64_t start = (t * kStep) % (kElements - kWindow);
@@ -61,25 +71,124 @@ TEST_F(ClusterTest, SharedArgumentMovesToEachWorkerAtMostOnce) {
     double want = 0;
     for (int64_t i = start; i < start + kWindow; ++i) want += data[i];
     want /= kWindow;
-    ASSERT_NEAR(got.mean, want, 1e-9 * std::abs(want)) << "task " << t;
+    EXPECT_NEAR(got.mean, want, 1e-9 * std::abs(want)) << "task " << t;
     pids.insert(got.pid);
   }
-  ASSERT_EQ(pids.size(), 2u) << "the test needs tasks on both workers";
+  EXPECT_EQ(pids.size(), 2u) << "the test needs tasks on both workers";
+  return FreshStatus(cluster, cluster.Status());
+}
 
-  const nlohmann::json status = FreshStatus(cluster(), cluster().Status());
+fleet::Array<double> SharedData() {
+  fleet::Array<double> data(kElements);
+  for (int64_t i = 0; i < kElements; ++i) data[i] = static_cast<double>(i % 1000);
+  return data;
+}
+
+// The worker holding the Put never fetches it; the other fetches it once.
+void ExpectFetchedOnce(const nlohmann::json& status, uint64_t size) {
   uint64_t fetched_objects = 0;
   for (const auto& w : status["workers"]) {
-    // The worker holding the Put never fetches it; the other fetches it once.
     EXPECT_LE(w["objects_fetched"].get<uint64_t>(), 1u) << w.dump();
-    EXPECT_LE(w["bytes_received"].get<uint64_t>(), data.size_bytes() + 4096) << w.dump();
+    EXPECT_LE(w["bytes_received"].get<uint64_t>(), size + 4096) << w.dump();
     fetched_objects += w["objects_fetched"].get<uint64_t>();
   }
   EXPECT_EQ(fetched_objects, 1u) << status.dump();
-  // And whoever holds it served it once.
-  uint64_t sent = 0;
-  for (const auto& w : status["workers"]) sent += w["bytes_sent"].get<uint64_t>();
-  EXPECT_GE(sent, data.size_bytes());
-  EXPECT_LE(sent, data.size_bytes() + 4096);
+}
+
+TEST_F(ClusterTest, SharedArgumentMovesToEachWorkerAtMostOnce) {
+  const fleet::Array<double> data = SharedData();
+  const nlohmann::json status = RunSharedArgumentJob(cluster(), data);
+  ExpectFetchedOnce(status, data.size_bytes());
+  // On one host the other worker copies it straight from the holder's
+  // mapped store, once; nothing goes over gRPC.
+  EXPECT_EQ(SumOverWorkers(status, "bytes_sent"), 0) << status.dump();
+  EXPECT_GE(SumOverWorkers(status, "bytes_shared_locally"), data.size_bytes()) << status.dump();
+  EXPECT_LE(SumOverWorkers(status, "bytes_shared_locally"), data.size_bytes() + 4096)
+      << status.dump();
+}
+
+TEST_F(GrpcTransferTest, SharedArgumentMovesToEachWorkerAtMostOnce) {
+  const fleet::Array<double> data = SharedData();
+  const nlohmann::json status = RunSharedArgumentJob(cluster(), data);
+  ExpectFetchedOnce(status, data.size_bytes());
+  // And whoever holds it served it once, over gRPC.
+  EXPECT_EQ(SumOverWorkers(status, "bytes_shared_locally"), 0) << status.dump();
+  EXPECT_GE(SumOverWorkers(status, "bytes_sent"), data.size_bytes()) << status.dump();
+  EXPECT_LE(SumOverWorkers(status, "bytes_sent"), data.size_bytes() + 4096) << status.dump();
+}
+
+// A result of MakeBigArray(kFourMiBOfDoubles, seed), element 0 aside (the pid).
+void ExpectBigArray(const fleet::ArrayView<double>& view, double seed) {
+  ASSERT_EQ(view.size(), static_cast<std::size_t>(kFourMiBOfDoubles));
+  for (std::size_t i = 1; i < view.size(); i += 4099) {
+    ASSERT_EQ(view[i], BigArrayValue(seed, i)) << "element " << i;
+  }
+  ASSERT_EQ(view[view.size() - 1], BigArrayValue(seed, view.size() - 1));
+}
+
+// Stores of 24 MiB: a dozen 4 MiB results put them under pressure.
+class SmallStoreTest : public ClusterTest {
+ protected:
+  std::vector<std::string> WorkerFlags() const override {
+    return {"--store_memory=" + std::to_string(24 << 20),
+            "--store_prefault=" + std::to_string(24 << 20)};
+  }
+};
+
+TEST_F(SmallStoreTest, GetViewReadsAResultInPlaceAndPinsItThere) {
+  constexpr double kSeed = 5;
+  std::optional<fleet::ArrayView<double>> view;
+  {
+    fleet::ObjectRef<fleet::Array<double>> ref =
+        fleet::Task(MakeBigArray).Remote(kFourMiBOfDoubles, kSeed);
+    view = ref.GetView(kResultTimeout);
+    EXPECT_TRUE(view->in_place());
+    ExpectBigArray(*view, kSeed);
+    // Get still returns a copy of its own.
+    fleet::Array<double> copy = ref.Get(kResultTimeout);
+    EXPECT_NE(copy.data(), view->data());
+    EXPECT_TRUE(std::equal(copy.begin() + 1, copy.end(), view->begin() + 1));
+  }
+  // The ref is gone, so the cluster frees the object, but the view pins it:
+  // twelve more results go through the stores (evicting and spilling), and
+  // the viewed bytes stay where they are, unchanged.
+  constexpr int kOthers = 12;
+  std::vector<fleet::ObjectRef<fleet::Array<double>>> others;
+  for (int i = 0; i < kOthers; ++i) {
+    others.push_back(fleet::Task(MakeBigArray).Remote(kFourMiBOfDoubles, static_cast<double>(i)));
+  }
+  for (int i = 0; i < kOthers; ++i) ExpectBigArray(others[i].GetView(kResultTimeout), i);
+  ExpectBigArray(*view, kSeed);
+
+  const nlohmann::json status = FreshStatus(cluster(), cluster().Status());
+  EXPECT_GE(SumOverWorkers(status, "bytes_shared_locally"), (kOthers + 1) * 4.0 * (1 << 20))
+      << status.dump();
+  EXPECT_EQ(SumOverWorkers(status, "bytes_sent"), 0) << "a same-host Get went over gRPC";
+  EXPECT_GT(SumOverWorkers(status, "store_spills"), 0) << "the stores were not under pressure";
+
+  others.clear();
+  view.reset();
+  nlohmann::json last;
+  EXPECT_TRUE(cluster().WaitForStatus(
+      [](const nlohmann::json& s) {
+        return SumOverWorkers(s, "store_bytes") == 0 && SumOverWorkers(s, "store_objects") == 0;
+      },
+      kStatusTimeout, &last))
+      << "a released view left its object behind: " << last.dump();
+}
+
+TEST_F(GrpcTransferTest, GetViewOfARemoteResultReadsTheFetchedBytes) {
+  constexpr double kSeed = 6;
+  fleet::ObjectRef<fleet::Array<double>> ref =
+      fleet::Task(MakeBigArray).Remote(kFourMiBOfDoubles, kSeed);
+  fleet::ArrayView<double> view = ref.GetView(kResultTimeout);
+  EXPECT_TRUE(view.in_place());  // in the fetched bytes, aligned: no second copy
+  ExpectBigArray(view, kSeed);
+  // Valid on its own, after the ref is gone.
+  ref = {};
+  ExpectBigArray(view, kSeed);
+  const nlohmann::json status = FreshStatus(cluster(), cluster().Status());
+  EXPECT_GE(SumOverWorkers(status, "bytes_sent"), 4.0 * (1 << 20)) << status.dump();
 }
 
 }  // namespace

@@ -63,7 +63,11 @@ struct SubmitArg {
 
 ObjectHandle SubmitTask(const std::string& function_name, uint64_t signature_hash,
                         std::vector<SubmitArg> args);
-ObjectHandle PutObject(std::string serialized);
+// Stores a value that serializes to `size_bytes`: write(value, out) writes
+// them to `out`, which is the object's place in the store of a worker on
+// this host when there is one (no intermediate copy).
+ObjectHandle PutObject(std::size_t size_bytes, void (*write)(const void* value, char* out),
+                       const void* value);
 // Waits until `num_returns` handles are ready or `timeout` passes; returns
 // whether each handle was ready (finished or failed) at that moment.
 std::vector<bool> WaitObjects(const std::vector<ObjectHandle>& handles, std::size_t num_returns,
@@ -157,9 +161,13 @@ typename internal::CallerFor<Signature>::type Task(std::string name) {
 
 // Stores `value` in the cluster and returns a reference that tasks can take
 // as an argument; the value is serialized once, however many tasks use it.
+// A large value goes to a worker's store, the one on this host when there
+// is one: it is then serialized straight into that worker's shared memory.
 template <typename T>
 ObjectRef<std::decay_t<T>> Put(const T& value) {
-  return ObjectRef<std::decay_t<T>>(internal::PutObject(Serialize(value)));
+  return ObjectRef<std::decay_t<T>>(internal::PutObject(
+      SerializedSize(value),
+      [](const void* v, char* out) { SerializeTo(*static_cast<const T*>(v), out); }, &value));
 }
 
 template <typename T>

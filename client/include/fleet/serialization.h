@@ -72,6 +72,16 @@ class Array {
   const T* begin() const { return data(); }
   const T* end() const { return data() + size_; }
 
+  // An array of `size` elements copied from `bytes`, which may be
+  // misaligned for T (no zero-fill first: one pass over the memory).
+  static Array CopyOf(const void* bytes, std::size_t size) {
+    Array array;
+    array.size_ = size;
+    array.data_ = Allocate(size);
+    if (size > 0) std::memcpy(static_cast<void*>(array.data_.get()), bytes, size * sizeof(T));
+    return array;
+  }
+
   friend bool operator==(const Array& a, const Array& b) {
     return a.size_ == b.size_ &&
            (a.size_ == 0 || std::memcmp(a.data(), b.data(), a.size_bytes()) == 0);
@@ -91,10 +101,12 @@ class Array {
   std::unique_ptr<T[], AlignedDelete> data_;
 };
 
-// A read-only view of a fleet::Array<T>, for task parameters: a task that
-// takes ArrayView<T> reads an Array<T> argument in place, in the bytes the
-// worker already holds, instead of receiving a copy. The view is valid for
-// the duration of the call; copy it into an Array<T> to keep the data.
+// A read-only view of a fleet::Array<T>. As a task parameter: the task
+// reads an Array<T> argument in place, in the bytes the worker already
+// holds, instead of receiving a copy; the view is valid for the duration of
+// the call (copy it into an Array<T> to keep the data). From
+// ObjectRef<Array<T>>::GetView(): the client reads a result in place; that
+// view keeps what it reads alive for as long as it or any copy of it lives.
 //
 // Arrays serialized on their own (a Put, a task's result, a top-level
 // argument) are laid out so that their elements are 16-byte aligned and are
@@ -112,6 +124,9 @@ class ArrayView {
   // A view of `array`, for passing an Array where an ArrayView is expected.
   ArrayView(const Array<T>& array) : data_(array.data()), size_(array.size()) {}  // NOLINT
   ArrayView(const T* data, std::size_t size) : data_(data), size_(size) {}
+  // A view that keeps `owner` (whatever holds the bytes) alive.
+  ArrayView(const T* data, std::size_t size, std::shared_ptr<const void> owner)
+      : data_(data), size_(size), owner_(std::move(owner)) {}
 
   std::size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
@@ -121,19 +136,22 @@ class ArrayView {
   const T* begin() const { return data_; }
   const T* end() const { return data_ + size_; }
   // Whether the view reads the bytes in place (no private copy).
-  bool in_place() const { return copy_ == nullptr; }
+  bool in_place() const { return in_place_; }
 
   // Used by deserialization when the bytes are misaligned for T.
   void AdoptCopy(Array<T> copy) {
-    copy_ = std::make_shared<const Array<T>>(std::move(copy));
-    data_ = copy_->data();
-    size_ = copy_->size();
+    auto owned = std::make_shared<const Array<T>>(std::move(copy));
+    data_ = owned->data();
+    size_ = owned->size();
+    owner_ = std::move(owned);
+    in_place_ = false;
   }
 
  private:
   const T* data_ = nullptr;
   std::size_t size_ = 0;
-  std::shared_ptr<const Array<T>> copy_;  // shared: copies of the view stay valid
+  std::shared_ptr<const void> owner_;  // shared: copies of the view stay valid
+  bool in_place_ = true;
 };
 
 namespace internal {
@@ -297,8 +315,7 @@ template <typename T>
 struct convert<fleet::Array<T>> {
   const msgpack::object& operator()(const msgpack::object& o, fleet::Array<T>& v) const {
     auto [data, size] = fleet::internal::UnpackArray<T>(o);
-    v = fleet::Array<T>(size);
-    if (size > 0) std::memcpy(static_cast<void*>(v.data()), data, size * sizeof(T));
+    v = fleet::Array<T>::CopyOf(data, size);
     return o;
   }
 };
@@ -312,9 +329,7 @@ struct convert<fleet::ArrayView<T>> {
     if (reinterpret_cast<std::uintptr_t>(data) % alignof(T) == 0) {
       v = fleet::ArrayView<T>(reinterpret_cast<const T*>(data), size);
     } else {
-      fleet::Array<T> copy(size);
-      if (size > 0) std::memcpy(static_cast<void*>(copy.data()), data, size * sizeof(T));
-      v.AdoptCopy(std::move(copy));
+      v.AdoptCopy(fleet::Array<T>::CopyOf(data, size));
     }
     return o;
   }

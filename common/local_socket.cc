@@ -1,0 +1,156 @@
+#include "common/local_socket.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace fleet {
+namespace {
+
+// Leads every packet, so that an empty message is not read as the
+// zero-length packet that means the peer closed the connection.
+constexpr char kPacketMark = 'F';
+
+// Abstract socket names start with a NUL byte and need no file.
+struct LocalSocketName {
+  sockaddr_un address{};
+  socklen_t length = 0;
+};
+
+absl::StatusOr<LocalSocketName> NameFor(absl::string_view worker_address) {
+  LocalSocketName name;
+  name.address.sun_family = AF_UNIX;
+  const std::string text = absl::StrCat("fleet-store/", worker_address);
+  if (text.size() + 1 > sizeof(name.address.sun_path)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("worker address ", worker_address, " is too long for a socket name"));
+  }
+  name.address.sun_path[0] = '\0';
+  std::memcpy(name.address.sun_path + 1, text.data(), text.size());
+  name.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + text.size());
+  return name;
+}
+
+absl::Status Errno(absl::string_view what, int error) {
+  return absl::Status(absl::ErrnoToStatusCode(error),
+                      absl::StrCat(what, ": ", std::strerror(error)));
+}
+
+}  // namespace
+
+absl::StatusOr<int> ListenLocalSocket(absl::string_view address) {
+  absl::StatusOr<LocalSocketName> name = NameFor(address);
+  if (!name.ok()) return name.status();
+  const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Errno("socket(AF_UNIX, SOCK_SEQPACKET)", errno);
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&name->address), name->length) != 0) {
+    const int error = errno;
+    close(fd);
+    if (error == EADDRINUSE) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "another process in this network namespace serves the object store of ", address));
+    }
+    return Errno(absl::StrCat("binding the local store socket of ", address), error);
+  }
+  if (listen(fd, 64) != 0) {
+    const int error = errno;
+    close(fd);
+    return Errno(absl::StrCat("listening on the local store socket of ", address), error);
+  }
+  return fd;
+}
+
+absl::StatusOr<int> ConnectLocalSocket(absl::string_view address) {
+  absl::StatusOr<LocalSocketName> name = NameFor(address);
+  if (!name.ok()) return name.status();
+  const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Errno("socket(AF_UNIX, SOCK_SEQPACKET)", errno);
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&name->address), name->length) != 0) {
+    const int error = errno;
+    close(fd);
+    if (error == ECONNREFUSED || error == ENOENT) {
+      return absl::NotFoundError(
+          absl::StrCat("no worker store at ", address, " in this network namespace"));
+    }
+    return Errno(absl::StrCat("connecting to the local store of ", address), error);
+  }
+  return fd;
+}
+
+absl::Status SendPacket(int socket, const google::protobuf::MessageLite& message, int fd) {
+  char buffer[kLocalSocketMaxMessageBytes];
+  const size_t size = message.ByteSizeLong();
+  buffer[0] = kPacketMark;
+  if (size + 1 > sizeof(buffer) ||
+      !message.SerializeToArray(buffer + 1, static_cast<int>(size))) {
+    return absl::InternalError(absl::StrCat("a local store message of ", size,
+                                            " bytes does not fit one packet"));
+  }
+  iovec io{buffer, size + 1};
+  msghdr header{};
+  header.msg_iov = &io;
+  header.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  if (fd >= 0) {
+    header.msg_control = control;
+    header.msg_controllen = sizeof(control);
+    cmsghdr* attached = CMSG_FIRSTHDR(&header);
+    attached->cmsg_level = SOL_SOCKET;
+    attached->cmsg_type = SCM_RIGHTS;
+    attached->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(attached), &fd, sizeof(int));
+  }
+  while (true) {
+    if (sendmsg(socket, &header, MSG_NOSIGNAL) >= 0) return absl::OkStatus();
+    if (errno == EINTR) continue;
+    if (errno == EPIPE || errno == ECONNRESET) {
+      return absl::CancelledError("the local store connection was closed");
+    }
+    return Errno("sending on the local store socket", errno);
+  }
+}
+
+absl::Status ReceivePacket(int socket, google::protobuf::MessageLite* message, int* fd) {
+  if (fd != nullptr) *fd = -1;
+  char buffer[kLocalSocketMaxMessageBytes];
+  iovec io{buffer, sizeof(buffer)};
+  msghdr header{};
+  header.msg_iov = &io;
+  header.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  header.msg_control = control;
+  header.msg_controllen = sizeof(control);
+  ssize_t received;
+  do {
+    received = recvmsg(socket, &header, MSG_CMSG_CLOEXEC);
+  } while (received < 0 && errno == EINTR);
+  if (received < 0) {
+    if (errno == ECONNRESET) return absl::CancelledError("the local store connection was closed");
+    return Errno("receiving on the local store socket", errno);
+  }
+  for (cmsghdr* attached = CMSG_FIRSTHDR(&header); attached != nullptr;
+       attached = CMSG_NXTHDR(&header, attached)) {
+    if (attached->cmsg_level == SOL_SOCKET && attached->cmsg_type == SCM_RIGHTS) {
+      int passed = -1;
+      std::memcpy(&passed, CMSG_DATA(attached), sizeof(int));
+      if (fd != nullptr) {
+        *fd = passed;
+      } else {
+        close(passed);
+      }
+    }
+  }
+  if (received == 0) return absl::CancelledError("the local store connection was closed");
+  if ((header.msg_flags & MSG_TRUNC) != 0 || buffer[0] != kPacketMark ||
+      !message->ParseFromArray(buffer + 1, static_cast<int>(received - 1))) {
+    return absl::DataLossError("a malformed message arrived on the local store socket");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace fleet

@@ -1,0 +1,43 @@
+// The unix socket under the same-host object path (local_store.proto):
+// its name, and one protobuf message per SOCK_SEQPACKET packet, optionally
+// carrying a file descriptor.
+//
+// The socket lives in the abstract namespace, named after the worker's
+// advertised host:port. Abstract names are scoped to a network namespace,
+// as the worker's address is, so whoever can connect to the name shares
+// the worker's host (and can map its memfd), and a process in another
+// container or namespace simply finds no such socket and uses gRPC.
+#ifndef FLEET_COMMON_LOCAL_SOCKET_H_
+#define FLEET_COMMON_LOCAL_SOCKET_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/message_lite.h"
+
+namespace fleet {
+
+// Largest message either side sends; requests and replies are tiny.
+inline constexpr int kLocalSocketMaxMessageBytes = 4096;
+
+// Binds and listens on the socket for the worker at `address`. Returns
+// AlreadyExists when another process in this network namespace holds it.
+absl::StatusOr<int> ListenLocalSocket(absl::string_view address);
+
+// Connects to the socket of the worker at `address`; NotFound when there
+// is none in this network namespace.
+absl::StatusOr<int> ConnectLocalSocket(absl::string_view address);
+
+// Sends `message` as one packet, with `fd` attached when it is >= 0.
+absl::Status SendPacket(int socket, const google::protobuf::MessageLite& message, int fd = -1);
+
+// Receives one packet into `message`; when `fd` is given, a descriptor
+// attached to the packet is stored there (else -1). Returns Cancelled
+// when the peer closed the connection.
+absl::Status ReceivePacket(int socket, google::protobuf::MessageLite* message, int* fd = nullptr);
+
+}  // namespace fleet
+
+#endif  // FLEET_COMMON_LOCAL_SOCKET_H_

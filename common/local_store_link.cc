@@ -1,0 +1,177 @@
+#include "common/local_store_link.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/local_socket.h"
+#include "common/logging.h"
+#include "fleet/v1/local_store.pb.h"
+
+namespace fleet {
+namespace {
+
+// How long a worker found not to be on this host is not asked again.
+constexpr absl::Duration kAbsentRetry = absl::Seconds(3);
+
+struct Registry {
+  struct Slot {
+    std::shared_ptr<LocalStoreLink> link;  // null: absent until retry_after
+    absl::Time retry_after;
+  };
+  absl::Mutex mu;
+  absl::flat_hash_map<std::string, Slot> slots ABSL_GUARDED_BY(mu);
+};
+
+Registry& TheRegistry() {
+  static Registry* registry = new Registry();  // never destroyed: used at exit
+  return *registry;
+}
+
+absl::Status FromReply(const v1::LocalStoreReply& reply, absl::string_view what) {
+  if (reply.code() == 0) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(reply.code()),
+                      absl::StrCat(what, ": ", reply.message()));
+}
+
+}  // namespace
+
+std::shared_ptr<LocalStoreLink> LocalStoreLink::To(const std::string& address) {
+  Registry& registry = TheRegistry();
+  const absl::Time now = absl::Now();
+  {
+    absl::MutexLock lock(&registry.mu);
+    auto it = registry.slots.find(address);
+    if (it != registry.slots.end()) {
+      if (it->second.link != nullptr && !it->second.link->broken_.load()) return it->second.link;
+      if (it->second.link == nullptr && now < it->second.retry_after) return nullptr;
+    }
+  }
+  // Connecting is a syscall or two; racing threads may both connect, and
+  // the last one's link is kept (the other is closed with its last user).
+  std::shared_ptr<LocalStoreLink> link;
+  absl::StatusOr<int> socket = ConnectLocalSocket(address);
+  if (socket.ok()) {
+    link.reset(new LocalStoreLink(address, *socket));
+    if (absl::Status status = link->Handshake(); !status.ok()) {
+      GetLogger("store")->warn("event=local_store_unusable address={} error=\"{}\"", address,
+                               status.message());
+      link.reset();
+    }
+  }
+  absl::MutexLock lock(&registry.mu);
+  registry.slots[address] = Registry::Slot{link, now + kAbsentRetry};
+  return link;
+}
+
+LocalStoreLink::LocalStoreLink(std::string address, int socket)
+    : address_(std::move(address)), socket_(socket) {}
+
+LocalStoreLink::~LocalStoreLink() {
+  if (read_base_ != nullptr) munmap(const_cast<char*>(read_base_), arena_bytes_);
+  if (write_base_ != nullptr) munmap(write_base_, arena_bytes_);
+  close(socket_);
+}
+
+absl::Status LocalStoreLink::Handshake() {
+  v1::LocalStoreHello hello;
+  int arena_fd = -1;
+  if (absl::Status status = ReceivePacket(socket_, &hello, &arena_fd); !status.ok()) {
+    return status;
+  }
+  if (arena_fd < 0) return absl::DataLossError("the worker's hello carried no arena descriptor");
+  auto id = WorkerId::FromBinary(hello.worker_id());
+  absl::Status status = id.status();
+  if (status.ok()) {
+    worker_id_ = *id;
+    arena_bytes_ = hello.arena_bytes();
+    void* read = mmap(nullptr, arena_bytes_, PROT_READ, MAP_SHARED, arena_fd, 0);
+    void* write = read == MAP_FAILED
+                      ? MAP_FAILED
+                      : mmap(nullptr, arena_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, arena_fd, 0);
+    if (read == MAP_FAILED || write == MAP_FAILED) {
+      status = absl::ResourceExhaustedError(absl::StrCat(
+          "mapping the ", arena_bytes_, "-byte object store of ", address_, ": ",
+          std::strerror(errno)));
+      if (read != MAP_FAILED) munmap(read, arena_bytes_);
+    } else {
+      read_base_ = static_cast<const char*>(read);
+      write_base_ = static_cast<char*>(write);
+    }
+  }
+  close(arena_fd);  // the mappings keep the memory
+  return status;
+}
+
+absl::Status LocalStoreLink::Exchange(const v1::LocalStoreRequest& request,
+                                      v1::LocalStoreReply* reply) {
+  absl::MutexLock lock(&mu_);
+  absl::Status status = SendPacket(socket_, request);
+  if (status.ok()) status = ReceivePacket(socket_, reply);
+  if (!status.ok()) {
+    broken_ = true;
+    return absl::UnavailableError(absl::StrCat("the same-host store connection to the worker at ",
+                                               address_, " failed: ", status.message()));
+  }
+  return absl::OkStatus();
+}
+
+void LocalStoreLink::SendRelease(const ObjectId& id) {
+  v1::LocalStoreRequest request;
+  request.mutable_release()->set_object_id(std::string(id.Binary()));
+  absl::MutexLock lock(&mu_);
+  // A broken connection released every pin already.
+  if (!SendPacket(socket_, request).ok()) broken_ = true;
+}
+
+absl::StatusOr<LocalStoreLink::PinnedBytes> LocalStoreLink::Read(const ObjectId& id) {
+  v1::LocalStoreRequest request;
+  request.mutable_get()->set_object_id(std::string(id.Binary()));
+  v1::LocalStoreReply reply;
+  if (absl::Status status = Exchange(request, &reply); !status.ok()) return status;
+  const std::string what = absl::StrCat("reading object ", id.Short(), " at ", address_);
+  if (absl::Status status = FromReply(reply, what); !status.ok()) return status;
+  if (reply.offset_bytes() > arena_bytes_ || reply.size_bytes() > arena_bytes_ - reply.offset_bytes()) {
+    SendRelease(id);
+    return absl::DataLossError(absl::StrCat(what, ": the worker placed it outside its arena"));
+  }
+  // The pin is the link itself, kept alive (mapping included) by the
+  // returned pointer; its deleter releases the worker-side pin.
+  std::shared_ptr<LocalStoreLink> self = shared_from_this();
+  std::shared_ptr<const void> pin(self.get(), [self, id](const void*) { self->SendRelease(id); });
+  return PinnedBytes{read_base_ + reply.offset_bytes(), reply.size_bytes(), std::move(pin)};
+}
+
+absl::Status LocalStoreLink::Write(const ObjectId& id, uint64_t size_bytes,
+                                   absl::FunctionRef<void(char* out)> write) {
+  v1::LocalStoreRequest request;
+  request.mutable_create()->set_object_id(std::string(id.Binary()));
+  request.mutable_create()->set_size_bytes(size_bytes);
+  v1::LocalStoreReply reply;
+  if (absl::Status status = Exchange(request, &reply); !status.ok()) return status;
+  const std::string what = absl::StrCat("storing object ", id.Short(), " at ", address_);
+  if (absl::Status status = FromReply(reply, what); !status.ok()) return status;
+  if (reply.offset_bytes() > arena_bytes_ || size_bytes > arena_bytes_ - reply.offset_bytes()) {
+    return absl::DataLossError(absl::StrCat(what, ": the worker placed it outside its arena"));
+  }
+  try {
+    write(write_base_ + reply.offset_bytes());
+  } catch (...) {
+    request.Clear();
+    request.mutable_abort()->set_object_id(std::string(id.Binary()));
+    Exchange(request, &reply).IgnoreError();  // a broken link aborts it anyway
+    throw;
+  }
+  request.Clear();
+  request.mutable_seal()->set_object_id(std::string(id.Binary()));
+  if (absl::Status status = Exchange(request, &reply); !status.ok()) return status;
+  return FromReply(reply, what);
+}
+
+}  // namespace fleet

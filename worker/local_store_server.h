@@ -1,0 +1,70 @@
+// Serves the object store to processes on this host (local_store.proto):
+// clients and other workers map the arena's memfd and read sealed objects
+// in place, pinned for as long as they hold them, or write new objects
+// straight into the arena. This is how a same-host Get returns a view with
+// no copy and a same-host Put costs one memcpy into pre-faulted memory.
+//
+// Every pin and unsealed object belongs to its connection: when a client
+// exits or crashes, the kernel closes its socket and everything it held is
+// released. Only processes of this worker's user (or root) are served.
+//
+// Thread-safe. One thread accepts; each connection has a thread (a host
+// has a handful of clients and workers, not thousands).
+#ifndef FLEET_WORKER_LOCAL_STORE_SERVER_H_
+#define FLEET_WORKER_LOCAL_STORE_SERVER_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/ids.h"
+
+namespace fleet::worker {
+
+class ObjectStore;
+
+class LocalStoreServer {
+ public:
+  // Listens on the abstract socket named after `address` (see
+  // common/local_socket.h). `store` must outlive the server.
+  static absl::StatusOr<std::unique_ptr<LocalStoreServer>> Start(ObjectStore* store,
+                                                                 const WorkerId& worker_id,
+                                                                 const std::string& address);
+  // Closes every connection (releasing their pins) and joins the threads.
+  ~LocalStoreServer();
+  LocalStoreServer(const LocalStoreServer&) = delete;
+  LocalStoreServer& operator=(const LocalStoreServer&) = delete;
+
+  // Bytes handed out by Get replies: what same-host readers read in place.
+  uint64_t bytes_mapped() const { return bytes_mapped_.load(std::memory_order_relaxed); }
+
+ private:
+  LocalStoreServer(ObjectStore* store, const WorkerId& worker_id, int listen_fd, int wake_fd);
+
+  void AcceptLoop();
+  void Serve(int fd);
+  void JoinFinishedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  ObjectStore* const store_;
+  const WorkerId worker_id_;
+  const int listen_fd_;
+  const int wake_fd_;  // an eventfd that stops AcceptLoop
+  std::atomic<uint64_t> bytes_mapped_{0};
+
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::flat_hash_set<int> connections_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
+  // Threads whose connection ended, joined at the next accept.
+  std::vector<std::thread::id> finished_ ABSL_GUARDED_BY(mu_);
+  std::thread acceptor_;
+};
+
+}  // namespace fleet::worker
+
+#endif  // FLEET_WORKER_LOCAL_STORE_SERVER_H_

@@ -1,0 +1,208 @@
+// The same-host object path end to end, in one process: a LocalStoreServer
+// over a real store, reached through real unix sockets, both by the
+// LocalStoreLink that clients and workers use and by a raw connection that
+// can be closed at will (as a crashed client's is).
+#include "worker/local_store_server.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/local_socket.h"
+#include "common/local_store_link.h"
+#include "fleet/v1/local_store.pb.h"
+#include "gtest/gtest.h"
+#include "worker/object_store.h"
+
+namespace fleet::worker {
+namespace {
+
+constexpr uint64_t kStoreBytes = 8 << 20;
+
+ObjectId Id(uint64_t i) { return ObjectId::Of(TaskId::Of(JobId(), i), 0); }
+
+std::string Content(uint64_t i, uint64_t size) {
+  std::string s(size, '\0');
+  for (uint64_t k = 0; k < size; ++k) s[k] = static_cast<char>((i * 31 + k * 7 + k / 253) & 0xff);
+  return s;
+}
+
+// Polls `done` for up to five seconds: the server notices a closed
+// connection on its own thread.
+template <typename Done>
+bool Eventually(Done done) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (!done()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
+}
+
+// A raw connection: the hello's arena mapped read-only.
+struct RawClient {
+  int socket = -1;
+  const char* arena = nullptr;
+  uint64_t arena_bytes = 0;
+
+  ~RawClient() {
+    if (arena != nullptr) munmap(const_cast<char*>(arena), arena_bytes);
+    if (socket >= 0) close(socket);
+  }
+  void Close() {
+    close(socket);
+    socket = -1;
+  }
+  v1::LocalStoreReply Call(const v1::LocalStoreRequest& request) {
+    v1::LocalStoreReply reply;
+    EXPECT_TRUE(SendPacket(socket, request).ok());
+    EXPECT_TRUE(ReceivePacket(socket, &reply).ok());
+    return reply;
+  }
+};
+
+class LocalStoreServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = ObjectStore::Open({.capacity_bytes = kStoreBytes,
+                                    .prefault_bytes = kStoreBytes,
+                                    .spill_dir = ::testing::TempDir()});
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    // Unique per test: the link registry is process-wide.
+    address_ = absl::StrCat("local-store-test-", getpid(), "-", ++serial_, ":1");
+    auto server = LocalStoreServer::Start(store_.get(), worker_id_, address_);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+  }
+
+  void Connect(RawClient& client) {
+    absl::StatusOr<int> socket = ConnectLocalSocket(address_);
+    ASSERT_TRUE(socket.ok()) << socket.status();
+    client.socket = *socket;
+    v1::LocalStoreHello hello;
+    int fd = -1;
+    ASSERT_TRUE(ReceivePacket(client.socket, &hello, &fd).ok());
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(hello.worker_id(), std::string(worker_id_.Binary()));
+    client.arena_bytes = hello.arena_bytes();
+    void* map = mmap(nullptr, client.arena_bytes, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    ASSERT_NE(map, MAP_FAILED);
+    client.arena = static_cast<const char*>(map);
+  }
+
+  static inline int serial_ = 0;
+  const WorkerId worker_id_ = WorkerId::Random();
+  std::string address_;
+  std::unique_ptr<ObjectStore> store_;
+  std::unique_ptr<LocalStoreServer> server_;
+};
+
+TEST_F(LocalStoreServerTest, LinkReadsAnObjectInPlaceAndItsPinOutlivesTheDelete) {
+  const std::string content = Content(1, 1 << 20);
+  ASSERT_TRUE(store_->Put(Id(1), content).ok());
+  std::shared_ptr<LocalStoreLink> link = LocalStoreLink::To(address_);
+  ASSERT_NE(link, nullptr);
+  EXPECT_EQ(link->worker_id(), worker_id_);
+
+  absl::StatusOr<LocalStoreLink::PinnedBytes> pinned = link->Read(Id(1));
+  ASSERT_TRUE(pinned.ok()) << pinned.status();
+  ASSERT_EQ(pinned->size, content.size());
+  EXPECT_EQ(std::memcmp(pinned->data, content.data(), content.size()), 0);
+  EXPECT_EQ(server_->bytes_mapped(), content.size());
+
+  // Freed by the cluster while read here: its memory stays taken (nothing
+  // can be placed over it) until the pin goes.
+  store_->Delete(Id(1));
+  EXPECT_EQ(store_->stats().bytes, content.size());
+  absl::Status no_room = store_->Put(Id(2), Content(2, kStoreBytes - content.size() / 2));
+  EXPECT_TRUE(absl::IsResourceExhausted(no_room)) << no_room;
+  EXPECT_EQ(std::memcmp(pinned->data, content.data(), content.size()), 0);
+  pinned->pin.reset();
+  EXPECT_TRUE(Eventually([&] { return store_->stats().bytes == 0; }))
+      << "the released object still holds " << store_->stats().bytes << " bytes";
+}
+
+TEST_F(LocalStoreServerTest, LinkWritesAnObjectInPlaceAndSealsIt) {
+  std::shared_ptr<LocalStoreLink> link = LocalStoreLink::To(address_);
+  ASSERT_NE(link, nullptr);
+  const std::string content = Content(3, 300'000);
+  ASSERT_TRUE(link->Write(Id(3), content.size(), [&](char* out) {
+                    std::memcpy(out, content.data(), content.size());
+                  }).ok());
+  absl::StatusOr<ObjectStore::View> view = store_->Get(Id(3));
+  ASSERT_TRUE(view.ok()) << view.status();
+  EXPECT_EQ(view->std_view(), content);
+
+  // Objects are immutable: a second create of the id is refused.
+  absl::Status again = link->Write(Id(3), 10, [](char*) {});
+  EXPECT_TRUE(absl::IsAlreadyExists(again)) << again;
+}
+
+TEST_F(LocalStoreServerTest, AWriteThatThrowsAbortsTheObject) {
+  std::shared_ptr<LocalStoreLink> link = LocalStoreLink::To(address_);
+  ASSERT_NE(link, nullptr);
+  EXPECT_THROW(link->Write(Id(4), 1000, [](char*) { throw std::runtime_error("serializer"); })
+                   .IgnoreError(),
+               std::runtime_error);
+  EXPECT_FALSE(store_->Contains(Id(4)));
+  EXPECT_EQ(store_->stats().bytes, 0u);
+  // The id is free again.
+  EXPECT_TRUE(link->Write(Id(4), 1000, [](char* out) { std::memset(out, 1, 1000); }).ok());
+}
+
+TEST_F(LocalStoreServerTest, MissingAndOversizedObjectsAreClearErrors) {
+  std::shared_ptr<LocalStoreLink> link = LocalStoreLink::To(address_);
+  ASSERT_NE(link, nullptr);
+  absl::StatusOr<LocalStoreLink::PinnedBytes> missing = link->Read(Id(5));
+  EXPECT_TRUE(absl::IsNotFound(missing.status())) << missing.status();
+  EXPECT_NE(missing.status().message().find(Id(5).Short()), std::string::npos)
+      << missing.status();
+  // Larger than the arena: the store would keep it in a file, which a
+  // same-host writer cannot map; the caller uploads it instead.
+  absl::Status too_big = link->Write(Id(6), 2 * kStoreBytes, [](char*) {});
+  EXPECT_TRUE(absl::IsResourceExhausted(too_big)) << too_big;
+  EXPECT_FALSE(store_->Contains(Id(6)));
+}
+
+TEST_F(LocalStoreServerTest, AClosedConnectionReleasesItsPinsAndAbortsItsWrites) {
+  ASSERT_TRUE(store_->Put(Id(7), Content(7, 4096)).ok());
+  RawClient client;
+  Connect(client);
+  v1::LocalStoreRequest get;
+  get.mutable_get()->set_object_id(std::string(Id(7).Binary()));
+  const v1::LocalStoreReply pinned = client.Call(get);
+  ASSERT_EQ(pinned.code(), 0) << pinned.message();
+  ASSERT_EQ(pinned.size_bytes(), 4096u);
+  EXPECT_EQ(std::string(client.arena + pinned.offset_bytes(), 4096), Content(7, 4096));
+
+  v1::LocalStoreRequest create;
+  create.mutable_create()->set_object_id(std::string(Id(8).Binary()));
+  create.mutable_create()->set_size_bytes(8192);
+  ASSERT_EQ(client.Call(create).code(), 0);
+
+  store_->Delete(Id(7));
+  EXPECT_GE(store_->stats().bytes, 4096u + 8192u) << "the pin and the unsealed object hold memory";
+  client.Close();  // as when a client crashes
+  EXPECT_TRUE(Eventually([&] { return store_->stats().bytes == 0; }))
+      << store_->stats().bytes << " bytes still held after the client went";
+  EXPECT_FALSE(store_->Contains(Id(8)));
+}
+
+TEST_F(LocalStoreServerTest, OneServerPerAddressInANetworkNamespace) {
+  auto second = LocalStoreServer::Start(store_.get(), WorkerId::Random(), address_);
+  EXPECT_TRUE(absl::IsAlreadyExists(second.status())) << second.status();
+}
+
+TEST_F(LocalStoreServerTest, NoLinkToAWorkerThatIsNotOnThisHost) {
+  EXPECT_EQ(LocalStoreLink::To("no-such-worker.example:9"), nullptr);
+}
+
+}  // namespace
+}  // namespace fleet::worker
