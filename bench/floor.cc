@@ -36,7 +36,7 @@
 #include <vector>
 
 #include "bench/common/bench_common.h"
-#include "bench/common/read_loop.h"
+#include "examples/tasks/sum_doubles.h"
 #include "benchmark/benchmark.h"
 #include "fleet/bench/v1/echo.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -303,7 +303,7 @@ void RunBandwidth(const BenchOptions& options, int tcp_port) {
     const double* p = reinterpret_cast<const double*>(src.get());
     const std::size_t n = bytes / sizeof(double);
     for (auto _ : state) {
-      double sum = SumDoubles(p, n);
+      double sum = fleet::examples::SumDoubles(p, n);
       benchmark::DoNotOptimize(sum);
     }
     state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));

@@ -94,7 +94,12 @@ void ClientSession::OnMessage(v1::SchedulerToClient& message) {
   }
   if (message.workers_size() > 0 || message.workers_left_size() > 0) {
     absl::MutexLock lock(&workers_mu_);
-    for (const v1::WorkerInfo& joined : message.workers()) workers_.push_back(joined);
+    for (const v1::WorkerInfo& joined : message.workers()) {
+      workers_.push_back(joined);
+      // Connects now to a worker on this host, so that its store is mapped
+      // by the time the first Put or Get needs it.
+      LocalStoreLink::To(joined.address());
+    }
     for (const std::string& left : message.workers_left()) {
       std::erase_if(workers_, [&](const v1::WorkerInfo& w) { return w.worker_id() == left; });
     }

@@ -19,6 +19,27 @@
 #include "fleet/fleet.h"
 
 namespace fleet {
+namespace internal {
+
+// An object being filled in place by fleet::ArrayBuilder.
+struct ObjectBuild {
+  ObjectId id;
+  std::size_t size = 0;
+  char* out = nullptr;  // where the caller writes
+  bool sealed = false;
+  // In a same-host worker's store:
+  std::shared_ptr<LocalStoreLink> link;
+  v1::WorkerInfo worker;
+  // Or privately, until Seal stores it:
+  std::string buffer;
+
+  ~ObjectBuild() {
+    if (link != nullptr && !sealed) link->Abort(id);
+  }
+};
+
+}  // namespace internal
+
 namespace {
 
 // How long a large Put waits for a worker to join an empty cluster.
@@ -118,16 +139,69 @@ class Runtime {
     if (!status.ok()) {
       throw Error(absl::StrCat("Put of ", size, " bytes failed: ", status.message()));
     }
-    info.mutable_location()->set_worker_id(worker->worker_id());
-    info.mutable_location()->set_address(worker->address());
-    internal::ObjectHandle handle = table_->CreateRemote(id, worker->address());
-    session_->Put(std::move(info));
-    return handle;
+    return Register(id, size, *worker);
+  }
+
+  // Starts an object to be filled in place (fleet::ArrayBuilder): in the
+  // store of a worker on this host when the value is too large to travel
+  // inline and there is one; else in a private buffer, stored by Seal.
+  std::shared_ptr<internal::ObjectBuild> Begin(std::size_t size) {
+    auto build = std::make_shared<internal::ObjectBuild>();
+    build->id = ObjectId::Of(TaskId::Of(job_, next_index_.fetch_add(1)), 0);
+    build->size = size;
+    if (size > session_->inline_threshold_bytes()) {
+      auto worker = session_->PickWorkerForPut(kPutWorkerWait);
+      if (!worker.ok()) throw Error(std::string(worker.status().message()));
+      if (std::shared_ptr<LocalStoreLink> link = LocalStoreLink::To(worker->address())) {
+        absl::StatusOr<char*> out = link->Create(build->id, size);
+        if (out.ok()) {
+          build->link = std::move(link);
+          build->worker = *std::move(worker);
+          build->out = *out;
+          return build;
+        }
+        if (!absl::IsUnavailable(out.status()) && !absl::IsResourceExhausted(out.status())) {
+          throw Error(absl::StrCat("creating an object of ", size, " bytes failed: ",
+                                   out.status().message()));
+        }
+      }
+    }
+    build->buffer.resize(size);
+    build->out = build->buffer.data();
+    return build;
+  }
+
+  internal::ObjectHandle Seal(internal::ObjectBuild& build) {
+    if (build.sealed) throw Error("this object was sealed already");
+    build.sealed = true;
+    if (build.link == nullptr) {
+      return Put(build.size, [&build](char* out) {
+        std::memcpy(out, build.buffer.data(), build.size);
+      });
+    }
+    if (absl::Status status = build.link->Seal(build.id); !status.ok()) {
+      throw Error(absl::StrCat("sealing an object of ", build.size, " bytes failed: ",
+                               status.message()));
+    }
+    return Register(build.id, build.size, build.worker);
   }
 
   client::ObjectTable& table() { return *table_; }
 
  private:
+  // Tracks a large object just stored on `worker` and tells the scheduler.
+  internal::ObjectHandle Register(const ObjectId& id, std::size_t size,
+                                  const v1::WorkerInfo& worker) {
+    v1::ObjectInfo info;
+    info.set_object_id(std::string(id.Binary()));
+    info.set_size_bytes(size);
+    info.mutable_location()->set_worker_id(worker.worker_id());
+    info.mutable_location()->set_address(worker.address());
+    internal::ObjectHandle handle = table_->CreateRemote(id, worker.address());
+    session_->Put(std::move(info));
+    return handle;
+  }
+
   Runtime() : job_(JobId::Random()) {}
 
   const JobId job_;
@@ -216,6 +290,14 @@ ObjectHandle PutObject(std::size_t size_bytes, void (*write)(const void* value, 
                        const void* value) {
   return Current()->Put(size_bytes, [&](char* out) { write(value, out); });
 }
+
+std::shared_ptr<ObjectBuild> BeginObject(std::size_t size_bytes, char** out) {
+  std::shared_ptr<ObjectBuild> build = Current()->Begin(size_bytes);
+  *out = build->out;
+  return build;
+}
+
+ObjectHandle SealObject(ObjectBuild& build) { return Current()->Seal(build); }
 
 ObjectBytes GetObjectBytes(const ObjectHandle& handle,
                            std::optional<std::chrono::nanoseconds> timeout) {

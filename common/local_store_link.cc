@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -16,6 +17,17 @@
 
 namespace fleet {
 namespace {
+
+// Linux 5.14; older glibc headers lack them.
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+// Objects below this are read and written with ordinary page faults.
+constexpr uint64_t kPopulateMinBytes = 1 << 20;
 
 // How long a worker found not to be on this host is not asked again.
 constexpr absl::Duration kAbsentRetry = absl::Seconds(3);
@@ -65,6 +77,7 @@ std::shared_ptr<LocalStoreLink> LocalStoreLink::To(const std::string& address) {
       link.reset();
     }
   }
+  if (link != nullptr) link->populating_ = std::thread([raw = link.get()] { raw->PopulatePrefaulted(); });
   absl::MutexLock lock(&registry.mu);
   registry.slots[address] = Registry::Slot{link, now + kAbsentRetry};
   return link;
@@ -74,9 +87,53 @@ LocalStoreLink::LocalStoreLink(std::string address, int socket)
     : address_(std::move(address)), socket_(socket) {}
 
 LocalStoreLink::~LocalStoreLink() {
+  if (populating_.joinable()) populating_.join();
   if (read_base_ != nullptr) munmap(const_cast<char*>(read_base_), arena_bytes_);
   if (write_base_ != nullptr) munmap(write_base_, arena_bytes_);
   close(socket_);
+}
+
+void LocalStoreLink::Populate(uint64_t offset, uint64_t size, bool for_write) {
+  if (size < kPopulateMinBytes) return;
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const uint64_t begin = offset / page * page;
+  const uint64_t end = std::min(arena_bytes_, (offset + size + page - 1) / page * page);
+  // A chunk once populated stays mapped (the worker never gives arena pages
+  // back), so only chunks not seen before are populated. A chunk the range
+  // only partly covers counts as seen: later objects there may still fault
+  // on a few pages, which is correct, just slower.
+  std::vector<std::pair<uint64_t, uint64_t>> runs;  // chunk [first, last)
+  {
+    absl::MutexLock lock(&populate_mu_);
+    std::vector<bool>& seen = for_write ? written_chunks_ : read_chunks_;
+    for (uint64_t c = begin / kPopulateChunkBytes; c * kPopulateChunkBytes < end; ++c) {
+      if (seen[c]) continue;
+      seen[c] = true;
+      if (!runs.empty() && runs.back().second == c) {
+        runs.back().second = c + 1;
+      } else {
+        runs.emplace_back(c, c + 1);
+      }
+    }
+  }
+  char* base = for_write ? write_base_ : const_cast<char*>(read_base_);
+  for (const auto& [first, last] : runs) {
+    const uint64_t from = std::max(begin, first * kPopulateChunkBytes);
+    const uint64_t to = std::min(end, last * kPopulateChunkBytes);
+    // Best effort: without it (kernels before 5.14) the first touch of each
+    // page faults instead.
+    madvise(base + from, to - from, for_write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+  }
+}
+
+void LocalStoreLink::PopulatePrefaulted() {
+  // In steps, so that a Read or Write meanwhile finds most chunks done.
+  constexpr uint64_t kStep = 32 << 20;
+  for (uint64_t offset = 0; offset < prefaulted_bytes_; offset += kStep) {
+    const uint64_t size = std::min(kStep, prefaulted_bytes_ - offset);
+    Populate(offset, size, /*for_write=*/true);
+    Populate(offset, size, /*for_write=*/false);
+  }
 }
 
 absl::Status LocalStoreLink::Handshake() {
@@ -91,6 +148,7 @@ absl::Status LocalStoreLink::Handshake() {
   if (status.ok()) {
     worker_id_ = *id;
     arena_bytes_ = hello.arena_bytes();
+    prefaulted_bytes_ = std::min(hello.prefaulted_bytes(), arena_bytes_);
     void* read = mmap(nullptr, arena_bytes_, PROT_READ, MAP_SHARED, arena_fd, 0);
     void* write = read == MAP_FAILED
                       ? MAP_FAILED
@@ -103,6 +161,10 @@ absl::Status LocalStoreLink::Handshake() {
     } else {
       read_base_ = static_cast<const char*>(read);
       write_base_ = static_cast<char*>(write);
+      const uint64_t chunks = (arena_bytes_ + kPopulateChunkBytes - 1) / kPopulateChunkBytes;
+      absl::MutexLock lock(&populate_mu_);
+      read_chunks_.assign(chunks, false);
+      written_chunks_.assign(chunks, false);
     }
   }
   close(arena_fd);  // the mappings keep the memory
@@ -141,6 +203,7 @@ absl::StatusOr<LocalStoreLink::PinnedBytes> LocalStoreLink::Read(const ObjectId&
     SendRelease(id);
     return absl::DataLossError(absl::StrCat(what, ": the worker placed it outside its arena"));
   }
+  Populate(reply.offset_bytes(), reply.size_bytes(), /*for_write=*/false);
   // The pin is the link itself, kept alive (mapping included) by the
   // returned pointer; its deleter releases the worker-side pin.
   std::shared_ptr<LocalStoreLink> self = shared_from_this();
@@ -148,8 +211,7 @@ absl::StatusOr<LocalStoreLink::PinnedBytes> LocalStoreLink::Read(const ObjectId&
   return PinnedBytes{read_base_ + reply.offset_bytes(), reply.size_bytes(), std::move(pin)};
 }
 
-absl::Status LocalStoreLink::Write(const ObjectId& id, uint64_t size_bytes,
-                                   absl::FunctionRef<void(char* out)> write) {
+absl::StatusOr<char*> LocalStoreLink::Create(const ObjectId& id, uint64_t size_bytes) {
   v1::LocalStoreRequest request;
   request.mutable_create()->set_object_id(std::string(id.Binary()));
   request.mutable_create()->set_size_bytes(size_bytes);
@@ -158,20 +220,39 @@ absl::Status LocalStoreLink::Write(const ObjectId& id, uint64_t size_bytes,
   const std::string what = absl::StrCat("storing object ", id.Short(), " at ", address_);
   if (absl::Status status = FromReply(reply, what); !status.ok()) return status;
   if (reply.offset_bytes() > arena_bytes_ || size_bytes > arena_bytes_ - reply.offset_bytes()) {
+    Abort(id);
     return absl::DataLossError(absl::StrCat(what, ": the worker placed it outside its arena"));
   }
+  Populate(reply.offset_bytes(), size_bytes, /*for_write=*/true);
+  return write_base_ + reply.offset_bytes();
+}
+
+absl::Status LocalStoreLink::Seal(const ObjectId& id) {
+  v1::LocalStoreRequest request;
+  request.mutable_seal()->set_object_id(std::string(id.Binary()));
+  v1::LocalStoreReply reply;
+  if (absl::Status status = Exchange(request, &reply); !status.ok()) return status;
+  return FromReply(reply, absl::StrCat("sealing object ", id.Short(), " at ", address_));
+}
+
+void LocalStoreLink::Abort(const ObjectId& id) {
+  v1::LocalStoreRequest request;
+  request.mutable_abort()->set_object_id(std::string(id.Binary()));
+  v1::LocalStoreReply reply;
+  Exchange(request, &reply).IgnoreError();  // a broken link aborted it already
+}
+
+absl::Status LocalStoreLink::Write(const ObjectId& id, uint64_t size_bytes,
+                                   absl::FunctionRef<void(char* out)> write) {
+  absl::StatusOr<char*> out = Create(id, size_bytes);
+  if (!out.ok()) return out.status();
   try {
-    write(write_base_ + reply.offset_bytes());
+    write(*out);
   } catch (...) {
-    request.Clear();
-    request.mutable_abort()->set_object_id(std::string(id.Binary()));
-    Exchange(request, &reply).IgnoreError();  // a broken link aborts it anyway
+    Abort(id);
     throw;
   }
-  request.Clear();
-  request.mutable_seal()->set_object_id(std::string(id.Binary()));
-  if (absl::Status status = Exchange(request, &reply); !status.ok()) return status;
-  return FromReply(reply, what);
+  return Seal(id);
 }
 
 }  // namespace fleet

@@ -1,8 +1,8 @@
 // The client side of the same-host object path (worker/local_store_server.h):
 // a connection to the store of a worker on this host, with its arena
 // mapped, for reading sealed objects in place and writing new ones in place.
-// Clients use it for Get and Put; workers use it to copy an argument from a
-// neighbour's store with one memcpy instead of a gRPC stream.
+// Clients use it for Get and Put; workers use it to read an argument in
+// place in a neighbour's store instead of fetching a copy.
 //
 // Thread-safe. Requests on one link are serialized (each is a few
 // microseconds: a packet each way).
@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
@@ -39,6 +41,9 @@ class LocalStoreLink : public std::enable_shared_from_this<LocalStoreLink> {
   // The link to the worker at `address` ("host:port"), shared by the whole
   // process; nullptr when that worker is not on this host (or not running).
   // A missing worker is asked again after a few seconds, not on every call.
+  // A new link maps the pages of the worker's pre-faulted arena in the
+  // background, so that the first reads and writes through it do not pay a
+  // page fault per 4 KiB (~1 us each: 20 ms for 80 MB).
   static std::shared_ptr<LocalStoreLink> To(const std::string& address);
 
   ~LocalStoreLink();
@@ -58,11 +63,20 @@ class LocalStoreLink : public std::enable_shared_from_this<LocalStoreLink> {
   absl::Status Write(const ObjectId& id, uint64_t size_bytes,
                      absl::FunctionRef<void(char* out)> write);
 
+  // Write in steps, for a caller that fills the object over time: Create
+  // returns where to write `size_bytes` (in this process's mapping of the
+  // arena); Seal makes the object visible; Abort drops it. An object not
+  // sealed when the link closes is dropped.
+  absl::StatusOr<char*> Create(const ObjectId& id, uint64_t size_bytes);
+  absl::Status Seal(const ObjectId& id);
+  void Abort(const ObjectId& id);
+
   const WorkerId& worker_id() const { return worker_id_; }
   const std::string& address() const { return address_; }
 
  private:
   LocalStoreLink(std::string address, int socket);
+  void PopulatePrefaulted();
 
   // Receives the hello and maps the arena.
   absl::Status Handshake();
@@ -71,6 +85,10 @@ class LocalStoreLink : public std::enable_shared_from_this<LocalStoreLink> {
   absl::Status Exchange(const v1::LocalStoreRequest& request, v1::LocalStoreReply* reply)
       ABSL_LOCKS_EXCLUDED(mu_);
   void SendRelease(const ObjectId& id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Maps the pages of [offset, offset + size) of the arena into the read
+  // (or write) mapping in one call, instead of one fault per 4 KiB page on
+  // first touch: 80 MB read for the first time costs 20,000 faults.
+  void Populate(uint64_t offset, uint64_t size, bool for_write) ABSL_LOCKS_EXCLUDED(populate_mu_);
 
   const std::string address_;
   const int socket_;
@@ -80,6 +98,14 @@ class LocalStoreLink : public std::enable_shared_from_this<LocalStoreLink> {
   const char* read_base_ = nullptr;
   char* write_base_ = nullptr;
   uint64_t arena_bytes_ = 0;
+  uint64_t prefaulted_bytes_ = 0;
+  std::thread populating_;  // PopulatePrefaulted, joined by the destructor
+
+  static constexpr uint64_t kPopulateChunkBytes = 2 << 20;
+  absl::Mutex populate_mu_;
+  // Which 2 MiB chunks of each mapping are known to be mapped already.
+  std::vector<bool> read_chunks_ ABSL_GUARDED_BY(populate_mu_);
+  std::vector<bool> written_chunks_ ABSL_GUARDED_BY(populate_mu_);
 
   absl::Mutex mu_;  // one exchange on the socket at a time
   std::atomic<bool> broken_{false};  // the connection failed; To() makes a new link

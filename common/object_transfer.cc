@@ -7,7 +7,6 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
-#include "common/local_store_link.h"
 #include "common/net.h"
 #include "fleet/v1/worker.grpc.pb.h"
 #include "grpcpp/client_context.h"
@@ -23,7 +22,9 @@ absl::Status Annotate(const absl::Status& status, absl::string_view what) {
   return absl::Status(status.code(), absl::StrCat(what, ": ", status.message()));
 }
 
-absl::StatusOr<uint64_t> FetchOverGrpc(
+}  // namespace
+
+absl::StatusOr<uint64_t> FetchObjectInto(
     const std::string& address, const ObjectId& id,
     absl::FunctionRef<absl::StatusOr<char*>(uint64_t total_size_bytes)> allocate,
     absl::Duration timeout) {
@@ -74,30 +75,6 @@ absl::StatusOr<uint64_t> FetchOverGrpc(
   return total;
 }
 
-}  // namespace
-
-absl::StatusOr<uint64_t> FetchObjectInto(
-    const std::string& address, const ObjectId& id,
-    absl::FunctionRef<absl::StatusOr<char*>(uint64_t total_size_bytes)> allocate,
-    absl::Duration timeout) {
-  if (std::shared_ptr<LocalStoreLink> link = LocalStoreLink::To(address)) {
-    absl::StatusOr<LocalStoreLink::PinnedBytes> pinned = link->Read(id);
-    if (pinned.ok()) {
-      absl::StatusOr<char*> out = allocate(pinned->size);
-      if (!out.ok()) {
-        return Annotate(out.status(), absl::StrCat("fetching object ", id.Short(),
-                                                   " from the worker at ", address));
-      }
-      if (pinned->size > 0) std::memcpy(*out, pinned->data, pinned->size);
-      return pinned->size;
-    }
-    if (absl::IsNotFound(pinned.status())) return pinned.status();
-    // Spilled beyond what its store can take back, or the link broke: the
-    // gRPC stream reads spill files and reconnects.
-  }
-  return FetchOverGrpc(address, id, allocate, timeout);
-}
-
 absl::StatusOr<std::shared_ptr<const std::string>> FetchObjectFrom(const std::string& address,
                                                                     const ObjectId& id,
                                                                     absl::Duration timeout) {
@@ -115,16 +92,6 @@ absl::StatusOr<std::shared_ptr<const std::string>> FetchObjectFrom(const std::st
 
 absl::Status UploadObjectTo(const std::string& address, const ObjectId& id,
                             absl::string_view bytes, absl::Duration timeout) {
-  if (std::shared_ptr<LocalStoreLink> link = LocalStoreLink::To(address)) {
-    absl::Status stored = link->Write(id, bytes.size(), [&](char* out) {
-      if (!bytes.empty()) std::memcpy(out, bytes.data(), bytes.size());
-    });
-    // Too large for the arena, or the link broke: gRPC writes a spill file
-    // or reconnects. Anything else is the answer.
-    // Objects are immutable: a second upload of an id keeps the first.
-    if (absl::IsAlreadyExists(stored)) return absl::OkStatus();
-    if (!absl::IsResourceExhausted(stored) && !absl::IsUnavailable(stored)) return stored;
-  }
   auto stub = v1::Worker::NewStub(ChannelTo(address));
   grpc::ClientContext context;
   context.set_deadline(DeadlineAfter(timeout));

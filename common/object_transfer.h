@@ -1,8 +1,8 @@
 // The client side of the Worker service's object transfer, used by clients
 // (Get of a large result, Put of a large value) and by workers (arguments
-// that live on another worker). A worker on this host is reached through
-// its mapped store instead (common/local_store_link.h): one memcpy, no
-// stream; gRPC remains the path across hosts and the fallback.
+// that live on another worker) across hosts, and as the fallback on one
+// host: a worker on this host is reached through its mapped store
+// (common/local_store_link.h) first.
 #ifndef FLEET_COMMON_OBJECT_TRANSFER_H_
 #define FLEET_COMMON_OBJECT_TRANSFER_H_
 

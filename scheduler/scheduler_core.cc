@@ -613,6 +613,7 @@ ClusterSnapshot SchedulerCore::Snapshot() const {
     w.bytes_received = worker.last_heartbeat.bytes_received();
     w.objects_fetched = worker.last_heartbeat.objects_fetched();
     w.bytes_shared_locally = worker.last_heartbeat.bytes_shared_locally();
+    w.neighbour_reads = worker.last_heartbeat.neighbour_reads();
     w.mean_task_run_ms = worker.mean_run_us / 1000.0;
     w.uptime = now - worker.connected_at;
     w.last_heard = now - worker.last_heard;

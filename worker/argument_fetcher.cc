@@ -21,6 +21,14 @@ absl::StatusOr<ArgumentBytes> ArgumentFetcher::Obtain(const ObjectId& id,
     absl::StatusOr<ObjectStore::View> local = store_->Get(id);
     if (local.ok()) return ArgumentBytes(std::move(*local));
     if (holder_address.empty()) return local.status();
+    if (std::shared_ptr<LocalStoreLink> neighbour = LocalStoreLink::To(holder_address)) {
+      absl::StatusOr<LocalStoreLink::PinnedBytes> pinned = neighbour->Read(id);
+      if (pinned.ok()) {
+        neighbour_reads_++;
+        return ArgumentBytes(std::move(*pinned));
+      }
+      // Spilled there, or the link broke: fetch a copy (gRPC reads spill files).
+    }
 
     std::shared_ptr<Fetch> fetch;
     bool leader = false;

@@ -1,8 +1,11 @@
-// Obtains the objects a task reads: from this worker's store, or fetched
-// from the worker that holds them straight into the store. Concurrent
-// requests for one object share one fetch, and the fetched copy is kept (as
-// a secondary, evicted first under pressure) and reported to the scheduler,
-// so 95 tasks reading one array on this worker transfer it once.
+// Obtains the objects a task reads: from this worker's store; in place in
+// the store of the worker that holds them when that worker is on this host
+// (pinned there through the local store link: no copy, no second copy of
+// the memory); or else fetched from the holder straight into this store.
+// Concurrent requests for one object share one fetch, and the fetched copy
+// is kept (as a secondary, evicted first under pressure) and reported to
+// the scheduler, so 95 tasks reading one array on this worker transfer it
+// once.
 //
 // Thread-safe.
 #ifndef FLEET_WORKER_ARGUMENT_FETCHER_H_
@@ -18,25 +21,29 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/ids.h"
+#include "common/local_store_link.h"
 #include "worker/object_store.h"
 #include "worker/scheduler_link.h"
 
 namespace fleet::worker {
 
-// The bytes of one argument, readable while this lives: pinned in the store,
-// or (an object too large for the store to keep a copy of) held privately.
+// The bytes of one argument, readable while this lives: pinned in this
+// store, pinned in a same-host neighbour's store, or (an object too large
+// for the store to keep a copy of) held privately.
 class ArgumentBytes {
  public:
   explicit ArgumentBytes(ObjectStore::View view) : view_(std::move(view)) {}
-  explicit ArgumentBytes(std::shared_ptr<const std::string> owned) : owned_(std::move(owned)) {}
+  explicit ArgumentBytes(std::shared_ptr<const std::string> owned)
+      : elsewhere_(*owned), owner_(std::move(owned)) {}
+  explicit ArgumentBytes(LocalStoreLink::PinnedBytes pinned)
+      : elsewhere_(pinned.data, pinned.size), owner_(std::move(pinned.pin)) {}
 
-  std::string_view bytes() const {
-    return owned_ != nullptr ? std::string_view(*owned_) : view_.std_view();
-  }
+  std::string_view bytes() const { return owner_ != nullptr ? elsewhere_ : view_.std_view(); }
 
  private:
   ObjectStore::View view_;
-  std::shared_ptr<const std::string> owned_;
+  std::string_view elsewhere_;  // when owner_ is set
+  std::shared_ptr<const void> owner_;
 };
 
 class ArgumentFetcher {
@@ -49,6 +56,8 @@ class ArgumentFetcher {
 
   uint64_t bytes_received() const { return bytes_received_.load(); }
   uint64_t fetches() const { return fetches_.load(); }
+  // Arguments read in place in a same-host neighbour's store.
+  uint64_t neighbour_reads() const { return neighbour_reads_.load(); }
 
  private:
   struct Fetch {
@@ -65,6 +74,7 @@ class ArgumentFetcher {
   SchedulerLink* const link_;
   std::atomic<uint64_t> bytes_received_{0};
   std::atomic<uint64_t> fetches_{0};
+  std::atomic<uint64_t> neighbour_reads_{0};
   absl::Mutex mu_;
   absl::flat_hash_map<ObjectId, std::shared_ptr<Fetch>> in_flight_ ABSL_GUARDED_BY(mu_);
 };

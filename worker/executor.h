@@ -43,6 +43,7 @@ class Executor {
   // Bytes and objects fetched from other workers for arguments.
   uint64_t bytes_received() const { return fetcher_.bytes_received(); }
   uint64_t fetches() const { return fetcher_.fetches(); }
+  uint64_t neighbour_reads() const { return fetcher_.neighbour_reads(); }
 
  private:
   void RunSlot();

@@ -91,6 +91,7 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
     heartbeat.set_bytes_sent(self->service_->bytes_sent());
     heartbeat.set_bytes_received(self->executor_->bytes_received());
     heartbeat.set_objects_fetched(self->executor_->fetches());
+    heartbeat.set_neighbour_reads(self->executor_->neighbour_reads());
     if (self->local_store_) heartbeat.set_bytes_shared_locally(self->local_store_->bytes_mapped());
   };
   server->connection_ =

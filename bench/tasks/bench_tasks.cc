@@ -5,7 +5,7 @@
 #include <chrono>
 #include <thread>
 
-#include "bench/common/read_loop.h"
+#include "examples/tasks/sum_doubles.h"
 #include "fleet/remote.h"
 
 namespace fleet::bench {
@@ -23,7 +23,7 @@ FLEET_REMOTE(bench_make_array);
 
 std::vector<double> bench_sum_view(fleet::ArrayView<double> data) {
   const auto start = std::chrono::steady_clock::now();
-  const double sum = SumDoubles(data.data(), data.size());
+  const double sum = fleet::examples::SumDoubles(data.data(), data.size());
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return {sum, seconds, static_cast<double>(::getpid()), data.in_place() ? 1.0 : 0.0};

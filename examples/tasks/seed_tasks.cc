@@ -6,6 +6,7 @@
 #include <string>
 #include <thread>
 
+#include "examples/tasks/sum_doubles.h"
 #include "fleet/remote.h"
 
 namespace fleet::examples {
@@ -52,9 +53,8 @@ double slow_mean(fleet::ArrayView<double> data, int64_t start, int64_t end) {
                             std::to_string(data.size()) + " elements");
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  double sum = 0;
-  for (int64_t i = start; i < end; ++i) sum += data[static_cast<std::size_t>(i)];
-  return sum / static_cast<double>(end - start);
+  const std::size_t n = static_cast<std::size_t>(end - start);
+  return SumDoubles(data.data() + start, n) / static_cast<double>(n);
 }
 FLEET_REMOTE(slow_mean);
 

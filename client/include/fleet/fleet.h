@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "fleet/array_builder.h"
 #include "fleet/errors.h"
 #include "fleet/object_ref.h"
 #include "fleet/remote.h"

@@ -242,6 +242,31 @@ struct BufferStream {
   }
 };
 
+// Writes what precedes the elements of a serialized array of `data_bytes`
+// bytes of T (see ArrayPadding): the ext header, the tag and the padding.
+template <typename T, typename Stream>
+void PackArrayHeader(msgpack::packer<Stream>& o, std::size_t data_bytes) {
+  const std::size_t pad = ArrayPadding(data_bytes);
+  const std::size_t payload = kArrayFixedHeaderBytes + pad + data_bytes;
+  if (payload > 0xffffffffu) throw msgpack::container_size_overflow("fleet::Array");
+  o.pack_ext(payload, kArrayExtType);
+  char header[kArrayFixedHeaderBytes + kArrayDataAlignment] = {};
+  const uint32_t tag = ArrayElementTag<T>();
+  std::memcpy(header, &tag, sizeof(tag));
+  header[4] = static_cast<char>(pad);
+  o.pack_ext_body(header, kArrayFixedHeaderBytes + pad);
+}
+
+// Bytes before the elements of a serialized array of `size` T's; the
+// elements follow, kArrayDataAlignment-aligned from the value's start.
+template <typename T>
+std::size_t ArrayHeaderBytes(std::size_t size) {
+  CountingStream counter;
+  msgpack::packer<CountingStream> packer(counter);
+  PackArrayHeader<T>(packer, size * sizeof(T));
+  return counter.bytes;
+}
+
 }  // namespace internal
 
 // Bytes Serialize(value) produces.
@@ -296,16 +321,7 @@ template <typename T>
 struct pack<fleet::ArrayView<T>> {
   template <typename Stream>
   packer<Stream>& operator()(packer<Stream>& o, const fleet::ArrayView<T>& v) const {
-    namespace fi = fleet::internal;
-    const std::size_t pad = fi::ArrayPadding(v.size_bytes());
-    const std::size_t payload = fi::kArrayFixedHeaderBytes + pad + v.size_bytes();
-    if (payload > 0xffffffffu) throw msgpack::container_size_overflow("fleet::Array");
-    o.pack_ext(payload, fi::kArrayExtType);
-    char header[fi::kArrayFixedHeaderBytes + fi::kArrayDataAlignment] = {};
-    const uint32_t tag = fi::ArrayElementTag<T>();
-    std::memcpy(header, &tag, sizeof(tag));
-    header[4] = static_cast<char>(pad);
-    o.pack_ext_body(header, fi::kArrayFixedHeaderBytes + pad);
+    fleet::internal::PackArrayHeader<T>(o, v.size_bytes());
     if (!v.empty()) o.pack_ext_body(reinterpret_cast<const char*>(v.data()), v.size_bytes());
     return o;
   }
