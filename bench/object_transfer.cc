@@ -9,13 +9,16 @@
 //        in the store of a worker on the client's host (no copy), GB/s;
 //      - Put: client to a worker's store, GB/s;
 //      - worker to worker: a task on worker A makes 1 GB, a task on worker B
-//        sums it (B fetches it from A first); the transfer is B's end-to-end
-//        time less its summing loop;
-//      - worker to client: Get of that 1 GB (fetch and decode into an Array).
+//        sums it: over gRPC (--path=grpc, workers without --local_store) B
+//        fetches it first and the transfer is B's end-to-end time less its
+//        summing loop; on one host B reads A's store in place, and the row
+//        is that whole read;
+//      - worker to client: Get of that 1 GB (decoded into an Array from the
+//        mapped store, or fetched over gRPC first).
 //   fleet-bench-floor measures the machine's limits (memcpy, loopback TCP)
 //   in the same run.
 //
-//   fleet-bench-transfer --address=HOST:PORT [--quick]
+//   fleet-bench-transfer --address=HOST:PORT [--path=same_host|grpc] [--quick]
 //
 // Needs two workers with one slot each (the cross-worker step keeps A's
 // slot busy so that the consumer goes to B), as bench/run starts them.
@@ -26,9 +29,15 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "bench/common/bench_common.h"
 #include "bench/tasks/bench_tasks.h"
 #include "fleet/fleet.h"
+
+ABSL_FLAG(std::string, path, "same_host",
+          "Which path the cluster's workers give this client, for the labels: same_host (the "
+          "default: mapped stores) or grpc (workers started with --local_store=false, as "
+          "between hosts).");
 
 namespace fleet::bench {
 namespace {
@@ -59,13 +68,20 @@ int RunM3(const BenchOptions& options, int64_t elements, int trials) {
   const auto sum = fleet::Task(bench_sum_view);
   const auto make = fleet::Task(bench_make_array);
   const std::string size = std::to_string(static_cast<int64_t>(bytes / kMB)) + " MB";
-  const std::string put_sum = Variant(options, "Put + task sum (ArrayView)");
-  const std::string returned = Variant(options, "task returns " + size + ", client Gets it");
-  const std::string put = Variant(options, "Put " + size + ": client to a worker's store");
+  const bool grpc = absl::GetFlag(FLAGS_path) == "grpc";
+  const std::string over = grpc ? ", over gRPC (as between hosts)" : "";
+  const std::string put_sum = Variant(options, "Put + task sum (ArrayView)" + over);
+  const std::string returned =
+      Variant(options, "task returns " + size + ", client Gets it" + over);
+  const std::string put =
+      Variant(options, grpc ? "Put " + size + " over gRPC: client to a worker's store"
+                            : "Put " + size + ": client to a same-host worker's store");
   const std::string read =
       Variant(options, "in-place read of a same-host " + size + " argument (task's own loop)");
-  const std::string fetched =
-      Variant(options, "task result to the client, " + size + " (Get: fetch + decode)");
+  const std::string fetched = Variant(
+      options, grpc ? "task result to the client over gRPC, " + size + " (Get: fetch + decode)"
+                    : "task result to the client, same host, " + size +
+                          " (Get: decode from the mapped store)");
   for (int trial = 0; trial < trials; ++trial) {
     Stopwatch clock;
     auto ref = fleet::Put(ones);
@@ -80,7 +96,9 @@ int RunM3(const BenchOptions& options, int64_t elements, int trials) {
     m3(put_sum, "MB_per_s", bytes / kMB / seconds, trial);
     m3(put_sum, "put_s", put_s, trial);
     xfer(put, "GB_per_s", bytes / kGB / put_s, trial);
-    if (r.in_place) {
+    if (grpc) {
+      // The task reads in place on its worker either way; one row is enough.
+    } else if (r.in_place) {
       xfer(read, "GB_per_s", bytes / kGB / r.read_seconds, trial);
     } else {
       xfer.Unsupported(read, "the task received a copy, not a view of the store");
@@ -103,9 +121,18 @@ int RunCrossWorker(const BenchOptions& options, int64_t elements, int trials) {
   const double bytes = static_cast<double>(elements) * sizeof(double);
   const std::string size = bytes >= kGB ? std::to_string(static_cast<int64_t>(bytes / kGB)) + " GB"
                                         : std::to_string(static_cast<int64_t>(bytes / kMB)) + " MB";
-  const std::string w2w =
-      Variant(options, "worker to worker, " + size + " (task on B sums A's result)");
-  const std::string w2c = Variant(options, "worker to client, " + size + " (Get: fetch + decode)");
+  const bool grpc = absl::GetFlag(FLAGS_path) == "grpc";
+  // Over gRPC B fetches a copy, and the transfer is B's time less its
+  // summing loop; on one host B reads A's store in place, so there is no
+  // transfer to isolate: the row is the whole read, end to end.
+  const std::string w2w = Variant(
+      options, grpc ? "worker to worker over gRPC, " + size + " (B fetches A's result, then sums)"
+                    : "in-place read on worker B of worker A's " + size +
+                          " result (same host, end to end)");
+  const std::string w2c = Variant(
+      options, grpc ? "worker to client over gRPC, " + size + " (Get: fetch + decode)"
+                    : "worker to client, same host, " + size +
+                          " (Get: decode from the mapped store)");
   const auto make = fleet::Task(bench_make_array);
   const auto hold = fleet::Task(bench_hold);
   const auto sum = fleet::Task(bench_sum_view);
@@ -124,7 +151,7 @@ int RunCrossWorker(const BenchOptions& options, int64_t elements, int trials) {
     if (r.pid == holder_pid) {
       xfer.Unsupported(w2w, "the consumer ran on the producer's worker (no transfer)");
     } else {
-      const double transfer_s = end_to_end - r.read_seconds;
+      const double transfer_s = grpc ? end_to_end - r.read_seconds : end_to_end;
       xfer(w2w, "GB_per_s", bytes / kGB / transfer_s, trial);
       xfer(w2w, "seconds", transfer_s, trial,
            {{"end_to_end_s", end_to_end}, {"read_s", r.read_seconds}});
