@@ -16,39 +16,46 @@ namespace {
 // zero-length packet that means the peer closed the connection.
 constexpr char kPacketMark = 'F';
 
-// Abstract socket names start with a NUL byte and need no file.
-struct LocalSocketName {
-  sockaddr_un address{};
-  socklen_t length = 0;
-};
-
-absl::StatusOr<LocalSocketName> NameFor(absl::string_view worker_address) {
-  LocalSocketName name;
-  name.address.sun_family = AF_UNIX;
-  const std::string text = absl::StrCat("fleet-store/", worker_address);
-  if (text.size() + 1 > sizeof(name.address.sun_path)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("worker address ", worker_address, " is too long for a socket name"));
-  }
-  name.address.sun_path[0] = '\0';
-  std::memcpy(name.address.sun_path + 1, text.data(), text.size());
-  name.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + text.size());
-  return name;
-}
-
 absl::Status Errno(absl::string_view what, int error) {
   return absl::Status(absl::ErrnoToStatusCode(error),
                       absl::StrCat(what, ": ", std::strerror(error)));
 }
 
+// A new socket and the abstract name of the worker at an address: abstract
+// names start with a NUL byte and need no file.
+struct UnboundSocket {
+  int fd = -1;
+  sockaddr_un address{};
+  socklen_t name_length = 0;
+
+  const sockaddr* name() const { return reinterpret_cast<const sockaddr*>(&address); }
+
+  static absl::StatusOr<UnboundSocket> For(absl::string_view worker_address) {
+    UnboundSocket socket_and_name;
+    socket_and_name.address.sun_family = AF_UNIX;
+    const std::string text = absl::StrCat("fleet-store/", worker_address);
+    if (text.size() + 1 > sizeof(socket_and_name.address.sun_path)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("worker address ", worker_address, " is too long for a socket name"));
+    }
+    char* path = socket_and_name.address.sun_path;
+    path[0] = '\0';
+    std::memcpy(path + 1, text.data(), text.size());
+    socket_and_name.name_length =
+        static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + text.size());
+    socket_and_name.fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (socket_and_name.fd < 0) return Errno("socket(AF_UNIX, SOCK_SEQPACKET)", errno);
+    return socket_and_name;
+  }
+};
+
 }  // namespace
 
 absl::StatusOr<int> ListenLocalSocket(absl::string_view address) {
-  absl::StatusOr<LocalSocketName> name = NameFor(address);
-  if (!name.ok()) return name.status();
-  const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Errno("socket(AF_UNIX, SOCK_SEQPACKET)", errno);
-  if (bind(fd, reinterpret_cast<const sockaddr*>(&name->address), name->length) != 0) {
+  absl::StatusOr<UnboundSocket> unbound = UnboundSocket::For(address);
+  if (!unbound.ok()) return unbound.status();
+  const int fd = unbound->fd;
+  if (bind(fd, unbound->name(), unbound->name_length) != 0) {
     const int error = errno;
     close(fd);
     if (error == EADDRINUSE) {
@@ -66,11 +73,10 @@ absl::StatusOr<int> ListenLocalSocket(absl::string_view address) {
 }
 
 absl::StatusOr<int> ConnectLocalSocket(absl::string_view address) {
-  absl::StatusOr<LocalSocketName> name = NameFor(address);
-  if (!name.ok()) return name.status();
-  const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Errno("socket(AF_UNIX, SOCK_SEQPACKET)", errno);
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&name->address), name->length) != 0) {
+  absl::StatusOr<UnboundSocket> unbound = UnboundSocket::For(address);
+  if (!unbound.ok()) return unbound.status();
+  const int fd = unbound->fd;
+  if (connect(fd, unbound->name(), unbound->name_length) != 0) {
     const int error = errno;
     close(fd);
     if (error == ECONNREFUSED || error == ENOENT) {

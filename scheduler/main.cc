@@ -7,6 +7,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "common/flags_usage.h"
 #include "common/logging.h"
 #include "common/net.h"
@@ -20,6 +21,10 @@ ABSL_FLAG(std::string, port_file, "", "Write the bound gRPC port to this file on
 ABSL_FLAG(std::string, http_port_file, "", "Write the bound HTTP port to this file once listening.");
 ABSL_FLAG(int64_t, inline_threshold_bytes, 100 << 10,
           "Results and Put values up to this size travel inline in messages.");
+ABSL_FLAG(absl::Duration, heartbeat_timeout, absl::Seconds(10),
+          "A worker not heard from for this long (it sends a heartbeat every second) is "
+          "declared dead: its tasks are re-run elsewhere and its stream is ended, so it exits "
+          "and rejoins as a new worker when restarted. E.g. 10s, 1500ms.");
 ABSL_FLAG(std::string, log_level, "", "trace, debug, info, warn or error (default: $SPDLOG_LEVEL or info).");
 
 int main(int argc, char** argv) {
@@ -39,6 +44,14 @@ int main(int argc, char** argv) {
   options.port = absl::GetFlag(FLAGS_port);
   options.http_port = absl::GetFlag(FLAGS_http_port);
   options.core.inline_threshold_bytes = absl::GetFlag(FLAGS_inline_threshold_bytes);
+  options.core.heartbeat_timeout = absl::GetFlag(FLAGS_heartbeat_timeout);
+  if (options.core.heartbeat_timeout < absl::Seconds(2)) {
+    std::fprintf(stderr,
+                 "fleet-scheduler: --heartbeat_timeout=%s would declare healthy workers dead: "
+                 "they send a heartbeat every second; use 2s or more (10s by default)\n",
+                 absl::FormatDuration(options.core.heartbeat_timeout).c_str());
+    return 2;
+  }
   auto server = fleet::scheduler::SchedulerServer::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "fleet-scheduler: %s\n", std::string(server.status().message()).c_str());

@@ -186,6 +186,23 @@ absl::Status SchedulerCore::ObjectStored(const WorkerId& worker_id,
   return absl::OkStatus();
 }
 
+std::vector<std::pair<WorkerId, std::string>> SchedulerCore::ExpireSilentWorkers() {
+  const absl::Time now = clock_->Now();
+  std::vector<std::pair<WorkerId, std::string>> expired;
+  for (const auto& [id, worker] : workers_) {
+    const absl::Duration silent = now - worker.last_heard;
+    if (silent <= config_.heartbeat_timeout) continue;
+    expired.emplace_back(
+        id, absl::StrCat("declared dead: no heartbeat for ", absl::FormatDuration(silent),
+                         " (--heartbeat_timeout=",
+                         absl::FormatDuration(config_.heartbeat_timeout),
+                         "); its tasks were re-queued. Restart the worker: it joins as a new "
+                         "one"));
+  }
+  for (const auto& [id, reason] : expired) RemoveWorker(id, reason);
+  return expired;
+}
+
 void SchedulerCore::Heartbeat(const WorkerId& worker_id, const v1::Heartbeat& heartbeat) {
   auto it = workers_.find(worker_id);
   if (it == workers_.end()) return;

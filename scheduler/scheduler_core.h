@@ -51,6 +51,9 @@ struct SchedulerConfig {
   absl::Duration target_queue_time = absl::Milliseconds(2);
   int max_queued_per_slot = 128;
   uint64_t epoch = 0;
+  // A worker not heard from (heartbeat or any message) for this long is
+  // declared dead, as if its stream had broken.
+  absl::Duration heartbeat_timeout = absl::Seconds(10);
 };
 
 class SchedulerCore {
@@ -76,6 +79,10 @@ class SchedulerCore {
   absl::Status TaskCompleted(const WorkerId& worker, const v1::TaskCompleted& completed);
   absl::Status ObjectStored(const WorkerId& worker, const v1::ObjectStored& stored);
   void Heartbeat(const WorkerId& worker, const v1::Heartbeat& heartbeat);
+  // Declares dead (RemoveWorker) every worker silent for longer than
+  // config().heartbeat_timeout, and returns them with the reason, so that
+  // their streams can be ended: whatever they send later is ignored.
+  std::vector<std::pair<WorkerId, std::string>> ExpireSilentWorkers();
 
   // ---- client sessions
   absl::Status OpenSession(SessionId session, const v1::OpenSession& open);

@@ -9,6 +9,8 @@
 namespace fleet::scheduler {
 namespace {
 
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
 // Records what the core says, per destination.
@@ -325,6 +327,39 @@ TEST_F(SchedulerCoreTest, DeadWorkersTasksAreRetriedElsewhere) {
   Complete(w2, t, 2, "fresh");
   ASSERT_NE(LastNotice(ObjectId::Of(t, 0)), nullptr);
   EXPECT_EQ(LastNotice(ObjectId::Of(t, 0))->inline_value(), "fresh");
+}
+
+TEST_F(SchedulerCoreTest, SilentWorkerIsDeclaredDeadAndItsTasksRunElsewhere) {
+  const WorkerId quiet = AddWorker(1);
+  const WorkerId alive = AddWorker(1);
+  Submit();
+  Submit();
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[quiet], SizeIs(1));
+  const TaskId on_quiet = TaskOf(out_.assigned[quiet][0]);
+
+  // Both heard from within the timeout: nobody expires.
+  clock_.Advance(core_.config().heartbeat_timeout - absl::Seconds(1));
+  core_.Heartbeat(alive, v1::Heartbeat());
+  EXPECT_THAT(core_.ExpireSilentWorkers(), IsEmpty());
+
+  // Past it, only the silent one goes, with a reason that names the timeout.
+  clock_.Advance(absl::Seconds(2));
+  const auto expired = core_.ExpireSilentWorkers();
+  ASSERT_THAT(expired, SizeIs(1));
+  EXPECT_EQ(expired[0].first, quiet);
+  EXPECT_THAT(expired[0].second, HasSubstr("no heartbeat"));
+  EXPECT_THAT(expired[0].second, HasSubstr("heartbeat_timeout"));
+  EXPECT_EQ(core_.Snapshot().workers.size(), 1u);
+
+  // Its task runs on the live worker as attempt 2; its late result is ignored.
+  Complete(alive, TaskOf(out_.assigned[alive][0]), 1, "first");
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[alive], SizeIs(2));
+  EXPECT_EQ(TaskOf(out_.assigned[alive][1]), on_quiet);
+  EXPECT_EQ(out_.assigned[alive][1].attempt(), 2u);
+  Complete(quiet, on_quiet, 1, "late");
+  EXPECT_EQ(LastNotice(ObjectId::Of(on_quiet, 0)), nullptr);
 }
 
 TEST_F(SchedulerCoreTest, RetriesRunOutIntoAClearFailure) {

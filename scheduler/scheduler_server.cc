@@ -1,5 +1,6 @@
 #include "scheduler/scheduler_server.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -44,8 +45,23 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(Schedule
     if (!http.ok()) return http.status();
     server->http_ = std::move(*http);
   }
-  GetLogger("scheduler")->info("event=scheduler_started grpc_port={} http_port={} epoch={}",
-                               server->port_, server->http_port(), options.core.epoch);
+  // Checks often enough that a silent worker is declared dead within a
+  // quarter of the timeout after it expires.
+  const absl::Duration check_every =
+      std::clamp(options.core.heartbeat_timeout / 4, absl::Milliseconds(50), absl::Seconds(1));
+  server->liveness_ = std::thread([raw = server.get(), check_every] {
+    while (!raw->stop_liveness_.WaitForNotificationWithTimeout(check_every)) {
+      raw->loop_->Post([raw] {
+        for (const auto& [id, reason] : raw->core_->ExpireSilentWorkers()) {
+          raw->router_->FenceWorker(id, reason);
+        }
+      });
+    }
+  });
+  GetLogger("scheduler")->info(
+      "event=scheduler_started grpc_port={} http_port={} epoch={} heartbeat_timeout={}",
+      server->port_, server->http_port(), options.core.epoch,
+      absl::FormatDuration(options.core.heartbeat_timeout));
   return server;
 }
 
@@ -55,6 +71,8 @@ int SchedulerServer::http_port() const { return http_ ? http_->port() : -1; }
 
 void SchedulerServer::Shutdown() {
   std::call_once(shutdown_once_, [this] {
+    stop_liveness_.Notify();
+    if (liveness_.joinable()) liveness_.join();
     if (http_) http_->Stop();
     if (grpc_server_) {
       // Cancels the open streams; their close events still reach the loop.

@@ -7,8 +7,10 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
 #include "scheduler/scheduler_core.h"
 
 namespace grpc {
@@ -57,6 +59,9 @@ class SchedulerServer {
   std::unique_ptr<SchedulerService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<StatusHttpServer> http_;
+  // Declares silent workers dead (SchedulerCore::ExpireSilentWorkers).
+  absl::Notification stop_liveness_;
+  std::thread liveness_;
   int port_ = 0;
 };
 

@@ -25,6 +25,12 @@ void StreamRouter::AddWorker(const WorkerId& id, std::shared_ptr<WorkerStream> s
   workers_[id] = std::move(stream);
 }
 void StreamRouter::RemoveWorker(const WorkerId& id) { workers_.erase(id); }
+void StreamRouter::FenceWorker(const WorkerId& id, const std::string& reason) {
+  auto it = workers_.find(id);
+  if (it == workers_.end()) return;
+  it->second->Abort(grpc::Status(grpc::StatusCode::UNAVAILABLE, reason));
+  workers_.erase(it);
+}
 void StreamRouter::AddSession(SessionId id, std::shared_ptr<ClientStream> stream) {
   sessions_[id] = std::move(stream);
 }

@@ -24,6 +24,9 @@ class StreamRouter : public SchedulerOutput {
  public:
   void AddWorker(const WorkerId& id, std::shared_ptr<WorkerStream> stream);
   void RemoveWorker(const WorkerId& id);
+  // Ends the stream of a worker declared dead, telling it why; whatever it
+  // still sends is dropped with the stream.
+  void FenceWorker(const WorkerId& id, const std::string& reason);
   void AddSession(SessionId id, std::shared_ptr<ClientStream> stream);
   void RemoveSession(SessionId id);
 

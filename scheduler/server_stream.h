@@ -57,6 +57,19 @@ class ServerStream final : public grpc::ServerBidiReactor<In, Out>,
     this->StartRead(&incoming_);
   }
 
+  // Ends the stream now with `status` (what is queued is dropped): the peer
+  // sees the call fail with it. Thread-safe; a no-op once finished.
+  void Abort(grpc::Status status) {
+    outbox_.Close();
+    {
+      absl::MutexLock lock(&mu_);
+      if (aborted_) return;
+      aborted_ = true;
+      abort_status_ = std::move(status);
+    }
+    MaybeFinish();
+  }
+
   void OnWriteDone(bool ok) override {
     {
       absl::MutexLock lock(&mu_);
@@ -93,12 +106,14 @@ class ServerStream final : public grpc::ServerBidiReactor<In, Out>,
   }
 
   void MaybeFinish() {
+    grpc::Status status = grpc::Status::OK;
     {
       absl::MutexLock lock(&mu_);
-      if (!read_done_ || writing_ || finished_) return;
+      if (!(read_done_ || aborted_) || writing_ || finished_) return;
       finished_ = true;
+      if (aborted_) status = abort_status_;
     }
-    this->Finish(grpc::Status::OK);
+    this->Finish(status);
   }
 
   OnMessage on_message_;  // gRPC read callbacks only, one at a time
@@ -110,6 +125,8 @@ class ServerStream final : public grpc::ServerBidiReactor<In, Out>,
   bool read_done_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool aborted_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status abort_status_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<ServerStream> self_;  // gRPC's hold, dropped in OnDone
 };
 

@@ -128,9 +128,12 @@ LocalProcessCluster::~LocalProcessCluster() {
   scheduler_.name = "scheduler";
   scheduler_.log_path = temp_dir_ + "/scheduler.log";
   std::string error;
-  if (!Spawn(scheduler_, bin_dir_ + "/fleet-scheduler",
-             {"--host=127.0.0.1", "--port=0", "--http_port=0", "--port_file=" + port_file,
-              "--http_port_file=" + http_port_file, "--log_level=" + options_.log_level},
+  std::vector<std::string> scheduler_args = {
+      "--host=127.0.0.1", "--port=0", "--http_port=0", "--port_file=" + port_file,
+      "--http_port_file=" + http_port_file, "--log_level=" + options_.log_level};
+  scheduler_args.insert(scheduler_args.end(), options_.scheduler_flags.begin(),
+                        options_.scheduler_flags.end());
+  if (!Spawn(scheduler_, bin_dir_ + "/fleet-scheduler", scheduler_args,
              &error)) {
     return Fail(error);
   }
@@ -276,6 +279,16 @@ std::optional<int> LocalProcessCluster::TerminateWorker(int i, std::chrono::mill
 
 std::optional<int> LocalProcessCluster::TerminateScheduler(std::chrono::milliseconds timeout) {
   return Terminate(scheduler_, timeout);
+}
+
+std::optional<int> LocalProcessCluster::WaitForWorkerExit(int i,
+                                                          std::chrono::milliseconds timeout) {
+  if (i < 0 || i >= num_workers()) return std::nullopt;
+  Process& worker = workers_[i];
+  if (!PollUntil([&] { return !CheckAlive(worker); }, timeout, std::chrono::milliseconds(10))) {
+    return std::nullopt;
+  }
+  return worker.exit_status;
 }
 
 std::string LocalProcessCluster::DescribeExit(int wait_status) {

@@ -48,6 +48,8 @@ struct ClusterOptions {
   std::vector<std::string> task_libraries = {};
   // Extra flags for every worker, e.g. "--store_memory=268435456".
   std::vector<std::string> worker_flags = {};
+  // Extra flags for the scheduler, e.g. "--heartbeat_timeout=2s".
+  std::vector<std::string> scheduler_flags = {};
   // How long Start waits for the port files and for every worker to show
   // up in /status.
   std::chrono::milliseconds start_timeout{20'000};
@@ -105,6 +107,9 @@ class LocalProcessCluster {
   // when it did not exit in time, in which case it has been SIGKILLed.
   std::optional<int> TerminateWorker(int i, std::chrono::milliseconds timeout);
   std::optional<int> TerminateScheduler(std::chrono::milliseconds timeout);
+  // Waits up to `timeout` for worker `i` to exit on its own; returns its wait
+  // status, or nullopt when it is still running.
+  std::optional<int> WaitForWorkerExit(int i, std::chrono::milliseconds timeout);
   // "exited with code 0", "killed by signal 9 (Killed)", ...
   static std::string DescribeExit(int wait_status);
 

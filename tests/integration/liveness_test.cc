@@ -1,0 +1,105 @@
+// Liveness and fencing with real processes: a worker that stops answering
+// without its connection breaking (SIGSTOP: the process, its socket and its
+// stream stay up, its heartbeats stop) is declared dead after the
+// scheduler's --heartbeat_timeout; its tasks run on the other worker; and
+// when it wakes up it is fenced: its stream was ended, whatever it finishes
+// late is dropped, and it exits so that a supervisor restarts it as a new
+// worker.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "fleet/fleet.h"
+#include "gtest/gtest.h"
+#include "tests/integration/cluster_fixture.h"
+#include "tests/integration/test_tasks.h"
+
+namespace fleet_it {
+namespace {
+
+constexpr int kTasks = 12;
+constexpr int kTaskMs = 1000;
+
+class LivenessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cluster_ = std::make_unique<fleet::test::LocalProcessCluster>(fleet::test::ClusterOptions{
+        .workers = kWorkers,
+        .slots_per_worker = kSlotsPerWorker,
+        .task_libraries = {FLEET_TEST_TASK_LIB},
+        .scheduler_flags = {"--heartbeat_timeout=2s"},
+    });
+    ASSERT_TRUE(cluster_->Start());
+    fleet::Init({.address = cluster_->scheduler_address(), .connect_timeout = 10s});
+  }
+
+  void TearDown() override {
+    fleet::Shutdown();
+    if (stopped_pid_ > 0) kill(stopped_pid_, SIGCONT);  // so that Stop can end it
+    cluster_.reset();
+  }
+
+  std::unique_ptr<fleet::test::LocalProcessCluster> cluster_;
+  pid_t stopped_pid_ = -1;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST_F(LivenessTest, SilentWorkerIsDeclaredDeadItsTasksRerunAndItIsFenced) {
+  const pid_t silent = cluster_->worker_pid(0);
+  const pid_t healthy = cluster_->worker_pid(1);
+  std::vector<fleet::ObjectRef<int>> refs;
+  for (int i = 0; i < kTasks; ++i) refs.push_back(fleet::Task(SleepThenPid).Remote(kTaskMs));
+  // Stop it while it runs some of them.
+  ASSERT_TRUE(cluster_->WaitForStatus(
+      [](const nlohmann::json& s) {
+        for (const auto& w : s["workers"]) {
+          if (w["tasks_running"].get<int>() == 0) return false;
+        }
+        return true;
+      },
+      kStatusTimeout));
+  ASSERT_EQ(kill(silent, SIGSTOP), 0);
+  stopped_pid_ = silent;
+
+  // Every result arrives, those the silent worker held re-run on the other.
+  std::set<int> pids;
+  for (const auto& ref : refs) pids.insert(ref.Get(kResultTimeout));
+  EXPECT_TRUE(pids.count(healthy)) << "no task ran on the healthy worker";
+  for (int pid : pids) EXPECT_TRUE(pid == silent || pid == healthy) << pid;
+  nlohmann::json status;
+  EXPECT_TRUE(cluster_->WaitForStatus(
+      [](const nlohmann::json& s) { return s["workers"].size() == 1u; }, kStatusTimeout, &status))
+      << status.dump();
+
+  // Woken up, it finds its stream ended by the scheduler and exits, saying why.
+  ASSERT_EQ(kill(silent, SIGCONT), 0);
+  stopped_pid_ = -1;
+  const std::optional<int> exit_status = cluster_->WaitForWorkerExit(0, 20s);
+  ASSERT_TRUE(exit_status.has_value()) << "the fenced worker kept running";
+  EXPECT_TRUE(WIFEXITED(*exit_status) && WEXITSTATUS(*exit_status) == 1)
+      << fleet::test::LocalProcessCluster::DescribeExit(*exit_status);
+  const std::string log = ReadFile(cluster_->temp_dir() + "/worker-0.log");
+  EXPECT_NE(log.find("declared dead"), std::string::npos) << log;
+
+  // Its late completions changed nothing, and the cluster still serves.
+  for (const auto& ref : refs) {
+    const int pid = ref.Get(kResultTimeout);
+    EXPECT_TRUE(pid == silent || pid == healthy);
+  }
+  EXPECT_EQ(fleet::Task(Square).Remote(7).Get(kResultTimeout), 49);
+  const nlohmann::json after = cluster_->Status();
+  EXPECT_EQ(after["workers"].size(), 1u) << after.dump();
+}
+
+}  // namespace
+}  // namespace fleet_it
