@@ -238,9 +238,29 @@ void SchedulerCore::CloseSession(SessionId session_id) {
   auto it = sessions_.find(session_id);
   if (it == sessions_.end()) return;
   std::vector<ObjectId> held(it->second.held.begin(), it->second.held.end());
-  GetLogger("scheduler")->info("event=job_finished job={} submitted={} released_refs={}",
-                               it->second.job.Hex().substr(0, 8), it->second.submitted,
-                               held.size());
+  // Nobody can read the results of its tasks any more: those not on a
+  // worker yet are dropped; those running finish, and their results are
+  // freed as they arrive.
+  std::vector<TaskId> dropped;
+  for (const auto& [task_id, task] : tasks_) {
+    if (task.owner == session_id && task.state != TaskState::kAssigned) dropped.push_back(task_id);
+  }
+  for (const TaskId& task_id : dropped) {
+    auto task_it = tasks_.find(task_id);
+    const Task task = std::move(task_it->second);
+    tasks_.erase(task_it);
+    ReleaseArgs(task);
+    for (uint32_t i = 0; i < std::max<uint32_t>(1, task.spec.num_returns()); ++i) {
+      auto result = objects_.find(ObjectId::Of(task_id, i));
+      if (result != objects_.end() && result->second.state == ObjectState::kPending) {
+        objects_.erase(result);
+      }
+    }
+  }
+  tasks_cancelled_ += dropped.size();
+  GetLogger("scheduler")->info(
+      "event=job_finished job={} submitted={} released_refs={} cancelled_tasks={}",
+      it->second.job.Hex().substr(0, 8), it->second.submitted, held.size(), dropped.size());
   for (const ObjectId& id : held) ReleaseObject(session_id, id);
   sessions_.erase(session_id);
 }
@@ -647,6 +667,7 @@ ClusterSnapshot SchedulerCore::Snapshot() const {
   snapshot.tasks_submitted = tasks_submitted_;
   snapshot.tasks_finished = tasks_finished_;
   snapshot.tasks_failed = tasks_failed_;
+  snapshot.tasks_cancelled = tasks_cancelled_;
   snapshot.objects = objects_.size();
   snapshot.inline_cache_bytes = inline_cache_used_bytes_;
   snapshot.sessions = sessions_.size();

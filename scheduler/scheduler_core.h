@@ -86,7 +86,9 @@ class SchedulerCore {
 
   // ---- client sessions
   absl::Status OpenSession(SessionId session, const v1::OpenSession& open);
-  // The session's references are released; its tasks run on.
+  // The client is gone: its references are released, and its tasks not yet
+  // on a worker are cancelled (those running finish; their results are
+  // freed on arrival), so a crashed driver leaks nothing.
   void CloseSession(SessionId session);
   // Returns InvalidArgument for a malformed spec or a task id of another
   // job; AlreadyExists for a duplicate. Failures of the task itself (a lost
@@ -189,6 +191,7 @@ class SchedulerCore {
   uint64_t tasks_submitted_ = 0;
   uint64_t tasks_finished_ = 0;
   uint64_t tasks_failed_ = 0;
+  uint64_t tasks_cancelled_ = 0;
 };
 
 }  // namespace fleet::scheduler

@@ -310,6 +310,33 @@ TEST_F(SchedulerCoreTest, ClosingTheSessionReleasesItsReferences) {
   EXPECT_EQ(core_.NumObjectsForTest(), 0u);
 }
 
+TEST_F(SchedulerCoreTest, ClosingTheSessionCancelsItsTasksNotYetOnAWorker) {
+  const WorkerId w = AddWorker(1);
+  std::vector<TaskId> tasks;
+  for (int i = 0; i < 20; ++i) tasks.push_back(Submit());
+  // One waits for an argument that will never come.
+  const TaskId blocked = Submit({ObjectId::Of(tasks[19], 0)});
+  core_.Dispatch();
+  const std::size_t on_worker = out_.assigned[w].size();
+  ASSERT_GT(on_worker, 0u);
+  ASSERT_LT(on_worker, 20u);
+
+  core_.CloseSession(kSession);
+  EXPECT_EQ(core_.Snapshot().tasks_cancelled, 21 - on_worker);
+  EXPECT_EQ(core_.NumTasksForTest(), on_worker);
+  // Nothing more is dispatched, and the running ones' results are freed
+  // as they arrive: nothing is left.
+  core_.Dispatch();
+  EXPECT_EQ(out_.assigned[w].size(), on_worker);
+  for (const auto& a : std::vector<v1::TaskAssignment>(out_.assigned[w])) {
+    Complete(w, TaskOf(a), 1, "r", /*inline_value=*/false);
+  }
+  EXPECT_EQ(core_.NumTasksForTest(), 0u);
+  EXPECT_EQ(core_.NumObjectsForTest(), 0u);
+  EXPECT_THAT(out_.freed[w], SizeIs(on_worker));
+  (void)blocked;
+}
+
 TEST_F(SchedulerCoreTest, DeadWorkersTasksAreRetriedElsewhere) {
   const WorkerId w1 = AddWorker(1);
   const TaskId t = Submit();

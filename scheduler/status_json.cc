@@ -53,7 +53,8 @@ std::string StatusJson(const ClusterSnapshot& snapshot) {
         {"assigned", snapshot.tasks_assigned},
         {"submitted", snapshot.tasks_submitted},
         {"finished", snapshot.tasks_finished},
-        {"failed", snapshot.tasks_failed}}},
+        {"failed", snapshot.tasks_failed},
+        {"cancelled", snapshot.tasks_cancelled}}},
       {"objects", {{"count", snapshot.objects}, {"inline_cache_bytes", snapshot.inline_cache_bytes}}},
       {"sessions", snapshot.sessions},
   };

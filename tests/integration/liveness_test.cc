@@ -6,7 +6,9 @@
 // late is dropped, and it exits so that a supervisor restarts it as a new
 // worker.
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <iterator>
@@ -99,6 +101,45 @@ TEST_F(LivenessTest, SilentWorkerIsDeclaredDeadItsTasksRerunAndItIsFenced) {
   EXPECT_EQ(fleet::Task(Square).Remote(7).Get(kResultTimeout), 49);
   const nlohmann::json after = cluster_->Status();
   EXPECT_EQ(after["workers"].size(), 1u) << after.dump();
+}
+
+// A driver killed with work queued: the scheduler notices its session end,
+// cancels the tasks not yet on a worker, lets the running ones finish and
+// frees everything, so a crashed driver leaks nothing.
+TEST_F(LivenessTest, KilledClientsQueuedTasksAreCancelledAndNothingLeaks) {
+  constexpr int kQueued = 200;
+  std::vector<std::string> args = {FLEET_ABANDONING_CLIENT, cluster_->scheduler_address(),
+                                   std::to_string(kQueued), "200"};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t client = -1;
+  ASSERT_EQ(posix_spawn(&client, argv[0], nullptr, nullptr, argv.data(), environ), 0);
+  nlohmann::json status;
+  const bool submitted = cluster_->WaitForStatus(
+      [](const nlohmann::json& s) { return s["tasks"]["submitted"].get<int>() >= kQueued; },
+      kStatusTimeout, &status);
+  kill(client, SIGKILL);
+  int client_status = 0;
+  waitpid(client, &client_status, 0);
+  ASSERT_TRUE(submitted) << status.dump();
+
+  EXPECT_TRUE(cluster_->WaitForStatus(
+      [](const nlohmann::json& s) {
+        const auto& t = s["tasks"];
+        return s["sessions"].get<int>() == 1 &&  // this test's own session
+               t["waiting"].get<int>() + t["ready"].get<int>() + t["assigned"].get<int>() == 0 &&
+               SumOverWorkers(s, "store_objects") == 0;
+      },
+      kStatusTimeout, &status))
+      << "the killed client's work was not cleaned up: " << status.dump();
+  EXPECT_GT(status["tasks"]["cancelled"].get<int>(), 0) << status.dump();
+  EXPECT_LT(status["tasks"]["finished"].get<int>(), kQueued / 2)
+      << "the killed client's tasks ran on: " << status.dump();
+  EXPECT_EQ(status["tasks"]["finished"].get<int>() + status["tasks"]["cancelled"].get<int>() +
+                status["tasks"]["failed"].get<int>(),
+            kQueued)
+      << status.dump();
 }
 
 }  // namespace

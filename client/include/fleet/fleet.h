@@ -49,7 +49,9 @@ struct InitOptions {
 void Init(const InitOptions& options = {});
 
 // Disconnects (and stops an embedded cluster). Outstanding ObjectRefs become
-// unusable. Called automatically at exit.
+// unusable, and this client's tasks that have not started yet are cancelled
+// (as when a client dies: nothing it left behind is kept). Called
+// automatically at exit.
 void Shutdown();
 
 bool IsInitialized();
