@@ -74,14 +74,16 @@ class Runtime {
   }
 
   internal::ObjectHandle Submit(const std::string& function_name, uint64_t signature_hash,
-                                std::vector<internal::SubmitArg> args) {
+                                std::vector<internal::SubmitArg> args,
+                                const TaskOptions& options) {
     const TaskId task_id = TaskId::Of(job_, next_index_.fetch_add(1));
     v1::TaskSpec spec;
     spec.set_task_id(std::string(task_id.Binary()));
     spec.set_function_name(function_name);
     spec.set_signature_hash(signature_hash);
     spec.set_num_returns(1);
-    spec.set_max_retries(3);
+    spec.set_max_retries(options.max_retries);
+    spec.set_retry_exceptions(options.retry_exceptions);
     // Values too large to travel inline are Put first; the temporary refs
     // are released after the submission, in stream order, so the scheduler
     // already counts the task's use of them.
@@ -282,8 +284,8 @@ bool IsInitialized() {
 namespace internal {
 
 ObjectHandle SubmitTask(const std::string& function_name, uint64_t signature_hash,
-                        std::vector<SubmitArg> args) {
-  return Current()->Submit(function_name, signature_hash, std::move(args));
+                        std::vector<SubmitArg> args, const TaskOptions& options) {
+  return Current()->Submit(function_name, signature_hash, std::move(args), options);
 }
 
 ObjectHandle PutObject(std::size_t size_bytes, void (*write)(const void* value, char* out),

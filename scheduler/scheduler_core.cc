@@ -133,6 +133,18 @@ absl::Status SchedulerCore::TaskCompleted(const WorkerId& worker_id,
 
   if (completed.has_failure()) {
     worker.failed++;
+    const int max_retries = task.spec.max_retries();
+    if (completed.failure().kind() == v1::TaskFailure::USER_EXCEPTION &&
+        task.spec.retry_exceptions() &&
+        (max_retries < 0 || static_cast<int>(task.attempt) <= max_retries)) {
+      GetLogger("scheduler")->info(
+          "event=task_retried task={} attempt={} reason=\"it threw {}: {}\"", task_id.Short(),
+          task.attempt, completed.failure().exception_type(), completed.failure().message());
+      task.state = TaskState::kReady;
+      task.worker = WorkerId();
+      ready_.push_back(task_id);
+      return absl::OkStatus();
+    }
     v1::TaskFailure failure = completed.failure();
     if (failure.worker().empty()) failure.set_worker(DescribeWorker(worker_id));
     failure.set_attempt(task.attempt);

@@ -389,6 +389,31 @@ TEST_F(SchedulerCoreTest, SilentWorkerIsDeclaredDeadAndItsTasksRunElsewhere) {
   EXPECT_EQ(LastNotice(ObjectId::Of(on_quiet, 0)), nullptr);
 }
 
+TEST_F(SchedulerCoreTest, ExceptionsAreRetriedOnlyWhenTheTaskAsks) {
+  const WorkerId w = AddWorker(1);
+  const TaskId plain = Submit();
+  core_.Dispatch();
+  Fail(w, plain, 1);
+  ASSERT_NE(LastNotice(ObjectId::Of(plain, 0)), nullptr);
+  EXPECT_EQ(LastNotice(ObjectId::Of(plain, 0))->failure().attempt(), 1u);
+
+  const TaskId retried = TaskId::Of(job_, ++tasks_);
+  v1::TaskSpec spec;
+  spec.set_task_id(std::string(retried.Binary()));
+  spec.set_function_name("f");
+  spec.set_max_retries(1);
+  spec.set_retry_exceptions(true);
+  ASSERT_TRUE(core_.SubmitTask(kSession, spec).ok());
+  core_.Dispatch();
+  Fail(w, retried, 1);
+  EXPECT_EQ(LastNotice(ObjectId::Of(retried, 0)), nullptr) << "failed without its retry";
+  core_.Dispatch();
+  ASSERT_EQ(out_.assigned[w].back().attempt(), 2u);
+  Fail(w, retried, 2);  // the one retry is used up
+  ASSERT_NE(LastNotice(ObjectId::Of(retried, 0)), nullptr);
+  EXPECT_EQ(LastNotice(ObjectId::Of(retried, 0))->failure().attempt(), 2u);
+}
+
 TEST_F(SchedulerCoreTest, RetriesRunOutIntoAClearFailure) {
   const TaskId t = Submit();
   for (int attempt = 1; attempt <= 4; ++attempt) {

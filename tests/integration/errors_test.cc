@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>
@@ -89,6 +90,40 @@ void ExpectRootCause(const fleet::TaskError& error) {
   EXPECT_EQ(error.exception_type(), "fleet_it::InvalidInput");
   EXPECT_EQ(error.message(), "root cause");
   EXPECT_EQ(error.cause(), nullptr);
+}
+
+// A file for FailTimesThenCount's run counter, fresh for each use.
+std::string RunCounterPath(const std::string& name) {
+  const std::string path = ::testing::TempDir() + "fleet-runs-" + std::to_string(getpid()) + "-" + name;
+  std::remove(path.c_str());
+  return path;
+}
+
+TEST_F(ClusterTest, ExceptionsAreRetriedOnlyWithRetryExceptions) {
+  // By default a throwing task fails at once, on attempt 1.
+  const std::string plain = RunCounterPath("plain");
+  std::optional<fleet::TaskError> error = GetError(fleet::Task(FailTimesThenCount).Remote(plain, 2));
+  ASSERT_TRUE(error.has_value());
+  EXPECT_EQ(error->attempt(), 1u);
+  EXPECT_EQ(error->exception_type(), "fleet_it::InvalidInput");
+
+  // With retry_exceptions it runs again until it succeeds, within max_retries.
+  const auto retrying =
+      fleet::Task(FailTimesThenCount).Options({.max_retries = 3, .retry_exceptions = true});
+  const std::string flaky = RunCounterPath("flaky");
+  EXPECT_EQ(retrying.Remote(flaky, 2).Get(kResultTimeout), 3);
+
+  // And fails with the last attempt's error once the retries are used up.
+  const std::string hopeless = RunCounterPath("hopeless");
+  error = GetError(fleet::Task(FailTimesThenCount)
+                       .Options({.max_retries = 1, .retry_exceptions = true})
+                       .Remote(hopeless, 5));
+  ASSERT_TRUE(error.has_value());
+  EXPECT_EQ(error->attempt(), 2u);
+  EXPECT_THAT(error->message(), ::testing::HasSubstr("run 2 fails"));
+  EXPECT_THAT(error->what(), ::testing::HasSubstr("attempt 2"));
+
+  EXPECT_THROW(fleet::Task(FailTimesThenCount).Options({.max_retries = -2}), fleet::Error);
 }
 
 TEST_F(ClusterTest, FailedArgumentFailsDependentsWithCauseChain) {

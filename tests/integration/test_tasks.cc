@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -25,6 +26,22 @@ FLEET_REMOTE(Noop);
 
 int ThrowInvalidInput(std::string message) { throw InvalidInput(std::move(message)); }
 FLEET_REMOTE(ThrowInvalidInput);
+
+int FailTimesThenCount(std::string path, int failures) {
+  int runs = 0;
+  {
+    std::ifstream in(path);
+    in >> runs;
+  }
+  ++runs;
+  {
+    std::ofstream out(path, std::ios::trunc);
+    out << runs;
+  }
+  if (runs <= failures) throw InvalidInput("run " + std::to_string(runs) + " fails");
+  return runs;
+}
+FLEET_REMOTE(FailTimesThenCount);
 
 int SleepMs(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));

@@ -25,6 +25,9 @@ int64_t Multiply(int64_t a, int64_t b);
 void Noop();
 // Throws InvalidInput(message).
 int ThrowInvalidInput(std::string message);
+// Counts its runs in the file at `path` (created if missing) and throws
+// InvalidInput on runs 1..failures; then returns the run number.
+int FailTimesThenCount(std::string path, int failures);
 // Sleeps `ms` milliseconds, then returns `ms`.
 int SleepMs(int ms);
 // The pid of the process that ran the task (the fleet-worker daemon).

@@ -56,6 +56,18 @@ void Shutdown();
 
 bool IsInitialized();
 
+// How a task is run. Pass to TaskCaller::Options:
+//   fleet::Task(Train).Options({.max_retries = 5, .retry_exceptions = true}).Remote(cfg);
+struct TaskOptions {
+  // Times the task is run again after the worker running it dies (and, with
+  // retry_exceptions, after it throws); -1: no limit. The attempt that
+  // failed last is in TaskError::attempt().
+  int max_retries = 3;
+  // Whether a task that throws is run again (within max_retries). Off by
+  // default: a user exception is usually deterministic.
+  bool retry_exceptions = false;
+};
+
 namespace internal {
 
 // One argument of a submission: a serialized value, or a reference.
@@ -65,7 +77,7 @@ struct SubmitArg {
 };
 
 ObjectHandle SubmitTask(const std::string& function_name, uint64_t signature_hash,
-                        std::vector<SubmitArg> args);
+                        std::vector<SubmitArg> args, const TaskOptions& options = {});
 // Stores a value that serializes to `size_bytes`: write(value, out) writes
 // them to `out`, which is the object's place in the store of a worker on
 // this host when there is one (no intermediate copy).
@@ -122,15 +134,29 @@ class TaskCaller {
     std::vector<internal::SubmitArg> submit_args;
     submit_args.reserve(sizeof...(A));
     (submit_args.push_back(internal::MakeArg<P>(std::forward<A>(args))), ...);
-    return ObjectRef<R>(
-        internal::SubmitTask(function_name_, signature_hash_, std::move(submit_args)));
+    return ObjectRef<R>(internal::SubmitTask(function_name_, signature_hash_,
+                                             std::move(submit_args), options_));
+  }
+
+  // A caller that submits with `options`. Throws fleet::Error for invalid
+  // options (max_retries below -1).
+  TaskCaller Options(const TaskOptions& options) const {
+    if (options.max_retries < -1) {
+      throw Error("TaskOptions::max_retries must be -1 (no limit) or more, not " +
+                  std::to_string(options.max_retries));
+    }
+    TaskCaller caller = *this;
+    caller.options_ = options;
+    return caller;
   }
 
   const std::string& function_name() const { return function_name_; }
+  const TaskOptions& options() const { return options_; }
 
  private:
   std::string function_name_;
   uint64_t signature_hash_;
+  TaskOptions options_;
 };
 
 // The remote form of `fn`, which must be registered with FLEET_REMOTE.
