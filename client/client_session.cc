@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -19,8 +20,11 @@ constexpr absl::Duration kCloseTimeout = absl::Seconds(2);
 }  // namespace
 
 ClientSession::ClientSession(std::string scheduler_address, JobId job,
-                             std::shared_ptr<ObjectTable> table)
-    : scheduler_address_(std::move(scheduler_address)), job_(job), table_(std::move(table)) {}
+                             std::shared_ptr<ObjectTable> table, uint64_t submit_window)
+    : scheduler_address_(std::move(scheduler_address)),
+      job_(job),
+      table_(std::move(table)),
+      submit_window_(std::max<uint64_t>(1, submit_window)) {}
 
 ClientSession::~ClientSession() { Stop(); }
 
@@ -51,9 +55,23 @@ absl::Status ClientSession::Start(absl::Duration timeout) {
   return absl::OkStatus();
 }
 
-void ClientSession::Stop() { stream_.Stop(kCloseTimeout); }
+void ClientSession::Stop() {
+  {
+    absl::MutexLock lock(&window_mu_);
+    ended_ = true;
+  }
+  stream_.Stop(kCloseTimeout);
+}
 
 void ClientSession::Submit(v1::TaskSpec spec) {
+  {
+    absl::MutexLock lock(&window_mu_);
+    auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(window_mu_) {
+      return ended_ || submitted_ - admitted_ < submit_window_;
+    };
+    window_mu_.Await(absl::Condition(&room));
+    submitted_++;
+  }
   const std::size_t bytes = spec.ByteSizeLong();
   stream_.Send(bytes, [&](v1::ClientToScheduler& batch) { *batch.add_submit() = std::move(spec); });
 }
@@ -92,6 +110,10 @@ void ClientSession::OnMessage(v1::SchedulerToClient& message) {
     inline_threshold_bytes_ = message.ack().inline_threshold_bytes();
     opened_.Notify();
   }
+  if (message.admitted_submissions() > 0) {
+    absl::MutexLock lock(&window_mu_);
+    admitted_ = std::max(admitted_, message.admitted_submissions());
+  }
   if (message.workers_size() > 0 || message.workers_left_size() > 0) {
     absl::MutexLock lock(&workers_mu_);
     for (const v1::WorkerInfo& joined : message.workers()) {
@@ -108,6 +130,10 @@ void ClientSession::OnMessage(v1::SchedulerToClient& message) {
 }
 
 void ClientSession::OnEnd(absl::Status status) {
+  {
+    absl::MutexLock lock(&window_mu_);
+    ended_ = true;  // a blocked Submit returns; its Get reports the loss
+  }
   if (status.ok()) return;  // we closed it
   GetLogger("client")->error("event=session_lost scheduler={} status=\"{}\"", scheduler_address_,
                              status.ToString());

@@ -24,7 +24,10 @@ namespace fleet::client {
 
 class ClientSession {
  public:
-  ClientSession(std::string scheduler_address, JobId job, std::shared_ptr<ObjectTable> table);
+  // At most `submit_window` submissions go unadmitted by the scheduler at
+  // a time: Submit blocks beyond that (back-pressure).
+  ClientSession(std::string scheduler_address, JobId job, std::shared_ptr<ObjectTable> table,
+                uint64_t submit_window);
   ~ClientSession();
 
   // Dials the scheduler and opens the session. Returns Unavailable naming
@@ -33,6 +36,8 @@ class ClientSession {
   // Flushes what is queued and closes the session. Idempotent.
   void Stop();
 
+  // Blocks while the window of unadmitted submissions is full (until the
+  // scheduler admits some, or the session ends).
   void Submit(v1::TaskSpec spec);
   void Put(v1::ObjectInfo info);
   void Release(const ObjectId& id);
@@ -55,6 +60,12 @@ class ClientSession {
   std::atomic<uint64_t> inline_threshold_bytes_{100 << 10};  // from the scheduler's ack
   std::unique_ptr<v1::Scheduler::Stub> stub_;
   absl::Notification opened_;
+
+  const uint64_t submit_window_;
+  absl::Mutex window_mu_;
+  uint64_t submitted_ ABSL_GUARDED_BY(window_mu_) = 0;
+  uint64_t admitted_ ABSL_GUARDED_BY(window_mu_) = 0;
+  bool ended_ ABSL_GUARDED_BY(window_mu_) = false;
 
   absl::Mutex workers_mu_;
   std::vector<v1::WorkerInfo> workers_ ABSL_GUARDED_BY(workers_mu_);

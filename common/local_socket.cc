@@ -1,6 +1,7 @@
 #include "common/local_socket.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -64,7 +65,10 @@ absl::StatusOr<int> ListenLocalSocket(absl::string_view address) {
     }
     return Errno(absl::StrCat("binding the local store socket of ", address), error);
   }
-  if (listen(fd, 64) != 0) {
+  // Non-blocking, so that a connection that vanishes between poll and
+  // accept cannot leave the accepting thread blocked (and its server
+  // unable to stop); accepted sockets are blocking again.
+  if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0 || listen(fd, 64) != 0) {
     const int error = errno;
     close(fd);
     return Errno(absl::StrCat("listening on the local store socket of ", address), error);

@@ -22,8 +22,9 @@ namespace fleet {
 // Largest message either side sends; requests and replies are tiny.
 inline constexpr int kLocalSocketMaxMessageBytes = 4096;
 
-// Binds and listens on the socket for the worker at `address`. Returns
-// AlreadyExists when another process in this network namespace holds it.
+// Binds and listens on the socket for the worker at `address` (a
+// non-blocking socket: poll it, then accept). Returns AlreadyExists when
+// another process in this network namespace holds it.
 absl::StatusOr<int> ListenLocalSocket(absl::string_view address);
 
 // Connects to the socket of the worker at `address`; NotFound when there

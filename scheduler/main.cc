@@ -25,6 +25,10 @@ ABSL_FLAG(absl::Duration, heartbeat_timeout, absl::Seconds(10),
           "A worker not heard from for this long (it sends a heartbeat every second) is "
           "declared dead: its tasks are re-run elsewhere and its stream is ended, so it exits "
           "and rejoins as a new worker when restarted. E.g. 10s, 1500ms.");
+ABSL_FLAG(uint64_t, max_pending_tasks, 1'000'000,
+          "Back-pressure: while more unfinished tasks than this are held, no more "
+          "submissions are admitted and clients' Remote() calls block once their window is "
+          "full, so the scheduler's memory stays bounded.");
 ABSL_FLAG(std::string, log_level, "", "trace, debug, info, warn or error (default: $SPDLOG_LEVEL or info).");
 
 int main(int argc, char** argv) {
@@ -45,6 +49,7 @@ int main(int argc, char** argv) {
   options.http_port = absl::GetFlag(FLAGS_http_port);
   options.core.inline_threshold_bytes = absl::GetFlag(FLAGS_inline_threshold_bytes);
   options.core.heartbeat_timeout = absl::GetFlag(FLAGS_heartbeat_timeout);
+  options.core.max_pending_tasks = absl::GetFlag(FLAGS_max_pending_tasks);
   if (options.core.heartbeat_timeout < absl::Seconds(2)) {
     std::fprintf(stderr,
                  "fleet-scheduler: --heartbeat_timeout=%s would declare healthy workers dead: "

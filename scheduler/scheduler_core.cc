@@ -284,6 +284,7 @@ absl::Status SchedulerCore::SubmitTask(SessionId session_id, v1::TaskSpec spec) 
         absl::StrCat("task submitted on session ", session_id, " before it was opened"));
   }
   Session& session = session_it->second;
+  session.received++;  // the client counts every Remote, accepted or not
   ASSIGN_OR_RETURN(TaskId task_id, TaskId::FromBinary(spec.task_id()));
   if (task_id.job() != session.job) {
     return absl::InvalidArgumentError(absl::StrCat("task ", task_id.Short(),
@@ -467,6 +468,13 @@ void SchedulerCore::Dispatch() {
     }
     ready_.pop_front();
     Assign(it->second, *worker);
+  }
+  if (tasks_.size() <= config_.max_pending_tasks) {
+    for (auto& [id, session] : sessions_) {
+      if (session.received == session.admitted) continue;
+      session.admitted = session.received;
+      output_->NotifyAdmitted(id, session.admitted);
+    }
   }
 }
 

@@ -39,6 +39,8 @@ class SchedulerOutput {
   virtual void NotifyObject(SessionId session, v1::ObjectInfo info) = 0;
   virtual void NotifyWorkerJoined(SessionId session, const v1::WorkerInfo& worker) = 0;
   virtual void NotifyWorkerLeft(SessionId session, const WorkerId& worker) = 0;
+  // The session's submissions admitted so far (see SchedulerConfig).
+  virtual void NotifyAdmitted(SessionId session, uint64_t admitted_submissions) = 0;
 };
 
 struct SchedulerConfig {
@@ -54,6 +56,10 @@ struct SchedulerConfig {
   // A worker not heard from (heartbeat or any message) for this long is
   // declared dead, as if its stream had broken.
   absl::Duration heartbeat_timeout = absl::Seconds(10);
+  // Back-pressure: while the scheduler holds more unfinished tasks than
+  // this, it admits no more submissions, and clients block once their
+  // window of unadmitted ones is full.
+  uint64_t max_pending_tasks = 1'000'000;
 };
 
 class SchedulerCore {
@@ -97,8 +103,9 @@ class SchedulerCore {
   absl::Status PutObject(SessionId session, const v1::ObjectInfo& object);
   void ReleaseObject(SessionId session, const ObjectId& object);
 
-  // Assigns ready tasks, oldest first, to workers with free capacity.
-  // Called by the loop after each batch of events.
+  // Assigns ready tasks, oldest first, to workers with free capacity, then
+  // admits what the sessions submitted if the scheduler holds no more than
+  // max_pending_tasks. Called by the loop after each batch of events.
   void Dispatch();
 
   ClusterSnapshot Snapshot() const;
@@ -156,6 +163,8 @@ class SchedulerCore {
     uint32_t pid = 0;
     absl::flat_hash_set<ObjectId> held;
     uint64_t submitted = 0;
+    uint64_t received = 0;  // submissions processed, accepted or not
+    uint64_t admitted = 0;  // last count sent with NotifyAdmitted
     absl::Time opened_at;
   };
 

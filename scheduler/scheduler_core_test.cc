@@ -31,9 +31,13 @@ class RecordingOutput : public SchedulerOutput {
   void NotifyWorkerLeft(SessionId session, const WorkerId& worker) override {
     left[session].push_back(worker);
   }
+  void NotifyAdmitted(SessionId session, uint64_t admitted_submissions) override {
+    admitted[session].push_back(admitted_submissions);
+  }
 
   std::map<WorkerId, std::vector<v1::TaskAssignment>> assigned;
   std::map<WorkerId, std::vector<ObjectId>> freed;
+  std::map<SessionId, std::vector<uint64_t>> admitted;
   std::map<SessionId, std::vector<v1::ObjectInfo>> notified;
   std::map<SessionId, std::vector<v1::WorkerInfo>> joined;
   std::map<SessionId, std::vector<WorkerId>> left;
@@ -335,6 +339,49 @@ TEST_F(SchedulerCoreTest, ClosingTheSessionCancelsItsTasksNotYetOnAWorker) {
   EXPECT_EQ(core_.NumObjectsForTest(), 0u);
   EXPECT_THAT(out_.freed[w], SizeIs(on_worker));
   (void)blocked;
+}
+
+TEST_F(SchedulerCoreTest, SubmissionsAreAdmittedOnlyWhileFewTasksArePending) {
+  RecordingOutput out;
+  SchedulerConfig config;
+  config.max_pending_tasks = 5;
+  SchedulerCore core(config, &out, &clock_);
+  v1::OpenSession open;
+  open.set_job_id(std::string(job_.Binary()));
+  ASSERT_TRUE(core.OpenSession(kSession, open).ok());
+  auto submit = [&](uint64_t index) {
+    v1::TaskSpec spec;
+    spec.set_task_id(std::string(TaskId::Of(job_, index).Binary()));
+    spec.set_function_name("f");
+    EXPECT_TRUE(core.SubmitTask(kSession, spec).ok());
+  };
+  for (uint64_t i = 1; i <= 4; ++i) submit(i);
+  core.Dispatch();
+  EXPECT_THAT(out.admitted[kSession], ::testing::ElementsAre(4u));
+
+  // Over the limit (no worker runs anything): nothing more is admitted.
+  for (uint64_t i = 5; i <= 10; ++i) submit(i);
+  core.Dispatch();
+  EXPECT_THAT(out.admitted[kSession], ::testing::ElementsAre(4u));
+
+  // Tasks finish, the scheduler holds few enough again, and admits them all.
+  const WorkerId w = WorkerId::Random();
+  v1::RegisterWorker reg;
+  reg.set_worker_id(std::string(w.Binary()));
+  reg.set_address("10.0.0.9:7000");
+  (*reg.mutable_resources()->mutable_quantities())["CPU"] = 8;
+  ASSERT_TRUE(core.AddWorker(reg).ok());
+  core.Dispatch();
+  for (const v1::TaskAssignment& a : std::vector<v1::TaskAssignment>(out.assigned[w])) {
+    if (core.NumTasksForTest() <= 5) break;
+    v1::TaskCompleted done;
+    done.set_task_id(a.spec().task_id());
+    done.set_attempt(a.attempt());
+    done.add_results()->set_inline_value("r");
+    ASSERT_TRUE(core.TaskCompleted(w, done).ok());
+  }
+  core.Dispatch();
+  EXPECT_THAT(out.admitted[kSession], ::testing::ElementsAre(4u, 10u));
 }
 
 TEST_F(SchedulerCoreTest, DeadWorkersTasksAreRetriedElsewhere) {

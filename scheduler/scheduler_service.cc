@@ -78,6 +78,14 @@ void StreamRouter::NotifyWorkerLeft(SessionId session, const WorkerId& worker) {
   });
 }
 
+void StreamRouter::NotifyAdmitted(SessionId session, uint64_t admitted_submissions) {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return;
+  it->second->Send(12, [&](v1::SchedulerToClient& batch) {
+    batch.set_admitted_submissions(admitted_submissions);  // cumulative: the latest wins
+  });
+}
+
 // ---- worker streams --------------------------------------------------------
 
 grpc::ServerBidiReactor<v1::WorkerToScheduler, v1::SchedulerToWorker>* SchedulerService::Connect(

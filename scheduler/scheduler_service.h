@@ -35,6 +35,7 @@ class StreamRouter : public SchedulerOutput {
   void NotifyObject(SessionId session, v1::ObjectInfo info) override;
   void NotifyWorkerJoined(SessionId session, const v1::WorkerInfo& worker) override;
   void NotifyWorkerLeft(SessionId session, const WorkerId& worker) override;
+  void NotifyAdmitted(SessionId session, uint64_t admitted_submissions) override;
 
  private:
   absl::flat_hash_map<WorkerId, std::shared_ptr<WorkerStream>> workers_;

@@ -320,11 +320,23 @@ void LocalProcessCluster::Stop() {
       std::fprintf(stderr, "fleet test cluster: %s (pid %d) ignored SIGTERM for %lld ms; killing\n",
                    p->name.c_str(), static_cast<int>(p->pid),
                    static_cast<long long>(options_.stop_timeout.count()));
+      DumpStacks(*p);
       kill(p->pid, SIGKILL);
     }
   }
   if (!ReapAll(kKillReapTimeout)) {
     std::fprintf(stderr, "fleet test cluster: some daemons did not exit after SIGKILL\n");
+  }
+}
+
+void LocalProcessCluster::DumpStacks(const Process& process) const {
+  // Where it hangs is what the failure needs to say; gdb may be missing.
+  if (access("/usr/bin/gdb", X_OK) != 0) return;
+  const std::string command = "/usr/bin/gdb -p " + std::to_string(process.pid) +
+                              " -batch -ex 'thread apply all bt' >&2 2>/dev/null";
+  std::fprintf(stderr, "fleet test cluster: the threads of %s:\n", process.name.c_str());
+  if (std::system(command.c_str()) != 0) {
+    std::fprintf(stderr, "fleet test cluster: gdb could not attach to %s\n", process.name.c_str());
   }
 }
 

@@ -135,6 +135,8 @@ class LocalProcessCluster {
              std::string* error);
   // Reaps `process` if it has exited; returns whether it is still running.
   bool CheckAlive(Process& process);
+  // Prints every thread's stack of a process that would not stop (gdb).
+  void DumpStacks(const Process& process) const;
   // Waits up to `timeout` for every running process to exit; true when all did.
   bool ReapAll(std::chrono::milliseconds timeout);
   std::string ReadPortFile(const std::string& path) const;

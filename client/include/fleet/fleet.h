@@ -41,6 +41,10 @@ struct InitOptions {
   std::chrono::milliseconds connect_timeout{10'000};
   // spdlog level of fleet's own log lines: trace, debug, info, warn, error.
   std::string log_level = "warn";
+  // Back-pressure: how many submissions may be in flight to the scheduler
+  // before it admits them; Remote() blocks beyond that. The scheduler
+  // admits while it holds fewer than its --max_pending_tasks.
+  std::size_t submit_window = 10'000;
 };
 
 // Connects this process to a cluster. Throws fleet::Error when the scheduler
