@@ -83,6 +83,12 @@ void ClientSession::Put(v1::ObjectInfo info) {
   });
 }
 
+void ClientSession::Cancel(const TaskId& id) {
+  stream_.Send(TaskId::kSize + 2, [&](v1::ClientToScheduler& batch) {
+    batch.add_cancel(std::string(id.Binary()));
+  });
+}
+
 void ClientSession::Release(const ObjectId& id) {
   stream_.Send(ObjectId::kSize + 2, [&](v1::ClientToScheduler& batch) {
     batch.add_release(std::string(id.Binary()));

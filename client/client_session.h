@@ -41,6 +41,7 @@ class ClientSession {
   void Submit(v1::TaskSpec spec);
   void Put(v1::ObjectInfo info);
   void Release(const ObjectId& id);
+  void Cancel(const TaskId& id);
 
   uint64_t inline_threshold_bytes() const { return inline_threshold_bytes_.load(); }
   const std::string& scheduler_address() const { return scheduler_address_; }

@@ -191,6 +191,8 @@ class Runtime {
 
   client::ObjectTable& table() { return *table_; }
 
+  void Cancel(const ObjectId& id) { session_->Cancel(id.task()); }
+
  private:
   // Tracks a large object just stored on `worker` and tells the scheduler.
   internal::ObjectHandle Register(const ObjectId& id, std::size_t size,
@@ -289,6 +291,10 @@ ObjectHandle SubmitTask(const std::string& function_name, uint64_t signature_has
   return Current()->Submit(function_name, signature_hash, std::move(args), options);
 }
 
+void CancelObject(const ObjectHandle& handle) {
+  Current()->Cancel(handle->id);
+}
+
 ObjectHandle PutObject(std::size_t size_bytes, void (*write)(const void* value, char* out),
                        const void* value) {
   return Current()->Put(size_bytes, [&](char* out) { write(value, out); });
@@ -311,6 +317,7 @@ ObjectBytes GetObjectBytes(const ObjectHandle& handle,
   auto bytes = runtime->table().GetValue(handle, wait, &failure);
   if (bytes.ok()) return *bytes;
   if (absl::IsAborted(bytes.status()) && failure.kind() != v1::TaskFailure::KIND_UNSPECIFIED) {
+    if (failure.kind() == v1::TaskFailure::CANCELLED) throw TaskCancelled(ToTaskError(failure));
     throw ToTaskError(failure);
   }
   if (absl::IsDeadlineExceeded(bytes.status())) throw GetTimeout(std::string(bytes.status().message()));

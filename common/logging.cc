@@ -36,6 +36,10 @@ std::shared_ptr<spdlog::logger> GetLogger(const std::string& name) {
   return logger;
 }
 
+void FlushLogs() {
+  spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& logger) { logger->flush(); });
+}
+
 absl::Status SetLogLevel(absl::string_view level) {
   if (level.empty()) return absl::OkStatus();
   const auto parsed = spdlog::level::from_str(std::string(level));

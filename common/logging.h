@@ -22,6 +22,10 @@ std::shared_ptr<spdlog::logger> GetLogger(const std::string& name);
 // Returns InvalidArgument for anything else.
 absl::Status SetLogLevel(absl::string_view level);
 
+// Writes out what every fleet logger buffered, before a process exits
+// without running destructors.
+void FlushLogs();
+
 }  // namespace fleet
 
 // Debian's Abseil has its own string_view type (not std::string_view); let

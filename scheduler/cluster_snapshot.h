@@ -50,7 +50,7 @@ struct ClusterSnapshot {
   uint64_t tasks_submitted = 0;
   uint64_t tasks_finished = 0;
   uint64_t tasks_failed = 0;
-  uint64_t tasks_cancelled = 0;  // dropped because their client went away
+  uint64_t tasks_cancelled = 0;  // by fleet::Cancel, or their client went away
   uint64_t objects = 0;
   uint64_t inline_cache_bytes = 0;
   uint64_t sessions = 0;

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/string_view.h"
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -121,6 +122,21 @@ absl::Status SchedulerCore::TaskCompleted(const WorkerId& worker_id,
       task_it->second.attempt != completed.attempt()) {
     GetLogger("scheduler")->debug("event=stale_completion task={} worker={} attempt={}",
                                   task_id.Short(), worker_id.Short(), completed.attempt());
+    // Its results sit in that worker's store, where nothing will ever read
+    // them (a cancelled task, an attempt superseded by a retry), unless a
+    // live attempt there produced them.
+    const bool live_here = task_it != tasks_.end() &&
+                           task_it->second.state == TaskState::kAssigned &&
+                           task_it->second.worker == worker_id;
+    if (worker_it != workers_.end() && !live_here) {
+      for (int i = 0; i < completed.results_size(); ++i) {
+        const ObjectId object_id = ObjectId::Of(task_id, static_cast<uint32_t>(i));
+        auto object_it = objects_.find(object_id);
+        const bool listed = object_it != objects_.end() &&
+                            absl::c_linear_search(object_it->second.locations, worker_id);
+        if (!listed) output_->FreeObject(worker_id, object_id);
+      }
+    }
     return absl::OkStatus();
   }
   Task& task = task_it->second;
@@ -397,6 +413,20 @@ void SchedulerCore::ReleaseObject(SessionId session_id, const ObjectId& object_i
   if (it == objects_.end() || it->second.owner != session_id) return;
   it->second.owner_holds = false;
   MaybeFree(object_id);
+}
+
+void SchedulerCore::CancelTask(SessionId session_id, const TaskId& task_id) {
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end() || it->second.owner != session_id) return;
+  const bool running = it->second.state == TaskState::kAssigned;
+  v1::TaskFailure failure;
+  failure.set_kind(v1::TaskFailure::CANCELLED);
+  failure.set_message(running ? "cancelled by its client while running; its result is discarded"
+                              : "cancelled by its client before it ran");
+  failure.set_attempt(it->second.attempt);
+  FailTask(task_id, std::move(failure));
+  tasks_failed_--;  // counted as cancelled, not failed
+  tasks_cancelled_++;
 }
 
 // ---- placement -------------------------------------------------------------

@@ -102,6 +102,10 @@ class SchedulerCore {
   absl::Status SubmitTask(SessionId session, v1::TaskSpec spec);
   absl::Status PutObject(SessionId session, const v1::ObjectInfo& object);
   void ReleaseObject(SessionId session, const ObjectId& object);
+  // Fails the session's task with CANCELLED (and its dependents with that
+  // cause) unless it already finished; a running one's late result is
+  // ignored. Unknown or finished tasks are left alone.
+  void CancelTask(SessionId session, const TaskId& task);
 
   // Assigns ready tasks, oldest first, to workers with free capacity, then
   // admits what the sessions submitted if the scheduler holds no more than

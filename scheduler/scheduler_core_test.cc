@@ -384,6 +384,40 @@ TEST_F(SchedulerCoreTest, SubmissionsAreAdmittedOnlyWhileFewTasksArePending) {
   EXPECT_THAT(out.admitted[kSession], ::testing::ElementsAre(4u, 10u));
 }
 
+TEST_F(SchedulerCoreTest, CancelFailsQueuedAndRunningTasksAndFreesLateResults) {
+  const WorkerId w = AddWorker(1);
+  const TaskId running = Submit();
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[w], SizeIs(::testing::Ge(1u)));
+  ASSERT_EQ(TaskOf(out_.assigned[w][0]), running);
+  const TaskId dependent = Submit({ObjectId::Of(running, 0)});
+
+  core_.CancelTask(kSession, running);
+  const v1::ObjectInfo* notice = LastNotice(ObjectId::Of(running, 0));
+  ASSERT_NE(notice, nullptr);
+  EXPECT_EQ(notice->failure().kind(), v1::TaskFailure::CANCELLED);
+  const v1::ObjectInfo* chained = LastNotice(ObjectId::Of(dependent, 0));
+  ASSERT_NE(chained, nullptr);
+  EXPECT_EQ(chained->failure().kind(), v1::TaskFailure::DEPENDENCY_FAILED);
+  EXPECT_EQ(chained->failure().cause().kind(), v1::TaskFailure::CANCELLED);
+  EXPECT_EQ(core_.Snapshot().tasks_cancelled, 1u);
+
+  // The running call still finishes on its worker: its result is dropped
+  // there, and the task's ref keeps saying cancelled.
+  Complete(w, running, 1, "late", /*inline_value=*/false);
+  EXPECT_THAT(out_.freed[w], ::testing::Contains(ObjectId::Of(running, 0)));
+  EXPECT_EQ(LastNotice(ObjectId::Of(running, 0))->failure().kind(), v1::TaskFailure::CANCELLED);
+
+  // Cancelling what already finished, or another session's task, does nothing.
+  const TaskId done = Submit();
+  core_.Dispatch();
+  Complete(w, done, 1, "ok");
+  core_.CancelTask(kSession, done);
+  core_.CancelTask(kSession + 1, Submit());
+  EXPECT_EQ(LastNotice(ObjectId::Of(done, 0))->inline_value(), "ok");
+  EXPECT_EQ(core_.Snapshot().tasks_cancelled, 1u);
+}
+
 TEST_F(SchedulerCoreTest, DeadWorkersTasksAreRetriedElsewhere) {
   const WorkerId w1 = AddWorker(1);
   const TaskId t = Submit();

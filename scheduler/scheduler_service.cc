@@ -195,6 +195,14 @@ void SchedulerService::OnClientMessage(const std::shared_ptr<ClientStream>& stre
   for (v1::TaskSpec& spec : *message.mutable_submit()) {
     LogRejected(core_->SubmitTask(session, std::move(spec)), from);
   }
+  for (const std::string& id : message.cancel()) {
+    auto task_id = TaskId::FromBinary(id);
+    if (!task_id.ok()) {
+      LogRejected(task_id.status(), from);
+      continue;
+    }
+    core_->CancelTask(session, *task_id);
+  }
   for (const std::string& id : message.release()) {
     auto object_id = ObjectId::FromBinary(id);
     if (!object_id.ok()) {

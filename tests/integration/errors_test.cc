@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -124,6 +125,49 @@ TEST_F(ClusterTest, ExceptionsAreRetriedOnlyWithRetryExceptions) {
   EXPECT_THAT(error->what(), ::testing::HasSubstr("attempt 2"));
 
   EXPECT_THROW(fleet::Task(FailTimesThenCount).Options({.max_retries = -2}), fleet::Error);
+}
+
+TEST_F(ClusterTest, CancelFailsQueuedAndRunningTasksWithTaskCancelled) {
+  // Fill every slot, then queue one more and a task that needs it.
+  std::vector<fleet::ObjectRef<int>> busy;
+  for (int i = 0; i < kWorkers * kSlotsPerWorker; ++i) {
+    busy.push_back(fleet::Task(SleepMs).Remote(1500));
+  }
+  fleet::ObjectRef<int> queued = fleet::Task(SleepMs).Remote(1);
+  fleet::ObjectRef<int> dependent = fleet::Task(Square).Remote(queued);
+  ASSERT_TRUE(cluster().WaitForStatus(
+      [](const nlohmann::json& s) {
+        return s["tasks"]["assigned"].get<int>() >= kWorkers * kSlotsPerWorker;
+      },
+      kStatusTimeout));
+
+  fleet::Cancel(queued);
+  fleet::Cancel(busy[0]);
+  for (const auto* ref : {&queued, &busy[0]}) {
+    try {
+      ref->Get(kResultTimeout);
+      ADD_FAILURE() << "Get of a cancelled task returned";
+    } catch (const fleet::TaskCancelled& e) {
+      EXPECT_EQ(e.kind(), "cancelled");
+      EXPECT_THAT(e.what(), ::testing::HasSubstr("cancelled by its client"));
+    }
+  }
+  std::optional<fleet::TaskError> chained = GetError(dependent);
+  ASSERT_TRUE(chained.has_value());
+  EXPECT_EQ(chained->kind(), "dependency_failed");
+  ASSERT_NE(chained->cause(), nullptr);
+  EXPECT_EQ(chained->cause()->kind(), "cancelled");
+
+  // The others are unaffected, and a finished task cannot be cancelled.
+  for (std::size_t i = 1; i < busy.size(); ++i) EXPECT_EQ(busy[i].Get(kResultTimeout), 1500);
+  fleet::Cancel(busy[1]);
+  EXPECT_EQ(busy[1].Get(kResultTimeout), 1500);
+  EXPECT_THROW(fleet::Cancel(fleet::ObjectRef<int>()), fleet::Error);
+  nlohmann::json status;
+  EXPECT_TRUE(cluster().WaitForStatus(
+      [](const nlohmann::json& s) { return s["tasks"]["cancelled"].get<int>() == 2; },
+      kStatusTimeout, &status))
+      << status.dump();
 }
 
 TEST_F(ClusterTest, FailedArgumentFailsDependentsWithCauseChain) {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace fleet {
 
@@ -46,6 +47,14 @@ class TaskError : public Error {
 
  private:
   Details details_;
+};
+
+// The task was cancelled with fleet::Cancel (kind() is "cancelled"); its
+// dependents fail with a TaskError whose cause() is this.
+class TaskCancelled : public TaskError {
+ public:
+  using TaskError::TaskError;
+  explicit TaskCancelled(TaskError error) : TaskError(std::move(error)) {}
 };
 
 // ObjectRef::Get(timeout) or Wait gave up before the result was ready. The

@@ -94,6 +94,7 @@ std::vector<bool> WaitObjects(const std::vector<ObjectHandle>& handles, std::siz
 // The registered name of the function at `address`; throws fleet::Error when
 // it was not registered with FLEET_REMOTE.
 const FunctionInfo& FunctionAt(const void* address);
+void CancelObject(const ObjectHandle& handle);
 
 // Whether an argument of type A can be passed for a parameter of type P:
 // a value convertible to P, or an ObjectRef whose value converts to P.
@@ -201,6 +202,17 @@ ObjectRef<std::decay_t<T>> Put(const T& value) {
   return ObjectRef<std::decay_t<T>>(internal::PutObject(
       SerializedSize(value),
       [](const void* v, char* out) { SerializeTo(*static_cast<const T*>(v), out); }, &value));
+}
+
+// Cancels the task that produces `ref`: a task not yet started never runs;
+// one running now has its result discarded (its worker finishes the call,
+// as tasks run on the worker's threads). Get then throws
+// fleet::TaskCancelled, and tasks that take the result fail with it as
+// their cause. A task that already finished is not affected.
+template <typename T>
+void Cancel(const ObjectRef<T>& ref) {
+  if (!ref.valid()) throw Error("Cancel on an empty ObjectRef");
+  internal::CancelObject(ref.handle());
 }
 
 template <typename T>
