@@ -37,6 +37,7 @@ class ClusterTest : public ::testing::Test {
         .slots_per_worker = kSlotsPerWorker,
         .task_libraries = {FLEET_TEST_TASK_LIB},
         .worker_flags = WorkerFlags(),
+        .scheduler_flags = SchedulerFlags(),
     });
     ASSERT_TRUE(cluster_->Start());
     fleet::Init({.address = cluster_->scheduler_address(), .connect_timeout = 10s});
@@ -47,8 +48,9 @@ class ClusterTest : public ::testing::Test {
     cluster_.reset();  // stops the daemons; prints their logs if the test failed
   }
 
-  // Extra flags for every fleet-worker of the cluster.
+  // Extra flags for every fleet-worker of the cluster, and for the scheduler.
   virtual std::vector<std::string> WorkerFlags() const { return {}; }
+  virtual std::vector<std::string> SchedulerFlags() const { return {}; }
 
   fleet::test::LocalProcessCluster& cluster() { return *cluster_; }
 

@@ -28,26 +28,15 @@ namespace {
 constexpr int kTasks = 12;
 constexpr int kTaskMs = 1000;
 
-class LivenessTest : public ::testing::Test {
+class LivenessTest : public ClusterTest {
  protected:
-  void SetUp() override {
-    cluster_ = std::make_unique<fleet::test::LocalProcessCluster>(fleet::test::ClusterOptions{
-        .workers = kWorkers,
-        .slots_per_worker = kSlotsPerWorker,
-        .task_libraries = {FLEET_TEST_TASK_LIB},
-        .scheduler_flags = {"--heartbeat_timeout=2s"},
-    });
-    ASSERT_TRUE(cluster_->Start());
-    fleet::Init({.address = cluster_->scheduler_address(), .connect_timeout = 10s});
-  }
+  std::vector<std::string> SchedulerFlags() const override { return {"--heartbeat_timeout=2s"}; }
 
   void TearDown() override {
-    fleet::Shutdown();
-    if (stopped_pid_ > 0) kill(stopped_pid_, SIGCONT);  // so that Stop can end it
-    cluster_.reset();
+    if (stopped_pid_ > 0) kill(stopped_pid_, SIGCONT);  // so that the cluster can stop it
+    ClusterTest::TearDown();
   }
 
-  std::unique_ptr<fleet::test::LocalProcessCluster> cluster_;
   pid_t stopped_pid_ = -1;
 };
 
@@ -57,12 +46,12 @@ std::string ReadFile(const std::string& path) {
 }
 
 TEST_F(LivenessTest, SilentWorkerIsDeclaredDeadItsTasksRerunAndItIsFenced) {
-  const pid_t silent = cluster_->worker_pid(0);
-  const pid_t healthy = cluster_->worker_pid(1);
+  const pid_t silent = cluster().worker_pid(0);
+  const pid_t healthy = cluster().worker_pid(1);
   std::vector<fleet::ObjectRef<int>> refs;
   for (int i = 0; i < kTasks; ++i) refs.push_back(fleet::Task(SleepThenPid).Remote(kTaskMs));
   // Stop it while it runs some of them.
-  ASSERT_TRUE(cluster_->WaitForStatus(
+  ASSERT_TRUE(cluster().WaitForStatus(
       [](const nlohmann::json& s) {
         for (const auto& w : s["workers"]) {
           if (w["tasks_running"].get<int>() == 0) return false;
@@ -79,18 +68,18 @@ TEST_F(LivenessTest, SilentWorkerIsDeclaredDeadItsTasksRerunAndItIsFenced) {
   EXPECT_TRUE(pids.count(healthy)) << "no task ran on the healthy worker";
   for (int pid : pids) EXPECT_TRUE(pid == silent || pid == healthy) << pid;
   nlohmann::json status;
-  EXPECT_TRUE(cluster_->WaitForStatus(
+  EXPECT_TRUE(cluster().WaitForStatus(
       [](const nlohmann::json& s) { return s["workers"].size() == 1u; }, kStatusTimeout, &status))
       << status.dump();
 
   // Woken up, it finds its stream ended by the scheduler and exits, saying why.
   ASSERT_EQ(kill(silent, SIGCONT), 0);
   stopped_pid_ = -1;
-  const std::optional<int> exit_status = cluster_->WaitForWorkerExit(0, 20s);
+  const std::optional<int> exit_status = cluster().WaitForWorkerExit(0, 20s);
   ASSERT_TRUE(exit_status.has_value()) << "the fenced worker kept running";
   EXPECT_TRUE(WIFEXITED(*exit_status) && WEXITSTATUS(*exit_status) == 1)
       << fleet::test::LocalProcessCluster::DescribeExit(*exit_status);
-  const std::string log = ReadFile(cluster_->temp_dir() + "/worker-0.log");
+  const std::string log = ReadFile(cluster().temp_dir() + "/worker-0.log");
   EXPECT_NE(log.find("declared dead"), std::string::npos) << log;
 
   // Its late completions changed nothing, and the cluster still serves.
@@ -99,7 +88,7 @@ TEST_F(LivenessTest, SilentWorkerIsDeclaredDeadItsTasksRerunAndItIsFenced) {
     EXPECT_TRUE(pid == silent || pid == healthy);
   }
   EXPECT_EQ(fleet::Task(Square).Remote(7).Get(kResultTimeout), 49);
-  const nlohmann::json after = cluster_->Status();
+  const nlohmann::json after = cluster().Status();
   EXPECT_EQ(after["workers"].size(), 1u) << after.dump();
 }
 
@@ -108,7 +97,7 @@ TEST_F(LivenessTest, SilentWorkerIsDeclaredDeadItsTasksRerunAndItIsFenced) {
 // frees everything, so a crashed driver leaks nothing.
 TEST_F(LivenessTest, KilledClientsQueuedTasksAreCancelledAndNothingLeaks) {
   constexpr int kQueued = 200;
-  std::vector<std::string> args = {FLEET_ABANDONING_CLIENT, cluster_->scheduler_address(),
+  std::vector<std::string> args = {FLEET_ABANDONING_CLIENT, cluster().scheduler_address(),
                                    std::to_string(kQueued), "200"};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
@@ -116,7 +105,7 @@ TEST_F(LivenessTest, KilledClientsQueuedTasksAreCancelledAndNothingLeaks) {
   pid_t client = -1;
   ASSERT_EQ(posix_spawn(&client, argv[0], nullptr, nullptr, argv.data(), environ), 0);
   nlohmann::json status;
-  const bool submitted = cluster_->WaitForStatus(
+  const bool submitted = cluster().WaitForStatus(
       [](const nlohmann::json& s) { return s["tasks"]["submitted"].get<int>() >= kQueued; },
       kStatusTimeout, &status);
   kill(client, SIGKILL);
@@ -124,7 +113,7 @@ TEST_F(LivenessTest, KilledClientsQueuedTasksAreCancelledAndNothingLeaks) {
   waitpid(client, &client_status, 0);
   ASSERT_TRUE(submitted) << status.dump();
 
-  EXPECT_TRUE(cluster_->WaitForStatus(
+  EXPECT_TRUE(cluster().WaitForStatus(
       [](const nlohmann::json& s) {
         const auto& t = s["tasks"];
         return s["sessions"].get<int>() == 1 &&  // this test's own session
