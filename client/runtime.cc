@@ -8,6 +8,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "client/client_session.h"
 #include "client/local_cluster.h"
@@ -21,15 +22,15 @@
 namespace fleet {
 namespace internal {
 
-// An object being filled in place by fleet::ArrayBuilder.
+// An object being filled in place (by Put or fleet::ArrayBuilder).
 struct ObjectBuild {
   ObjectId id;
   std::size_t size = 0;
   char* out = nullptr;  // where the caller writes
   bool sealed = false;
-  // In a same-host worker's store:
+  v1::WorkerInfo worker;  // where it goes, when too large to travel inline
+  // In that worker's store, on this host:
   std::shared_ptr<LocalStoreLink> link;
-  v1::WorkerInfo worker;
   // Or privately, until Seal stores it:
   std::string buffer;
 
@@ -113,41 +114,15 @@ class Runtime {
   // memory it is given: inline when small; else in the store of a worker on
   // this host, in place, when there is one; else uploaded to a worker.
   internal::ObjectHandle Put(std::size_t size, absl::FunctionRef<void(char* out)> write) {
-    const ObjectId id = ObjectId::Of(TaskId::Of(job_, next_index_.fetch_add(1)), 0);
-    v1::ObjectInfo info;
-    info.set_object_id(std::string(id.Binary()));
-    info.set_size_bytes(size);
-    if (size <= session_->inline_threshold_bytes()) {
-      std::string serialized(size, '\0');
-      write(serialized.data());
-      info.set_inline_value(serialized);
-      internal::ObjectHandle handle =
-          table_->Create(id, std::make_shared<const std::string>(std::move(serialized)));
-      session_->Put(std::move(info));
-      return handle;
-    }
-    auto worker = session_->PickWorkerForPut(kPutWorkerWait);
-    if (!worker.ok()) throw Error(std::string(worker.status().message()));
-    absl::Status status = absl::UnavailableError("not on this host");
-    if (std::shared_ptr<LocalStoreLink> link = LocalStoreLink::To(worker->address())) {
-      status = link->Write(id, size, write);
-    }
-    // Not on this host, too large for the store's memory, or the link
-    // broke: serialize here and upload (gRPC can write a spill file).
-    if (absl::IsUnavailable(status) || absl::IsResourceExhausted(status)) {
-      std::string serialized(size, '\0');
-      write(serialized.data());
-      status = UploadObjectTo(worker->address(), id, serialized);
-    }
-    if (!status.ok()) {
-      throw Error(absl::StrCat("Put of ", size, " bytes failed: ", status.message()));
-    }
-    return Register(id, size, *worker);
+    std::shared_ptr<internal::ObjectBuild> build = Begin(size);
+    write(build->out);  // if it throws, the unsealed object is dropped
+    return Seal(*build);
   }
 
-  // Starts an object to be filled in place (fleet::ArrayBuilder): in the
-  // store of a worker on this host when the value is too large to travel
-  // inline and there is one; else in a private buffer, stored by Seal.
+  // Starts an object to be filled in place (Put, fleet::ArrayBuilder): in
+  // the store of a worker on this host when the value is too large to
+  // travel inline and there is one (and it has room); else in a private
+  // buffer, which Seal stores.
   std::shared_ptr<internal::ObjectBuild> Begin(std::size_t size) {
     auto build = std::make_shared<internal::ObjectBuild>();
     build->id = ObjectId::Of(TaskId::Of(job_, next_index_.fetch_add(1)), 0);
@@ -155,14 +130,16 @@ class Runtime {
     if (size > session_->inline_threshold_bytes()) {
       auto worker = session_->PickWorkerForPut(kPutWorkerWait);
       if (!worker.ok()) throw Error(std::string(worker.status().message()));
-      if (std::shared_ptr<LocalStoreLink> link = LocalStoreLink::To(worker->address())) {
+      build->worker = *std::move(worker);
+      if (std::shared_ptr<LocalStoreLink> link = LocalStoreLink::To(build->worker.address())) {
         absl::StatusOr<char*> out = link->Create(build->id, size);
         if (out.ok()) {
           build->link = std::move(link);
-          build->worker = *std::move(worker);
           build->out = *out;
           return build;
         }
+        // Unavailable: the link broke; ResourceExhausted: larger than the
+        // store's memory, which an upload can put in a spill file.
         if (!absl::IsUnavailable(out.status()) && !absl::IsResourceExhausted(out.status())) {
           throw Error(absl::StrCat("creating an object of ", size, " bytes failed: ",
                                    out.status().message()));
@@ -177,14 +154,26 @@ class Runtime {
   internal::ObjectHandle Seal(internal::ObjectBuild& build) {
     if (build.sealed) throw Error("this object was sealed already");
     build.sealed = true;
-    if (build.link == nullptr) {
-      return Put(build.size, [&build](char* out) {
-        std::memcpy(out, build.buffer.data(), build.size);
-      });
+    const absl::string_view bytes(build.out, build.size);
+    if (build.worker.address().empty()) {  // small enough to travel inline
+      v1::ObjectInfo info;
+      info.set_object_id(std::string(build.id.Binary()));
+      info.set_size_bytes(build.size);
+      info.set_inline_value(bytes.data(), bytes.size());
+      // Small objects are always built in `buffer`.
+      internal::ObjectHandle handle =
+          table_->Create(build.id, std::make_shared<const std::string>(std::move(build.buffer)));
+      session_->Put(std::move(info));
+      return handle;
     }
-    if (absl::Status status = build.link->Seal(build.id); !status.ok()) {
-      throw Error(absl::StrCat("sealing an object of ", build.size, " bytes failed: ",
-                               status.message()));
+    absl::Status status = absl::UnavailableError("not in a same-host store");
+    if (build.link != nullptr) status = build.link->Seal(build.id);
+    // The link broke (its mapping still holds the bytes), or the object was
+    // built privately: upload it.
+    if (absl::IsUnavailable(status)) status = UploadObjectTo(build.worker.address(), build.id, bytes);
+    if (!status.ok()) {
+      throw Error(absl::StrCat("storing an object of ", build.size, " bytes on worker ",
+                               build.worker.address(), " failed: ", status.message()));
     }
     return Register(build.id, build.size, build.worker);
   }

@@ -199,7 +199,7 @@ absl::StatusOr<LocalStoreLink::PinnedBytes> LocalStoreLink::Read(const ObjectId&
   if (absl::Status status = Exchange(request, &reply); !status.ok()) return status;
   const std::string what = absl::StrCat("reading object ", id.Short(), " at ", address_);
   if (absl::Status status = FromReply(reply, what); !status.ok()) return status;
-  if (reply.offset_bytes() > arena_bytes_ || reply.size_bytes() > arena_bytes_ - reply.offset_bytes()) {
+  if (!InArena(reply.offset_bytes(), reply.size_bytes())) {
     SendRelease(id);
     return absl::DataLossError(absl::StrCat(what, ": the worker placed it outside its arena"));
   }
@@ -219,7 +219,7 @@ absl::StatusOr<char*> LocalStoreLink::Create(const ObjectId& id, uint64_t size_b
   if (absl::Status status = Exchange(request, &reply); !status.ok()) return status;
   const std::string what = absl::StrCat("storing object ", id.Short(), " at ", address_);
   if (absl::Status status = FromReply(reply, what); !status.ok()) return status;
-  if (reply.offset_bytes() > arena_bytes_ || size_bytes > arena_bytes_ - reply.offset_bytes()) {
+  if (!InArena(reply.offset_bytes(), size_bytes)) {
     Abort(id);
     return absl::DataLossError(absl::StrCat(what, ": the worker placed it outside its arena"));
   }
@@ -240,19 +240,6 @@ void LocalStoreLink::Abort(const ObjectId& id) {
   request.mutable_abort()->set_object_id(std::string(id.Binary()));
   v1::LocalStoreReply reply;
   Exchange(request, &reply).IgnoreError();  // a broken link aborted it already
-}
-
-absl::Status LocalStoreLink::Write(const ObjectId& id, uint64_t size_bytes,
-                                   absl::FunctionRef<void(char* out)> write) {
-  absl::StatusOr<char*> out = Create(id, size_bytes);
-  if (!out.ok()) return out.status();
-  try {
-    write(*out);
-  } catch (...) {
-    Abort(id);
-    throw;
-  }
-  return Seal(id);
 }
 
 }  // namespace fleet

@@ -16,7 +16,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -56,16 +55,10 @@ class LocalStoreLink : public std::enable_shared_from_this<LocalStoreLink> {
   // connection broke.
   absl::StatusOr<PinnedBytes> Read(const ObjectId& id);
 
-  // Stores a new primary object `id` of `size_bytes`: `write` fills its
-  // bytes in place, then it is sealed (or aborted, when `write` throws:
-  // the exception propagates). Returns the worker's error
-  // (AlreadyExists, ResourceExhausted when it does not fit) or Unavailable.
-  absl::Status Write(const ObjectId& id, uint64_t size_bytes,
-                     absl::FunctionRef<void(char* out)> write);
-
-  // Write in steps, for a caller that fills the object over time: Create
-  // returns where to write `size_bytes` (in this process's mapping of the
-  // arena); Seal makes the object visible; Abort drops it. An object not
+  // Stores a new primary object: Create returns where to write its
+  // `size_bytes` (in this process's mapping of the arena), or the worker's
+  // error (AlreadyExists, ResourceExhausted when it does not fit) or
+  // Unavailable; Seal makes it visible; Abort drops it. An object not
   // sealed when the link closes is dropped.
   absl::StatusOr<char*> Create(const ObjectId& id, uint64_t size_bytes);
   absl::Status Seal(const ObjectId& id);
@@ -85,6 +78,10 @@ class LocalStoreLink : public std::enable_shared_from_this<LocalStoreLink> {
   absl::Status Exchange(const v1::LocalStoreRequest& request, v1::LocalStoreReply* reply)
       ABSL_LOCKS_EXCLUDED(mu_);
   void SendRelease(const ObjectId& id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Whether the worker's reply describes bytes inside the mapped arena.
+  bool InArena(uint64_t offset, uint64_t size) const {
+    return offset <= arena_bytes_ && size <= arena_bytes_ - offset;
+  }
   // Maps the pages of [offset, offset + size) of the arena into the read
   // (or write) mapping in one call, instead of one fault per 4 KiB page on
   // first touch: 80 MB read for the first time costs 20,000 faults.

@@ -425,8 +425,6 @@ void SchedulerCore::CancelTask(SessionId session_id, const TaskId& task_id) {
                               : "cancelled by its client before it ran");
   failure.set_attempt(it->second.attempt);
   FailTask(task_id, std::move(failure));
-  tasks_failed_--;  // counted as cancelled, not failed
-  tasks_cancelled_++;
 }
 
 // ---- placement -------------------------------------------------------------
@@ -556,7 +554,7 @@ void SchedulerCore::FailTask(const TaskId& first_id, v1::TaskFailure first_failu
     }
     if (failure.function_name().empty()) failure.set_function_name(task.spec.function_name());
     if (failure.task_id().empty()) failure.set_task_id(std::string(task_id.Binary()));
-    tasks_failed_++;
+    (failure.kind() == v1::TaskFailure::CANCELLED ? tasks_cancelled_ : tasks_failed_)++;
     GetLogger("scheduler")->debug("event=task_failed task={} function={} kind={}",
                                   task_id.Short(), task.spec.function_name(),
                                   v1::TaskFailure::Kind_Name(failure.kind()));

@@ -17,6 +17,19 @@ void LogRejected(const absl::Status& status, absl::string_view from) {
   }
 }
 
+// Calls `use` with each id of `ids` that parses; logs the others.
+template <typename Id, typename Ids, typename Use>
+void ForEachId(const Ids& ids, absl::string_view from, Use use) {
+  for (const std::string& bytes : ids) {
+    absl::StatusOr<Id> id = Id::FromBinary(bytes);
+    if (id.ok()) {
+      use(*id);
+    } else {
+      LogRejected(id.status(), from);
+    }
+  }
+}
+
 }  // namespace
 
 // ---- StreamRouter ----------------------------------------------------------
@@ -195,22 +208,10 @@ void SchedulerService::OnClientMessage(const std::shared_ptr<ClientStream>& stre
   for (v1::TaskSpec& spec : *message.mutable_submit()) {
     LogRejected(core_->SubmitTask(session, std::move(spec)), from);
   }
-  for (const std::string& id : message.cancel()) {
-    auto task_id = TaskId::FromBinary(id);
-    if (!task_id.ok()) {
-      LogRejected(task_id.status(), from);
-      continue;
-    }
-    core_->CancelTask(session, *task_id);
-  }
-  for (const std::string& id : message.release()) {
-    auto object_id = ObjectId::FromBinary(id);
-    if (!object_id.ok()) {
-      LogRejected(object_id.status(), from);
-      continue;
-    }
-    core_->ReleaseObject(session, *object_id);
-  }
+  ForEachId<TaskId>(message.cancel(), from,
+                    [&](const TaskId& id) { core_->CancelTask(session, id); });
+  ForEachId<ObjectId>(message.release(), from,
+                      [&](const ObjectId& id) { core_->ReleaseObject(session, id); });
 }
 
 // ---- status ----------------------------------------------------------------

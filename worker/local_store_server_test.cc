@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <stdexcept>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -133,28 +132,32 @@ TEST_F(LocalStoreServerTest, LinkWritesAnObjectInPlaceAndSealsIt) {
   std::shared_ptr<LocalStoreLink> link = LocalStoreLink::To(address_);
   ASSERT_NE(link, nullptr);
   const std::string content = Content(3, 300'000);
-  ASSERT_TRUE(link->Write(Id(3), content.size(), [&](char* out) {
-                    std::memcpy(out, content.data(), content.size());
-                  }).ok());
+  absl::StatusOr<char*> out = link->Create(Id(3), content.size());
+  ASSERT_TRUE(out.ok()) << out.status();
+  std::memcpy(*out, content.data(), content.size());
+  EXPECT_FALSE(store_->Get(Id(3)).ok()) << "readable before it was sealed";
+  ASSERT_TRUE(link->Seal(Id(3)).ok());
   absl::StatusOr<ObjectStore::View> view = store_->Get(Id(3));
   ASSERT_TRUE(view.ok()) << view.status();
   EXPECT_EQ(view->std_view(), content);
 
   // Objects are immutable: a second create of the id is refused.
-  absl::Status again = link->Write(Id(3), 10, [](char*) {});
-  EXPECT_TRUE(absl::IsAlreadyExists(again)) << again;
+  absl::StatusOr<char*> again = link->Create(Id(3), 10);
+  EXPECT_TRUE(absl::IsAlreadyExists(again.status())) << again.status();
 }
 
-TEST_F(LocalStoreServerTest, AWriteThatThrowsAbortsTheObject) {
+TEST_F(LocalStoreServerTest, AnAbortedObjectIsDroppedAndItsIdFreed) {
   std::shared_ptr<LocalStoreLink> link = LocalStoreLink::To(address_);
   ASSERT_NE(link, nullptr);
-  EXPECT_THROW(link->Write(Id(4), 1000, [](char*) { throw std::runtime_error("serializer"); })
-                   .IgnoreError(),
-               std::runtime_error);
+  ASSERT_TRUE(link->Create(Id(4), 1000).ok());
+  link->Abort(Id(4));
   EXPECT_FALSE(store_->Contains(Id(4)));
   EXPECT_EQ(store_->stats().bytes, 0u);
   // The id is free again.
-  EXPECT_TRUE(link->Write(Id(4), 1000, [](char* out) { std::memset(out, 1, 1000); }).ok());
+  absl::StatusOr<char*> out = link->Create(Id(4), 1000);
+  ASSERT_TRUE(out.ok()) << out.status();
+  std::memset(*out, 1, 1000);
+  EXPECT_TRUE(link->Seal(Id(4)).ok());
 }
 
 TEST_F(LocalStoreServerTest, MissingAndOversizedObjectsAreClearErrors) {
@@ -166,8 +169,8 @@ TEST_F(LocalStoreServerTest, MissingAndOversizedObjectsAreClearErrors) {
       << missing.status();
   // Larger than the arena: the store would keep it in a file, which a
   // same-host writer cannot map; the caller uploads it instead.
-  absl::Status too_big = link->Write(Id(6), 2 * kStoreBytes, [](char*) {});
-  EXPECT_TRUE(absl::IsResourceExhausted(too_big)) << too_big;
+  absl::StatusOr<char*> too_big = link->Create(Id(6), 2 * kStoreBytes);
+  EXPECT_TRUE(absl::IsResourceExhausted(too_big.status())) << too_big.status();
   EXPECT_FALSE(store_->Contains(Id(6)));
 }
 
