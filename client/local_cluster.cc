@@ -18,6 +18,9 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(int slots) {
   worker_options.scheduler_address = cluster->scheduler_address();
   worker_options.slots = slots;
   worker_options.listen_host = "127.0.0.1";
+  // The program's own FLEET_REMOTE functions run here: they are not in a
+  // task library an executor process could load.
+  worker_options.isolate_tasks = false;
   auto worker = worker::WorkerServer::Start(worker_options);
   if (!worker.ok()) return worker.status();
   cluster->worker_ = std::move(*worker);

@@ -86,6 +86,7 @@ class Runtime {
     spec.set_num_returns(1);
     spec.set_max_retries(options.max_retries);
     spec.set_retry_exceptions(options.retry_exceptions);
+    spec.set_timeout_ms(static_cast<uint64_t>(options.timeout.count()));
     // Values too large to travel inline are Put first; the temporary refs
     // are released after the submission, in stream order, so the scheduler
     // already counts the task's use of them.

@@ -1,6 +1,7 @@
 # `cmake --install build --prefix P` installs what users of fleet need:
 #
 #   P/bin/fleet-scheduler, P/bin/fleet-worker   the daemons
+#   P/bin/fleet-executor                        the worker's task processes
 #   P/lib/libfleet_task.so*, libfleet_client.so*  what task libraries and drivers link
 #   P/include/fleet/*.h                           the public API
 #   P/lib/cmake/fleet/                            find_package(fleet CONFIG): fleet::task, fleet::client
@@ -21,7 +22,7 @@ install(TARGETS fleet_task fleet_client
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
-install(TARGETS fleet-scheduler fleet-worker
+install(TARGETS fleet-scheduler fleet-worker fleet-executor
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/client/include/fleet

@@ -83,6 +83,14 @@ std::shared_ptr<LocalStoreLink> LocalStoreLink::To(const std::string& address) {
   return link;
 }
 
+absl::StatusOr<std::shared_ptr<LocalStoreLink>> LocalStoreLink::Adopt(int socket,
+                                                                       std::string address) {
+  std::shared_ptr<LocalStoreLink> link(new LocalStoreLink(std::move(address), socket));
+  if (absl::Status status = link->Handshake(); !status.ok()) return status;
+  link->populating_ = std::thread([raw = link.get()] { raw->PopulatePrefaulted(); });
+  return link;
+}
+
 LocalStoreLink::LocalStoreLink(std::string address, int socket)
     : address_(std::move(address)), socket_(socket) {}
 

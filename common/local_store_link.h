@@ -45,6 +45,12 @@ class LocalStoreLink : public std::enable_shared_from_this<LocalStoreLink> {
   // page fault per 4 KiB (~1 us each: 20 ms for 80 MB).
   static std::shared_ptr<LocalStoreLink> To(const std::string& address);
 
+  // A link over `socket`, already connected to the store of the worker at
+  // `address` (an executor process's connection to its own daemon, made
+  // with socketpair). Not shared through To(). Takes the socket, also on
+  // error.
+  static absl::StatusOr<std::shared_ptr<LocalStoreLink>> Adopt(int socket, std::string address);
+
   ~LocalStoreLink();
   LocalStoreLink(const LocalStoreLink&) = delete;
   LocalStoreLink& operator=(const LocalStoreLink&) = delete;

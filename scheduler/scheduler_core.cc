@@ -150,12 +150,16 @@ absl::Status SchedulerCore::TaskCompleted(const WorkerId& worker_id,
   if (completed.has_failure()) {
     worker.failed++;
     const int max_retries = task.spec.max_retries();
-    if (completed.failure().kind() == v1::TaskFailure::USER_EXCEPTION &&
-        task.spec.retry_exceptions() &&
-        (max_retries < 0 || static_cast<int>(task.attempt) <= max_retries)) {
+    // A crashed executor counts as a machine failure; an exception is
+    // retried only when the task asks for it.
+    const v1::TaskFailure::Kind kind = completed.failure().kind();
+    const bool retryable =
+        kind == v1::TaskFailure::EXECUTOR_DIED ||
+        (kind == v1::TaskFailure::USER_EXCEPTION && task.spec.retry_exceptions());
+    if (retryable && (max_retries < 0 || static_cast<int>(task.attempt) <= max_retries)) {
       GetLogger("scheduler")->info(
-          "event=task_retried task={} attempt={} reason=\"it threw {}: {}\"", task_id.Short(),
-          task.attempt, completed.failure().exception_type(), completed.failure().message());
+          "event=task_retried task={} attempt={} kind={} reason=\"{}\"", task_id.Short(),
+          task.attempt, v1::TaskFailure::Kind_Name(kind), completed.failure().message());
       task.state = TaskState::kReady;
       task.worker = WorkerId();
       ready_.push_back(task_id);
@@ -419,9 +423,11 @@ void SchedulerCore::CancelTask(SessionId session_id, const TaskId& task_id) {
   auto it = tasks_.find(task_id);
   if (it == tasks_.end() || it->second.owner != session_id) return;
   const bool running = it->second.state == TaskState::kAssigned;
+  if (running) output_->CancelOnWorker(it->second.worker, task_id);
   v1::TaskFailure failure;
   failure.set_kind(v1::TaskFailure::CANCELLED);
-  failure.set_message(running ? "cancelled by its client while running; its result is discarded"
+  failure.set_message(running ? "cancelled by its client while running; it was stopped and "
+                                "anything it returns is discarded"
                               : "cancelled by its client before it ran");
   failure.set_attempt(it->second.attempt);
   FailTask(task_id, std::move(failure));
@@ -699,6 +705,7 @@ ClusterSnapshot SchedulerCore::Snapshot() const {
     w.objects_fetched = worker.last_heartbeat.objects_fetched();
     w.bytes_shared_locally = worker.last_heartbeat.bytes_shared_locally();
     w.neighbour_reads = worker.last_heartbeat.neighbour_reads();
+    w.executor_restarts = worker.last_heartbeat.executor_restarts();
     w.mean_task_run_ms = worker.mean_run_us / 1000.0;
     w.uptime = now - worker.connected_at;
     w.last_heard = now - worker.last_heard;

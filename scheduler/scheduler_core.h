@@ -35,6 +35,8 @@ class SchedulerOutput {
   virtual ~SchedulerOutput() = default;
   virtual void AssignTask(const WorkerId& worker, v1::TaskAssignment assignment) = 0;
   virtual void FreeObject(const WorkerId& worker, const ObjectId& object) = 0;
+  // The worker should stop the task (it was cancelled); no completion is expected.
+  virtual void CancelOnWorker(const WorkerId& /*worker*/, const TaskId& /*task*/) {}
   // A result (or failure) of one of the session's tasks, or a change to it.
   virtual void NotifyObject(SessionId session, v1::ObjectInfo info) = 0;
   virtual void NotifyWorkerJoined(SessionId session, const v1::WorkerInfo& worker) = 0;

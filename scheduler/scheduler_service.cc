@@ -66,6 +66,14 @@ void StreamRouter::FreeObject(const WorkerId& worker, const ObjectId& object) {
   });
 }
 
+void StreamRouter::CancelOnWorker(const WorkerId& worker, const TaskId& task) {
+  auto it = workers_.find(worker);
+  if (it == workers_.end()) return;
+  it->second->Send(TaskId::kSize + 2, [&](v1::SchedulerToWorker& batch) {
+    batch.add_cancel_tasks(std::string(task.Binary()));
+  });
+}
+
 void StreamRouter::NotifyObject(SessionId session, v1::ObjectInfo info) {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;

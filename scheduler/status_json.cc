@@ -36,6 +36,7 @@ std::string StatusJson(const ClusterSnapshot& snapshot) {
         {"objects_fetched", w.objects_fetched},
         {"bytes_shared_locally", w.bytes_shared_locally},
         {"neighbour_reads", w.neighbour_reads},
+        {"executor_restarts", w.executor_restarts},
         {"mean_task_run_ms", w.mean_task_run_ms},
         {"uptime_s", absl::ToDoubleSeconds(w.uptime)},
         {"last_heard_s", absl::ToDoubleSeconds(w.last_heard)},

@@ -25,7 +25,7 @@ absl::StatusOr<ArgumentBytes> ArgumentFetcher::Obtain(const ObjectId& id,
       absl::StatusOr<LocalStoreLink::PinnedBytes> pinned = neighbour->Read(id);
       if (pinned.ok()) {
         neighbour_reads_++;
-        return ArgumentBytes(std::move(*pinned));
+        return ArgumentBytes(std::move(*pinned), holder_address);
       }
       // Spilled there, or the link broke: fetch a copy (gRPC reads spill files).
     }

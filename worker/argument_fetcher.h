@@ -35,15 +35,22 @@ class ArgumentBytes {
   explicit ArgumentBytes(ObjectStore::View view) : view_(std::move(view)) {}
   explicit ArgumentBytes(std::shared_ptr<const std::string> owned)
       : elsewhere_(*owned), owner_(std::move(owned)) {}
-  explicit ArgumentBytes(LocalStoreLink::PinnedBytes pinned)
-      : elsewhere_(pinned.data, pinned.size), owner_(std::move(pinned.pin)) {}
+  ArgumentBytes(LocalStoreLink::PinnedBytes pinned, std::string neighbour_address)
+      : elsewhere_(pinned.data, pinned.size),
+        owner_(std::move(pinned.pin)),
+        neighbour_address_(std::move(neighbour_address)) {}
 
   std::string_view bytes() const { return owner_ != nullptr ? elsewhere_ : view_.std_view(); }
+  bool in_this_store() const { return owner_ == nullptr; }
+  // The same-host worker whose store holds the bytes; empty when they are
+  // in this store or private.
+  const std::string& neighbour_address() const { return neighbour_address_; }
 
  private:
   ObjectStore::View view_;
   std::string_view elsewhere_;  // when owner_ is set
   std::shared_ptr<const void> owner_;
+  std::string neighbour_address_;
 };
 
 class ArgumentFetcher {

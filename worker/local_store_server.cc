@@ -56,6 +56,13 @@ absl::StatusOr<std::unique_ptr<LocalStoreServer>> LocalStoreServer::Start(
   return server;
 }
 
+absl::StatusOr<std::unique_ptr<LocalStoreServer>> LocalStoreServer::Unlisted(
+    ObjectStore* store, const WorkerId& worker_id) {
+  const int wake_fd = eventfd(0, EFD_CLOEXEC);
+  if (wake_fd < 0) return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
+  return std::unique_ptr<LocalStoreServer>(new LocalStoreServer(store, worker_id, -1, wake_fd));
+}
+
 LocalStoreServer::LocalStoreServer(ObjectStore* store, const WorkerId& worker_id, int listen_fd,
                                    int wake_fd)
     : store_(store), worker_id_(worker_id), listen_fd_(listen_fd), wake_fd_(wake_fd) {}
@@ -65,7 +72,7 @@ LocalStoreServer::~LocalStoreServer() {
   if (write(wake_fd_, &one, sizeof(one)) < 0) {
     GetLogger("worker")->error("event=local_store_stop_failed error={}", std::strerror(errno));
   }
-  acceptor_.join();
+  if (acceptor_.joinable()) acceptor_.join();
   std::vector<std::thread> threads;
   {
     absl::MutexLock lock(&mu_);
@@ -74,8 +81,24 @@ LocalStoreServer::~LocalStoreServer() {
     threads = std::move(threads_);
   }
   for (std::thread& thread : threads) thread.join();
-  close(listen_fd_);
+  if (listen_fd_ >= 0) close(listen_fd_);
   close(wake_fd_);
+}
+
+absl::Status LocalStoreServer::ServeConnection(int fd) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_) {
+    close(fd);
+    return absl::UnavailableError("the worker's local store server is stopping");
+  }
+  AddConnectionLocked(fd, /*counted=*/false);
+  return absl::OkStatus();
+}
+
+void LocalStoreServer::AddConnectionLocked(int fd, bool counted) {
+  JoinFinishedLocked();
+  connections_.insert(fd);
+  threads_.emplace_back([this, fd, counted] { Serve(fd, counted); });
 }
 
 void LocalStoreServer::AcceptLoop() {
@@ -100,13 +123,11 @@ void LocalStoreServer::AcceptLoop() {
       close(fd);
       return;
     }
-    JoinFinishedLocked();
-    connections_.insert(fd);
-    threads_.emplace_back([this, fd] { Serve(fd); });
+    AddConnectionLocked(fd, /*counted=*/true);
   }
 }
 
-void LocalStoreServer::Serve(int fd) {
+void LocalStoreServer::Serve(int fd, bool counted) {
   v1::LocalStoreHello hello;
   hello.set_worker_id(std::string(worker_id_.Binary()));
   hello.set_arena_bytes(store_->arena_bytes());
@@ -133,7 +154,7 @@ void LocalStoreServer::Serve(int fd) {
         } else {
           reply.set_offset_bytes(*offset);
           reply.set_size_bytes(view->size());
-          bytes_mapped_.fetch_add(view->size(), std::memory_order_relaxed);
+          if (counted) bytes_mapped_.fetch_add(view->size(), std::memory_order_relaxed);
           state.pins[*id].push_back(std::move(*view));
         }
         break;

@@ -35,25 +35,37 @@ class LocalStoreServer {
   static absl::StatusOr<std::unique_ptr<LocalStoreServer>> Start(ObjectStore* store,
                                                                  const WorkerId& worker_id,
                                                                  const std::string& address);
+  // Serves only the connections handed to ServeConnection (no socket name:
+  // --local_store=false, or another process holds the name).
+  static absl::StatusOr<std::unique_ptr<LocalStoreServer>> Unlisted(ObjectStore* store,
+                                                                    const WorkerId& worker_id);
   // Closes every connection (releasing their pins) and joins the threads.
   ~LocalStoreServer();
   LocalStoreServer(const LocalStoreServer&) = delete;
   LocalStoreServer& operator=(const LocalStoreServer&) = delete;
 
-  // Bytes handed out by Get replies: what same-host readers read in place.
+  // Serves `fd`, one end of a connected SOCK_SEQPACKET socketpair whose
+  // other end is given to a process of this worker (an executor). Takes the
+  // descriptor, also on error.
+  absl::Status ServeConnection(int fd);
+
+  // Bytes handed out by Get replies: what same-host clients and workers
+  // read in place (this worker's executors are not counted).
   uint64_t bytes_mapped() const { return bytes_mapped_.load(std::memory_order_relaxed); }
 
  private:
   LocalStoreServer(ObjectStore* store, const WorkerId& worker_id, int listen_fd, int wake_fd);
 
   void AcceptLoop();
-  void Serve(int fd);
+  // `counted`: its reads count in bytes_mapped (not an executor's).
+  void Serve(int fd, bool counted);
   void JoinFinishedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddConnectionLocked(int fd, bool counted) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   ObjectStore* const store_;
   const WorkerId worker_id_;
-  const int listen_fd_;
-  const int wake_fd_;  // an eventfd that stops AcceptLoop
+  const int listen_fd_;  // -1 when Unlisted
+  const int wake_fd_;    // an eventfd that stops AcceptLoop
   std::atomic<uint64_t> bytes_mapped_{0};
 
   absl::Mutex mu_;
@@ -62,7 +74,7 @@ class LocalStoreServer {
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
   // Threads whose connection ended, joined at the next accept.
   std::vector<std::thread::id> finished_ ABSL_GUARDED_BY(mu_);
-  std::thread acceptor_;
+  std::thread acceptor_;  // not started when Unlisted
 };
 
 }  // namespace fleet::worker

@@ -42,9 +42,28 @@ ABSL_FLAG(bool, local_store, true,
           "Serve the object store to clients and workers on this host through shared "
           "memory (they read and write objects in place); false: they use gRPC like remote "
           "ones.");
+ABSL_FLAG(std::string, isolation, "process",
+          "Where tasks run: 'process' (each slot's tasks in an executor process of its own: a "
+          "task that crashes, exits or runs out of memory fails alone and is retried, and a "
+          "timeout or cancel stops it) or 'thread' (on threads of the worker: no process hop, "
+          "no protection).");
+ABSL_FLAG(std::string, executor_binary, "",
+          "The executor program for --isolation=process (default: fleet-executor beside this "
+          "binary).");
+ABSL_FLAG(int64_t, executor_memory_limit, 0,
+          "Bytes of anonymous memory an executor process may use (the store's shared pages "
+          "do not count); one that uses more is killed and its task fails. 0: no limit.");
 ABSL_FLAG(std::string, log_level, "", "trace, debug, info, warn or error (default: $SPDLOG_LEVEL or info).");
 
 namespace {
+
+// fleet-executor in the directory of this program.
+std::string ExecutorBesideThisBinary() {
+  std::error_code error;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (error) return "fleet-executor";
+  return (self.parent_path() / "fleet-executor").string();
+}
 
 // absl keeps only the last occurrence of a repeated flag; --task_lib is
 // meant to repeat, so gather every occurrence first and hand absl the rest.
@@ -101,6 +120,22 @@ int main(int argc, char** argv) {
   options.store_prefault_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_store_prefault));
   options.spill_dir = absl::GetFlag(FLAGS_spill_dir);
   options.serve_local_store = absl::GetFlag(FLAGS_local_store);
+  const std::string isolation = absl::GetFlag(FLAGS_isolation);
+  if (isolation != "process" && isolation != "thread") {
+    std::fprintf(stderr, "fleet-worker: --isolation is 'process' or 'thread', not '%s'\n",
+                 isolation.c_str());
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_executor_memory_limit) < 0) {
+    std::fprintf(stderr, "fleet-worker: --executor_memory_limit takes bytes >= 0\n");
+    return 2;
+  }
+  options.isolate_tasks = isolation == "process";
+  options.executor_binary = absl::GetFlag(FLAGS_executor_binary);
+  if (options.executor_binary.empty()) options.executor_binary = ExecutorBesideThisBinary();
+  options.executor_memory_limit_bytes =
+      static_cast<uint64_t>(absl::GetFlag(FLAGS_executor_memory_limit));
+  options.log_level = absl::GetFlag(FLAGS_log_level);
   auto server = fleet::worker::WorkerServer::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "fleet-worker: %s\n", std::string(server.status().message()).c_str());

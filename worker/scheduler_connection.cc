@@ -90,6 +90,9 @@ void SchedulerConnection::OnMessage(v1::SchedulerToWorker& message) {
   for (const std::string& id : message.free_objects()) {
     if (auto object_id = ObjectId::FromBinary(id); object_id.ok()) handlers_.on_free(*object_id);
   }
+  for (const std::string& id : message.cancel_tasks()) {
+    if (auto task_id = TaskId::FromBinary(id); task_id.ok()) handlers_.on_cancel(*task_id);
+  }
 }
 
 void SchedulerConnection::OnEnd(absl::Status status) {

@@ -28,6 +28,7 @@ class SchedulerConnection : public SchedulerLink {
     absl::AnyInvocable<void(uint64_t inline_threshold_bytes)> on_registered;
     absl::AnyInvocable<void(v1::TaskAssignment)> on_assignment;
     absl::AnyInvocable<void(const ObjectId&)> on_free;
+    absl::AnyInvocable<void(const TaskId&)> on_cancel;
     // Fills in the heartbeat's load and store figures.
     absl::AnyInvocable<void(v1::Heartbeat&)> fill_heartbeat;
   };

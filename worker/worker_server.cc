@@ -54,17 +54,22 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
                                                              : absl::StrCat("[", *host, "]:", port);
   }
 
-  absl::StatusOr<std::unique_ptr<LocalStoreServer>> local_store = nullptr;
+  absl::StatusOr<std::unique_ptr<LocalStoreServer>> local_store =
+      absl::UnavailableError("turned off with --local_store=false");
   if (options.serve_local_store) {
     local_store = LocalStoreServer::Start(server->store_.get(), server->id_, server->address_);
+    if (!local_store.ok()) {
+      // Same-host clients then use gRPC, as remote ones do.
+      GetLogger("worker")->warn("event=local_store_unavailable worker={} error=\"{}\"",
+                                server->id_.Short(), local_store.status().message());
+    }
   }
-  if (local_store.ok()) {
-    server->local_store_ = std::move(*local_store);
-  } else {
-    // Same-host clients then use gRPC, as remote ones do.
-    GetLogger("worker")->warn("event=local_store_unavailable worker={} error=\"{}\"",
-                              server->id_.Short(), local_store.status().message());
+  if (!local_store.ok()) {
+    // Executors still reach the store through connections handed to them.
+    local_store = LocalStoreServer::Unlisted(server->store_.get(), server->id_);
+    if (!local_store.ok()) return local_store.status();
   }
+  server->local_store_ = std::move(*local_store);
 
   WorkerServer* self = server.get();
   SchedulerConnection::Handlers handlers;
@@ -75,6 +80,7 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
     self->executor_->Enqueue(std::move(assignment));
   };
   handlers.on_free = [self](const ObjectId& id) { self->store_->Delete(id); };
+  handlers.on_cancel = [self](const TaskId& id) { self->executor_->Cancel(id); };
   handlers.fill_heartbeat = [self](v1::Heartbeat& heartbeat) {
     heartbeat.set_running_tasks(self->executor_->running());
     heartbeat.set_queued_tasks(self->executor_->queued());
@@ -92,13 +98,26 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
     heartbeat.set_bytes_received(self->executor_->bytes_received());
     heartbeat.set_objects_fetched(self->executor_->fetches());
     heartbeat.set_neighbour_reads(self->executor_->neighbour_reads());
-    if (self->local_store_) heartbeat.set_bytes_shared_locally(self->local_store_->bytes_mapped());
+    heartbeat.set_bytes_shared_locally(self->local_store_->bytes_mapped());
+    heartbeat.set_executor_restarts(self->executor_->executor_restarts());
   };
   server->connection_ =
       std::make_unique<SchedulerConnection>(options.scheduler_address, std::move(handlers));
-  server->executor_ = std::make_unique<Executor>(
-      server->slots_, Executor::Identity{server->id_, server->address_}, server->store_.get(),
-      server->connection_.get());
+  Executor::Options executor_options;
+  executor_options.slots = server->slots_;
+  executor_options.isolation =
+      options.isolate_tasks ? Executor::Isolation::kProcess : Executor::Isolation::kThread;
+  executor_options.process.binary = options.executor_binary;
+  executor_options.process.task_libraries = options.task_libraries;
+  executor_options.process.worker_address = server->address_;
+  executor_options.process.log_level = options.log_level;
+  executor_options.store_server = server->local_store_.get();
+  executor_options.memory_limit_bytes = options.executor_memory_limit_bytes;
+  auto executor = Executor::Start(std::move(executor_options),
+                                  Executor::Identity{server->id_, server->address_},
+                                  server->store_.get(), server->connection_.get());
+  if (!executor.ok()) return executor.status();
+  server->executor_ = std::move(*executor);
 
   v1::RegisterWorker registration;
   registration.set_worker_id(std::string(server->id_.Binary()));
@@ -112,9 +131,10 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
     return status;
   }
   GetLogger("worker")->info(
-      "event=worker_started worker={} address={} slots={} scheduler={} store_bytes={} "
-      "spill_dir={}",
-      server->id_.Short(), server->address_, server->slots_, options.scheduler_address,
+      "event=worker_started worker={} address={} slots={} isolation={} scheduler={} "
+      "store_bytes={} spill_dir={}",
+      server->id_.Short(), server->address_, server->slots_,
+      options.isolate_tasks ? "process" : "thread", options.scheduler_address,
       server->store_->stats().capacity_bytes, server->store_->spill_dir());
   return server;
 }

@@ -46,14 +46,23 @@ struct WorkerOptions {
   // Serve the store to same-host processes through shared memory (see
   // local_store_server.h).
   bool serve_local_store = true;
+  // Where tasks run (executor.h): in executor processes started from
+  // `executor_binary` (fleet-executor), each killed when it uses more than
+  // `executor_memory_limit_bytes` of anonymous memory (0: no limit), or on
+  // this process's threads.
+  bool isolate_tasks = true;
+  std::string executor_binary;
+  uint64_t executor_memory_limit_bytes = 0;
+  std::string log_level;  // passed on to executors
 };
 
 // Thread-safe.
 class WorkerServer {
  public:
-  // Loads the task libraries, starts serving and registers with the
-  // scheduler. Returns FailedPrecondition for a bad task library,
-  // Unavailable when the scheduler cannot be reached.
+  // Loads the task libraries, starts the executors, starts serving and
+  // registers with the scheduler. Returns FailedPrecondition for a bad task
+  // library or an executor that does not start, Unavailable when the
+  // scheduler cannot be reached.
   static absl::StatusOr<std::unique_ptr<WorkerServer>> Start(WorkerOptions options);
   ~WorkerServer();
 
@@ -79,7 +88,9 @@ class WorkerServer {
   std::unique_ptr<ObjectStore> store_;
   std::unique_ptr<WorkerService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
-  std::unique_ptr<LocalStoreServer> local_store_;  // null when another process holds the name
+  // Listening on the socket named after address_, or Unlisted (serving
+  // only executors) when that is off or taken.
+  std::unique_ptr<LocalStoreServer> local_store_;
   std::unique_ptr<SchedulerConnection> connection_;
   std::unique_ptr<Executor> executor_;
 };

@@ -3,7 +3,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <utility>
@@ -11,6 +14,16 @@
 #include "fleet/remote.h"
 
 namespace fleet_it {
+namespace {
+
+// The worker daemon's pid: an executor process learns it from its
+// environment; a task on a worker thread (--isolation=thread) runs in it.
+int DaemonPid() {
+  const char* pid = std::getenv("FLEET_WORKER_PID");
+  return pid != nullptr ? std::atoi(pid) : static_cast<int>(getpid());
+}
+
+}  // namespace
 
 int Square(int x) { return x * x; }
 FLEET_REMOTE(Square);
@@ -49,18 +62,55 @@ int SleepMs(int ms) {
 }
 FLEET_REMOTE(SleepMs);
 
-int WorkerPid() { return static_cast<int>(getpid()); }
+int WorkerPid() { return DaemonPid(); }
 FLEET_REMOTE(WorkerPid);
 
 int SleepThenPid(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-  return static_cast<int>(getpid());
+  return DaemonPid();
 }
 FLEET_REMOTE(SleepThenPid);
 
+int ProcessPid() { return static_cast<int>(getpid()); }
+FLEET_REMOTE(ProcessPid);
+
+int Segfault(int value) {
+  // A volatile pointer to volatile memory: the compiler can neither see
+  // the null (and emit a trap, SIGILL) nor drop the store.
+  volatile int* volatile nowhere = nullptr;
+  *nowhere = value;
+  return value;
+}
+FLEET_REMOTE(Segfault);
+
+int ExitWith(int status) {
+  std::exit(status);
+}
+FLEET_REMOTE(ExitWith);
+
+int SegfaultOnce(std::string path, int value) {
+  if (access(path.c_str(), F_OK) != 0) {
+    std::ofstream(path) << "crashed";
+    return Segfault(value);
+  }
+  return value;
+}
+FLEET_REMOTE(SegfaultOnce);
+
+int64_t TouchHeapMiB(int64_t mib, int hold_ms) {
+  const std::size_t bytes = static_cast<std::size_t>(mib) << 20;
+  std::unique_ptr<char[]> block(new char[bytes]);
+  for (std::size_t i = 0; i < bytes; i += 4096) block[i] = static_cast<char>(i);
+  std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));
+  int64_t touched = 0;
+  for (std::size_t i = 0; i < bytes; i += 4096) touched += block[i] == static_cast<char>(i) ? 4096 : 0;
+  return touched;
+}
+FLEET_REMOTE(TouchHeapMiB);
+
 fleet::Array<double> MakeBigArray(int64_t size, double seed) {
   fleet::Array<double> a(static_cast<std::size_t>(size));
-  if (size > 0) a[0] = static_cast<double>(getpid());
+  if (size > 0) a[0] = static_cast<double>(DaemonPid());
   for (std::size_t i = 1; i < a.size(); ++i) a[i] = BigArrayValue(seed, i);
   return a;
 }
@@ -75,7 +125,7 @@ ArrayDigest DigestBigArray(fleet::Array<double> a, double seed, int sleep_ms) {
     digest.pattern_ok = digest.pattern_ok && a[i] == BigArrayValue(seed, i);
   }
   digest.producer_pid = a.empty() ? 0 : static_cast<int>(a[0]);
-  digest.consumer_pid = static_cast<int>(getpid());
+  digest.consumer_pid = DaemonPid();
   std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
   return digest;
 }
@@ -131,8 +181,15 @@ WindowMeanResult WindowMean(fleet::ArrayView<double> data, int64_t start, int64_
   std::this_thread::sleep_for(std::chrono::milliseconds(10));
   double sum = 0;
   for (int64_t i = start; i < end; ++i) sum += data[static_cast<std::size_t>(i)];
-  return {sum / static_cast<double>(end - start), static_cast<int>(getpid())};
+  return {sum / static_cast<double>(end - start), DaemonPid()};
 }
 FLEET_REMOTE(WindowMean);
+
+int SegfaultAfterReading(fleet::ArrayView<double> data) {
+  double sum = 0;
+  for (double x : data) sum += x;
+  return Segfault(static_cast<int>(sum));
+}
+FLEET_REMOTE(SegfaultAfterReading);
 
 }  // namespace fleet_it

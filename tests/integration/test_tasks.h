@@ -30,10 +30,26 @@ int ThrowInvalidInput(std::string message);
 int FailTimesThenCount(std::string path, int failures);
 // Sleeps `ms` milliseconds, then returns `ms`.
 int SleepMs(int ms);
-// The pid of the process that ran the task (the fleet-worker daemon).
+// The pid of the fleet-worker daemon that ran the task (not of its
+// executor process).
 int WorkerPid();
-// Sleeps `ms` milliseconds, then returns the pid of the process that ran it.
+// Sleeps `ms` milliseconds, then returns WorkerPid().
 int SleepThenPid(int ms);
+// The pid of the process the task ran in (an executor, or the daemon with
+// --isolation=thread).
+int ProcessPid();
+
+// Crash tests. Each returns `value` when it does not end its process.
+// Writes through a null pointer: SIGSEGV.
+int Segfault(int value);
+// Calls std::exit(status).
+int ExitWith(int status);
+// Crashes (SIGSEGV) on its first run, marked by creating the file at
+// `path`; returns `value` on later runs.
+int SegfaultOnce(std::string path, int value);
+// Allocates and touches `mib` MiB of heap, holds it for `hold_ms`, and
+// returns the number of bytes touched.
+int64_t TouchHeapMiB(int64_t mib, int hold_ms);
 
 // The pattern of MakeBigArray's result: element 0 holds the producer's pid,
 // element i >= 1 holds BigArrayValue(seed, i).
@@ -74,6 +90,8 @@ struct WindowMeanResult {
   MSGPACK_DEFINE(mean, pid);
 };
 WindowMeanResult WindowMean(fleet::ArrayView<double> data, int64_t start, int64_t end);
+// Reads `data` in place (pinned in the store), then crashes like Segfault.
+int SegfaultAfterReading(fleet::ArrayView<double> data);
 
 // An input whose task waits at a gate: the file `gate_path`, which the test
 // creates when it wants the task to finish. An empty path means no gate.

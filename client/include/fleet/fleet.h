@@ -70,6 +70,11 @@ struct TaskOptions {
   // Whether a task that throws is run again (within max_retries). Off by
   // default: a user exception is usually deterministic.
   bool retry_exceptions = false;
+  // The task fails with a TaskError of kind "timed_out" once it has run
+  // this long (zero: no limit). Its executor process is killed; with a
+  // worker's --isolation=thread the call cannot be stopped and the task
+  // fails only when it returns. Timeouts are not retried.
+  std::chrono::milliseconds timeout{0};
 };
 
 namespace internal {
@@ -144,11 +149,15 @@ class TaskCaller {
   }
 
   // A caller that submits with `options`. Throws fleet::Error for invalid
-  // options (max_retries below -1).
+  // options (max_retries below -1, a negative timeout).
   TaskCaller Options(const TaskOptions& options) const {
     if (options.max_retries < -1) {
       throw Error("TaskOptions::max_retries must be -1 (no limit) or more, not " +
                   std::to_string(options.max_retries));
+    }
+    if (options.timeout.count() < 0) {
+      throw Error("TaskOptions::timeout must be zero (no limit) or positive, not " +
+                  std::to_string(options.timeout.count()) + " ms");
     }
     TaskCaller caller = *this;
     caller.options_ = options;
