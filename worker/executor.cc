@@ -67,14 +67,6 @@ void AddResult(const ObjectId& id, StoreResult& result, uint64_t inline_threshol
   result.Seal();
 }
 
-// The failure a dead executor process means for its task.
-v1::TaskFailure ExecutorEnded(const absl::Status& why, const std::string& function_name) {
-  v1::TaskFailure::Kind kind = v1::TaskFailure::EXECUTOR_DIED;
-  if (absl::IsDeadlineExceeded(why)) kind = v1::TaskFailure::TIMED_OUT;
-  if (absl::IsCancelled(why)) kind = v1::TaskFailure::CANCELLED;
-  return MakeFailure(kind, absl::StrCat(why.message(), " while running ", function_name));
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Executor>> Executor::Start(Options options, Identity identity,
@@ -94,7 +86,11 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Start(Options options, Ident
     executor->slots_.push_back(std::move(slot));
   }
   for (auto& slot : executor->slots_) {
-    slot->thread = std::thread([raw = executor.get(), s = slot.get()] { raw->RunSlot(*s); });
+    Executor* raw = executor.get();
+    Slot* s = slot.get();
+    slot->thread = raw->options_.isolation == Isolation::kProcess
+                       ? std::thread([raw, s] { raw->RunProcessSlot(*s); })
+                       : std::thread([raw, s] { raw->RunThreadSlot(*s); });
   }
   return executor;
 }
@@ -123,7 +119,11 @@ void Executor::Cancel(const TaskId& task) {
     }
   }
   for (auto& slot : slots_) {
-    if (slot->running == task) slot->cancel = true;
+    if (slot->running == task) {
+      slot->cancel = true;
+    } else if (slot->in_flight.contains(task)) {
+      slot->cancelled.insert(task);  // stopped when its executor gets to it
+    }
   }
 }
 
@@ -144,9 +144,9 @@ uint32_t Executor::queued() const {
   return static_cast<uint32_t>(queue_.size());
 }
 
-void Executor::RunSlot(Slot& slot) {
+void Executor::RunThreadSlot(Slot& slot) {
   while (true) {
-    v1::TaskAssignment assignment;
+    Prepared prepared;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
@@ -155,57 +155,47 @@ void Executor::RunSlot(Slot& slot) {
           },
           this));
       if (stopping_) return;
-      assignment = std::move(queue_.front());
+      prepared.assignment = std::move(queue_.front());
       queue_.pop_front();
-      slot.running = *TaskId::FromBinary(assignment.spec().task_id());
-      slot.cancel = false;
     }
     running_++;
-    v1::TaskCompleted completed = Execute(assignment, slot);
+    v1::TaskCompleted completed;
+    std::optional<v1::TaskFailure> failure = Gather(prepared);
+    if (!failure) failure = CallHere(prepared, completed);
     running_--;
-    bool stopped = false;
-    {
-      absl::MutexLock lock(&mu_);
-      slot.running.reset();
-      stopped = stopping_ && options_.isolation == Isolation::kProcess;
-    }
-    // A task whose executor Stop killed is not reported as cancelled: the
-    // scheduler re-runs it elsewhere when this worker leaves.
-    if (stopped) return;
-    link_->ReportCompleted(std::move(completed));
-    // Replace a dead executor now rather than when the next task waits.
-    if (options_.isolation == Isolation::kProcess && !slot.process->alive()) {
-      if (absl::Status started = StartExecutor(slot); !started.ok()) {
-        GetLogger("worker")->error("event=executor_start_failed worker={} error=\"{}\"",
-                                   identity_.id.Short(), started.message());
-      }
-    }
+    link_->ReportCompleted(Complete(prepared.assignment, std::move(failure), std::move(completed)));
   }
 }
 
-v1::TaskCompleted Executor::Execute(const v1::TaskAssignment& assignment, Slot& slot) {
+v1::TaskCompleted Executor::Complete(const v1::TaskAssignment& assignment,
+                                     std::optional<v1::TaskFailure> failure,
+                                     v1::TaskCompleted completed) const {
   const v1::TaskSpec& spec = assignment.spec();
-  v1::TaskCompleted completed;
   completed.set_task_id(spec.task_id());
   completed.set_attempt(assignment.attempt());
-  auto fail = [&](v1::TaskFailure failure) {
-    failure.set_function_name(spec.function_name());
-    failure.set_task_id(spec.task_id());
-    failure.set_worker(absl::StrCat("worker ", identity_.id.Short(), " at ", identity_.address));
+  if (failure) {
+    failure->set_function_name(spec.function_name());
+    failure->set_task_id(spec.task_id());
+    failure->set_worker(absl::StrCat("worker ", identity_.id.Short(), " at ", identity_.address));
     completed.clear_results();
-    *completed.mutable_failure() = std::move(failure);
-    return completed;
-  };
+    *completed.mutable_failure() = std::move(*failure);
+  }
+  return completed;
+}
 
-  // Gather arguments; `held` keeps their bytes readable (pinned in a
-  // store, or a private copy) during the call.
-  std::vector<ArgumentBytes> held;
-  held.reserve(spec.args_size());
-  std::vector<Argument> args(spec.args_size());
+std::optional<v1::TaskFailure> Executor::Gather(Prepared& prepared) {
+  const v1::TaskAssignment& assignment = prepared.assignment;
+  const v1::TaskSpec& spec = assignment.spec();
+  absl::StatusOr<TaskId> task = TaskId::FromBinary(spec.task_id());
+  if (!task.ok()) return MakeFailure(v1::TaskFailure::INTERNAL, "malformed task id");
+  prepared.task = *task;
+  prepared.held.reserve(spec.args_size());
+  prepared.args.resize(spec.args_size());
   for (int i = 0; i < spec.args_size(); ++i) {
     const v1::TaskArg& arg = spec.args(i);
+    Argument& out = prepared.args[i];
     if (!arg.has_object_id()) {
-      args[i].bytes = arg.value();
+      out.bytes = arg.value();
       continue;
     }
     const v1::ObjectInfo* info = nullptr;
@@ -214,11 +204,11 @@ v1::TaskCompleted Executor::Execute(const v1::TaskAssignment& assignment, Slot& 
     }
     auto object_id = ObjectId::FromBinary(arg.object_id());
     if (info == nullptr || !object_id.ok()) {
-      return fail(MakeFailure(v1::TaskFailure::INTERNAL,
-                              absl::StrCat("argument ", i, " has no location in the assignment")));
+      return MakeFailure(v1::TaskFailure::INTERNAL,
+                         absl::StrCat("argument ", i, " has no location in the assignment"));
     }
     if (info->has_inline_value()) {
-      args[i].bytes = info->inline_value();
+      out.bytes = info->inline_value();
       continue;
     }
     // A copy this worker fetched and evicted since is fetched again from
@@ -227,30 +217,23 @@ v1::TaskCompleted Executor::Execute(const v1::TaskAssignment& assignment, Slot& 
     if (std::optional<std::string> from = store_->FetchedFrom(*object_id)) holder = *from;
     absl::StatusOr<ArgumentBytes> bytes = fetcher_.Obtain(*object_id, holder);
     if (!bytes.ok()) {
-      return fail(MakeFailure(v1::TaskFailure::OBJECT_LOST,
-                              absl::StrCat("argument ", i, " (object ", object_id->Short(),
-                                           ") could not be obtained: ", bytes.status().message())));
+      return MakeFailure(v1::TaskFailure::OBJECT_LOST,
+                         absl::StrCat("argument ", i, " (object ", object_id->Short(),
+                                      ") could not be obtained: ", bytes.status().message()));
     }
-    held.push_back(std::move(*bytes));
-    args[i] = Argument{held.back().bytes(), &held.back(), *object_id};
+    prepared.held.push_back(std::move(*bytes));
+    out = Argument{prepared.held.back().bytes(), &prepared.held.back(), *object_id};
   }
-
-  const ObjectId result_id = ObjectId::Of(*TaskId::FromBinary(spec.task_id()), 0);
-  std::optional<v1::TaskFailure> failure =
-      options_.isolation == Isolation::kProcess
-          ? CallInExecutor(spec, args, result_id, slot, completed)
-          : CallHere(spec, args, result_id, completed);
-  if (failure) return fail(std::move(*failure));
-  return completed;
+  return std::nullopt;
 }
 
-std::optional<v1::TaskFailure> Executor::CallHere(const v1::TaskSpec& spec,
-                                                  const std::vector<Argument>& args,
-                                                  const ObjectId& result_id,
+std::optional<v1::TaskFailure> Executor::CallHere(const Prepared& prepared,
                                                   v1::TaskCompleted& completed) {
+  const v1::TaskSpec& spec = prepared.assignment.spec();
   std::vector<std::string_view> views;
-  views.reserve(args.size());
-  for (const Argument& arg : args) views.push_back(arg.bytes);
+  views.reserve(prepared.args.size());
+  for (const Argument& arg : prepared.args) views.push_back(arg.bytes);
+  const ObjectId result_id = ObjectId::Of(prepared.task, 0);
   StoreResult result(store_, result_id);
   const auto start = std::chrono::steady_clock::now();
   std::optional<v1::TaskFailure> failure = CallRegisteredFunction(
@@ -260,13 +243,62 @@ std::optional<v1::TaskFailure> Executor::CallHere(const v1::TaskSpec& spec,
   const auto run_time = std::chrono::steady_clock::now() - start;
   completed.set_run_time_us(
       std::chrono::duration_cast<std::chrono::microseconds>(run_time).count());
-  if (spec.timeout_ms() > 0 &&
-      run_time > std::chrono::milliseconds(spec.timeout_ms())) {
+  if (spec.timeout_ms() > 0 && run_time > std::chrono::milliseconds(spec.timeout_ms())) {
     // A thread cannot be stopped: the call ran to its end, its result is dropped.
     return MakeFailure(v1::TaskFailure::TIMED_OUT,
                        absl::StrCat(spec.function_name(), " ran past its timeout of ",
-                                    spec.timeout_ms(), " ms (with --isolation=thread the "
-                                    "task is not stopped at its timeout, only failed after)"));
+                                    spec.timeout_ms(),
+                                    " ms (with --isolation=thread the task is not stopped at "
+                                    "its timeout, only failed after)"));
+  }
+  AddResult(result_id, result, inline_threshold_bytes_.load(), completed);
+  return std::nullopt;
+}
+
+v1::ExecutorTask Executor::ExecutorTaskFor(const Prepared& prepared) const {
+  const v1::TaskSpec& spec = prepared.assignment.spec();
+  v1::ExecutorTask task;
+  task.set_task_id(spec.task_id());
+  task.set_function_name(spec.function_name());
+  task.set_signature_hash(spec.signature_hash());
+  task.set_inline_threshold_bytes(inline_threshold_bytes_.load());
+  for (const Argument& arg : prepared.args) {
+    v1::ExecutorArg* out = task.add_args();
+    if (arg.held == nullptr) {
+      out->set_value(arg.bytes.data(), arg.bytes.size());
+    } else if (!arg.held->neighbour_address().empty()) {
+      out->mutable_neighbour()->set_address(arg.held->neighbour_address());
+      out->mutable_neighbour()->set_object_id(std::string(arg.id.Binary()));
+    } else if (arg.held->in_this_store() && store_->ArenaOffset(arg.bytes.data())) {
+      out->set_own_store_object(std::string(arg.id.Binary()));
+    } else {
+      // A private copy, or an object larger than the arena read from its
+      // spill file: the executor gets the bytes.
+      out->set_value(arg.bytes.data(), arg.bytes.size());
+    }
+  }
+  return task;
+}
+
+std::optional<v1::TaskFailure> Executor::TakeOutcome(const Prepared& prepared,
+                                                     v1::ExecutorOutcome& outcome,
+                                                     v1::TaskCompleted& completed) {
+  if (outcome.has_failure()) return std::move(*outcome.mutable_failure());
+  completed.set_run_time_us(outcome.run_time_us());
+  const ObjectId result_id = ObjectId::Of(prepared.task, 0);
+  if (outcome.result_case() == v1::ExecutorOutcome::kStoredSizeBytes) {
+    v1::ObjectInfo* info = completed.add_results();
+    info->set_object_id(std::string(result_id.Binary()));
+    info->set_size_bytes(outcome.stored_size_bytes());
+    return std::nullopt;
+  }
+  // A small result (or one larger than the arena): stored here.
+  const std::string& value = outcome.inline_value();
+  StoreResult result(store_, result_id);
+  try {
+    std::memcpy(result.Allocate(value.size()), value.data(), value.size());
+  } catch (const ResultNotStored& e) {
+    return MakeFailure(v1::TaskFailure::INTERNAL, e.what());
   }
   AddResult(result_id, result, inline_threshold_bytes_.load(), completed);
   return std::nullopt;
@@ -279,74 +311,6 @@ absl::Status Executor::StartExecutor(Slot& slot) {
   slot.process = std::move(*process);
   executor_restarts_++;
   return absl::OkStatus();
-}
-
-std::optional<v1::TaskFailure> Executor::CallInExecutor(const v1::TaskSpec& spec,
-                                                        const std::vector<Argument>& args,
-                                                        const ObjectId& result_id, Slot& slot,
-                                                        v1::TaskCompleted& completed) {
-  if (!slot.process->alive()) {
-    if (absl::Status started = StartExecutor(slot); !started.ok()) {
-      return MakeFailure(v1::TaskFailure::EXECUTOR_DIED,
-                         absl::StrCat("no executor to run ", spec.function_name(), ": ",
-                                      started.message()));
-    }
-  }
-
-  v1::ExecutorTask task;
-  task.set_task_id(spec.task_id());
-  task.set_function_name(spec.function_name());
-  task.set_signature_hash(spec.signature_hash());
-  task.set_inline_threshold_bytes(inline_threshold_bytes_.load());
-  for (const Argument& arg : args) {
-    v1::ExecutorArg* out = task.add_args();
-    if (arg.held == nullptr || !arg.held->neighbour_address().empty()) {
-      if (arg.held == nullptr) {
-        out->set_value(arg.bytes.data(), arg.bytes.size());
-      } else {
-        out->mutable_neighbour()->set_address(arg.held->neighbour_address());
-        out->mutable_neighbour()->set_object_id(std::string(arg.id.Binary()));
-      }
-    } else if (arg.held->in_this_store() && store_->ArenaOffset(arg.bytes.data())) {
-      out->set_own_store_object(std::string(arg.id.Binary()));
-    } else {
-      // A private copy, or an object larger than the arena read from its
-      // spill file: the executor gets the bytes.
-      out->set_value(arg.bytes.data(), arg.bytes.size());
-    }
-  }
-  ExecutorProcess::Limits limits;
-  if (spec.timeout_ms() > 0) {
-    limits.deadline = absl::Now() + absl::Milliseconds(static_cast<int64_t>(spec.timeout_ms()));
-  }
-  limits.memory_limit_bytes = options_.memory_limit_bytes;
-  limits.cancelled = &slot.cancel;
-
-  absl::StatusOr<v1::ExecutorOutcome> outcome = slot.process->Run(task, limits);
-  if (!outcome.ok()) {
-    GetLogger("worker")->warn("event=executor_ended worker={} task={} function={} reason=\"{}\"",
-                              identity_.id.Short(), result_id.Short(), spec.function_name(),
-                              outcome.status().message());
-    return ExecutorEnded(outcome.status(), spec.function_name());
-  }
-  if (outcome->has_failure()) return std::move(*outcome->mutable_failure());
-  completed.set_run_time_us(outcome->run_time_us());
-  if (outcome->result_case() == v1::ExecutorOutcome::kStoredSizeBytes) {
-    v1::ObjectInfo* info = completed.add_results();
-    info->set_object_id(std::string(result_id.Binary()));
-    info->set_size_bytes(outcome->stored_size_bytes());
-    return std::nullopt;
-  }
-  // A small result (or one larger than the arena): stored here.
-  const std::string& value = outcome->inline_value();
-  StoreResult result(store_, result_id);
-  try {
-    std::memcpy(result.Allocate(value.size()), value.data(), value.size());
-  } catch (const ResultNotStored& e) {
-    return MakeFailure(v1::TaskFailure::INTERNAL, e.what());
-  }
-  AddResult(result_id, result, inline_threshold_bytes_.load(), completed);
-  return std::nullopt;
 }
 
 }  // namespace fleet::worker

@@ -23,9 +23,12 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/ids.h"
+#include "fleet/v1/executor.pb.h"
 #include "fleet/v1/scheduler.pb.h"
 #include "worker/argument_fetcher.h"
 #include "worker/executor_process.h"
@@ -79,34 +82,65 @@ class Executor {
   uint64_t neighbour_reads() const { return fetcher_.neighbour_reads(); }
 
  private:
-  struct Slot {
-    std::unique_ptr<ExecutorProcess> process;  // kProcess; owned by the slot's thread
-    std::atomic<bool> cancel{false};
-    std::optional<TaskId> running;  // guarded by Executor::mu_
-    std::thread thread;
-  };
   // An argument's bytes and where they are.
   struct Argument {
     std::string_view bytes;
     const ArgumentBytes* held = nullptr;  // null: inline in the assignment
     ObjectId id;
   };
+  // A task with its arguments gathered: `held` keeps their bytes readable
+  // (pinned in a store, or a private copy) until the call is over.
+  struct Prepared {
+    v1::TaskAssignment assignment;
+    TaskId task;
+    std::vector<ArgumentBytes> held;  // reserved up front: `args` points into it
+    std::vector<Argument> args;
+    absl::Time started = absl::InfiniteFuture();  // when it began to run
+  };
+  struct Slot {
+    std::unique_ptr<ExecutorProcess> process;  // kProcess; owned by the slot's thread
+    std::atomic<bool> cancel{false};           // stop the task running now
+    // Guarded by Executor::mu_: the task the slot's executor runs, the
+    // tasks sent to it, and those of them cancelled while waiting there.
+    std::optional<TaskId> running;
+    absl::flat_hash_set<TaskId> in_flight;
+    absl::flat_hash_set<TaskId> cancelled;
+    // Slot thread only. Starts high: nothing is pipelined until tasks are
+    // seen to be short.
+    double mean_run_us = 1e6;
+    std::thread thread;
+  };
 
   Executor(Options options, Identity identity, ObjectStore* store, SchedulerLink* link);
 
-  void RunSlot(Slot& slot);
-  v1::TaskCompleted Execute(const v1::TaskAssignment& assignment, Slot& slot);
+  // Thread isolation: one task at a time, called on the slot's thread.
+  void RunThreadSlot(Slot& slot);
+  // Process isolation: tasks are sent to the slot's executor ahead of time
+  // (a pipeline, while they are short) and answered in order.
+  void RunProcessSlot(Slot& slot);
+
+  // Fills prepared.held/args; returns the failure when an argument cannot
+  // be obtained.
+  std::optional<v1::TaskFailure> Gather(Prepared& prepared);
+  // The completion of `prepared`'s task: `failure` (with where and what),
+  // or the results `completed` already describes.
+  v1::TaskCompleted Complete(const v1::TaskAssignment& assignment,
+                             std::optional<v1::TaskFailure> failure,
+                             v1::TaskCompleted completed = {}) const;
   // Calls the function on this thread, its result serialized into the store.
-  std::optional<v1::TaskFailure> CallHere(const v1::TaskSpec& spec,
-                                          const std::vector<Argument>& args,
-                                          const ObjectId& result_id, v1::TaskCompleted& completed);
+  std::optional<v1::TaskFailure> CallHere(const Prepared& prepared, v1::TaskCompleted& completed);
+  // Makes the message that has an executor call it.
+  v1::ExecutorTask ExecutorTaskFor(const Prepared& prepared) const;
+  // Turns an executor's answer into the task's results (storing a small
+  // one here).
+  std::optional<v1::TaskFailure> TakeOutcome(const Prepared& prepared,
+                                             v1::ExecutorOutcome& outcome,
+                                             v1::TaskCompleted& completed);
+  // How many tasks the slot keeps sent to its executor: enough to cover
+  // ~2 ms of work, so that short tasks do not wait for a wake-up each.
+  static std::size_t PipelineDepth(const Slot& slot);
   // Replaces the slot's dead executor process.
   absl::Status StartExecutor(Slot& slot);
-  // Has the slot's executor process call it, starting one first if needed.
-  std::optional<v1::TaskFailure> CallInExecutor(const v1::TaskSpec& spec,
-                                                const std::vector<Argument>& args,
-                                                const ObjectId& result_id, Slot& slot,
-                                                v1::TaskCompleted& completed);
 
   const Options options_;
   const Identity identity_;

@@ -170,13 +170,17 @@ ExecutorProcess::~ExecutorProcess() {
   if (alive()) Reap(true, absl::OkStatus()).IgnoreError();
 }
 
-absl::StatusOr<v1::ExecutorOutcome> ExecutorProcess::Run(const v1::ExecutorTask& task,
-                                                         const Limits& limits) {
+absl::Status ExecutorProcess::Send(const v1::ExecutorTask& task) {
   if (!alive()) return absl::FailedPreconditionError("the executor is not running");
-  if (absl::Status sent = SendFramed(channel_, task); !sent.ok()) {
-    if (absl::IsCancelled(sent)) return Reap(false, std::nullopt);
-    return Reap(true, sent);
-  }
+  absl::Status sent = SendFramed(channel_, task);
+  // A channel broken for another reason than the executor's exit ends it
+  // too, so that Await does not wait for an answer that cannot come.
+  if (!sent.ok() && !absl::IsCancelled(sent)) kill(pid_, SIGKILL);
+  return sent;
+}
+
+absl::StatusOr<v1::ExecutorOutcome> ExecutorProcess::Await(const Limits& limits) {
+  if (!alive()) return absl::FailedPreconditionError("the executor is not running");
   while (true) {
     int timeout_ms = kWatchIntervalMs;
     if (limits.deadline != absl::InfiniteFuture()) {

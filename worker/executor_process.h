@@ -53,10 +53,15 @@ class ExecutorProcess {
     const std::atomic<bool>* cancelled = nullptr;
   };
 
-  // Runs `task`. An error means the process is gone, and says why:
-  // Aborted (it crashed or exited), DeadlineExceeded, ResourceExhausted
-  // (memory limit) or Cancelled (it was killed for that reason).
-  absl::StatusOr<v1::ExecutorOutcome> Run(const v1::ExecutorTask& task, const Limits& limits);
+  // Queues `task` on the executor, which runs its tasks one at a time in
+  // the order sent. An error means the channel broke: Await says why.
+  absl::Status Send(const v1::ExecutorTask& task);
+  // Waits for the outcome of the oldest task sent and not yet answered,
+  // enforcing `limits` on it. An error means the process is gone, and says
+  // why: Aborted (it crashed or exited), DeadlineExceeded,
+  // ResourceExhausted (memory limit) or Cancelled (it was killed for that
+  // reason).
+  absl::StatusOr<v1::ExecutorOutcome> Await(const Limits& limits);
 
   pid_t pid() const { return pid_; }
   bool alive() const { return pid_ > 0; }

@@ -87,6 +87,29 @@ TEST_F(IsolationTest, SegfaultFailsOnlyItsTaskAfterItsRetriesAndNamesTheSignal) 
   EXPECT_EQ(fleet::Task(Square).Remote(9).Get(kResultTimeout), 81);
 }
 
+TEST_F(IsolationTest, CrashAmongShortTasksFailsOnlyTheCrashingTask) {
+  // Short tasks are sent to an executor ahead of time; those queued behind
+  // the crash in the dead executor run again in its replacement.
+  std::vector<fleet::ObjectRef<int>> before, after;
+  for (int i = 0; i < 300; ++i) before.push_back(fleet::Task(Square).Remote(i));
+  fleet::ObjectRef<int> crashing = fleet::Task(Segfault).Options({.max_retries = 0}).Remote(1);
+  for (int i = 0; i < 300; ++i) after.push_back(fleet::Task(Square).Remote(i));
+  for (int i = 0; i < 300; ++i) {
+    EXPECT_EQ(before[i].Get(kResultTimeout), i * i);
+    EXPECT_EQ(after[i].Get(kResultTimeout), i * i);
+  }
+  std::optional<fleet::TaskError> error = GetError(crashing);
+  ASSERT_TRUE(error.has_value());
+  EXPECT_THAT(error->message(), HasSubstr("SIGSEGV"));
+  nlohmann::json status;
+  EXPECT_TRUE(cluster().WaitForStatus(
+      [](const nlohmann::json& s) {
+        return s["tasks"]["finished"].get<int>() == 600 && s["tasks"]["failed"].get<int>() == 1;
+      },
+      kStatusTimeout, &status))
+      << status.dump();
+}
+
 TEST_F(IsolationTest, TaskThatCrashesOnceSucceedsOnItsRetry) {
   const std::string marker =
       (std::filesystem::temp_directory_path() / ("fleet-segfault-once-" + std::to_string(getpid())))

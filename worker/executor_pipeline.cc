@@ -1,0 +1,157 @@
+// Executor slots with process isolation: each slot keeps its executor
+// process fed with tasks and takes their answers in order.
+#include <algorithm>
+#include <deque>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/logging.h"
+#include "worker/executor.h"
+#include "worker/task_call.h"
+
+namespace fleet::worker {
+namespace {
+
+// A slot sends its executor enough tasks to cover this much work, so that
+// short tasks follow each other without a round trip to the daemon between
+// them; longer tasks go one at a time, where another slot may take them.
+constexpr double kPipelineCoverUs = 2000;
+constexpr std::size_t kMaxPipelineDepth = 16;
+constexpr double kRunTimeSmoothing = 0.1;
+
+// The failure a dead executor process means for the task it was running.
+v1::TaskFailure ExecutorEnded(const absl::Status& why, const std::string& function_name) {
+  v1::TaskFailure::Kind kind = v1::TaskFailure::EXECUTOR_DIED;
+  if (absl::IsDeadlineExceeded(why)) kind = v1::TaskFailure::TIMED_OUT;
+  if (absl::IsCancelled(why)) kind = v1::TaskFailure::CANCELLED;
+  return MakeFailure(kind, absl::StrCat(why.message(), " while running ", function_name));
+}
+
+}  // namespace
+
+std::size_t Executor::PipelineDepth(const Slot& slot) {
+  const double tasks = kPipelineCoverUs / std::max(1.0, slot.mean_run_us);
+  return std::clamp<std::size_t>(static_cast<std::size_t>(tasks), 1, kMaxPipelineDepth);
+}
+
+void Executor::RunProcessSlot(Slot& slot) {
+  std::deque<Prepared> sent;  // in the executor's order; the front runs
+  while (true) {
+    std::deque<v1::TaskAssignment> taken;
+    {
+      absl::MutexLock lock(&mu_);
+      if (sent.empty()) {
+        mu_.Await(absl::Condition(
+            +[](Executor* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) {
+              return !e->queue_.empty() || e->stopping_;
+            },
+            this));
+      }
+      if (stopping_) break;
+      const std::size_t depth = PipelineDepth(slot);
+      while (!queue_.empty() && sent.size() + taken.size() < depth) {
+        taken.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+
+    bool delivered = true;
+    while (!taken.empty() && delivered) {
+      Prepared prepared;
+      prepared.assignment = std::move(taken.front());
+      taken.pop_front();
+      std::optional<v1::TaskFailure> failure = Gather(prepared);
+      if (!failure && !slot.process->alive()) {
+        if (absl::Status started = StartExecutor(slot); !started.ok()) {
+          failure = MakeFailure(v1::TaskFailure::EXECUTOR_DIED,
+                                absl::StrCat("no executor to run ",
+                                             prepared.assignment.spec().function_name(), ": ",
+                                             started.message()));
+        }
+      }
+      if (failure) {
+        link_->ReportCompleted(Complete(prepared.assignment, std::move(failure)));
+        continue;
+      }
+      {
+        absl::MutexLock lock(&mu_);
+        slot.in_flight.insert(prepared.task);
+      }
+      delivered = slot.process->Send(ExecutorTaskFor(prepared)).ok();
+      sent.push_back(std::move(prepared));
+    }
+    if (!taken.empty()) {  // the executor is gone; Await below says how
+      absl::MutexLock lock(&mu_);
+      for (auto it = taken.rbegin(); it != taken.rend(); ++it) queue_.push_front(std::move(*it));
+    }
+    if (sent.empty()) continue;
+
+    Prepared& front = sent.front();
+    if (front.started == absl::InfiniteFuture()) front.started = absl::Now();
+    ExecutorProcess::Limits limits;
+    const uint64_t timeout_ms = front.assignment.spec().timeout_ms();
+    if (timeout_ms > 0) {
+      limits.deadline = front.started + absl::Milliseconds(static_cast<int64_t>(timeout_ms));
+    }
+    limits.memory_limit_bytes = options_.memory_limit_bytes;
+    limits.cancelled = &slot.cancel;
+    {
+      absl::MutexLock lock(&mu_);
+      slot.running = front.task;
+      slot.cancel = stopping_ || slot.cancelled.contains(front.task);
+    }
+    running_++;
+    absl::StatusOr<v1::ExecutorOutcome> outcome = slot.process->Await(limits);
+    running_--;
+    Prepared done = std::move(sent.front());
+    sent.pop_front();
+    bool stopped = false;
+    {
+      absl::MutexLock lock(&mu_);
+      slot.running.reset();
+      slot.in_flight.erase(done.task);
+      slot.cancelled.erase(done.task);
+      stopped = stopping_;
+    }
+    // A task whose executor Stop killed is not reported as cancelled: the
+    // scheduler re-runs it elsewhere when this worker leaves.
+    if (stopped) break;
+
+    if (outcome.ok()) {
+      slot.mean_run_us += kRunTimeSmoothing *
+                          (static_cast<double>(outcome->run_time_us()) - slot.mean_run_us);
+      if (!sent.empty()) sent.front().started = absl::Now();
+      v1::TaskCompleted completed;
+      std::optional<v1::TaskFailure> failure = TakeOutcome(done, *outcome, completed);
+      link_->ReportCompleted(Complete(done.assignment, std::move(failure), std::move(completed)));
+      continue;
+    }
+
+    // The executor is gone, and the task it ran is why (a crash, an exit,
+    // a limit, a cancel). The tasks sent after it never started: they go
+    // back to the queue, except those cancelled meanwhile.
+    const std::string& function_name = done.assignment.spec().function_name();
+    GetLogger("worker")->warn("event=executor_ended worker={} task={} function={} reason=\"{}\"",
+                              identity_.id.Short(), done.task.Short(), function_name,
+                              outcome.status().message());
+    link_->ReportCompleted(
+        Complete(done.assignment, ExecutorEnded(outcome.status(), function_name)));
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto it = sent.rbegin(); it != sent.rend(); ++it) {
+        slot.in_flight.erase(it->task);
+        if (slot.cancelled.erase(it->task) == 0) queue_.push_front(std::move(it->assignment));
+      }
+    }
+    sent.clear();
+    // Replace it now rather than when the next task waits.
+    if (absl::Status started = StartExecutor(slot); !started.ok()) {
+      GetLogger("worker")->error("event=executor_start_failed worker={} error=\"{}\"",
+                                 identity_.id.Short(), started.message());
+    }
+  }
+}
+
+}  // namespace fleet::worker
