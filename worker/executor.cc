@@ -195,9 +195,12 @@ v1::TaskCompleted Executor::Execute(const v1::TaskAssignment& assignment) {
     if (std::optional<std::string> from = store_->FetchedFrom(*object_id)) holder = *from;
     absl::StatusOr<ArgumentBytes> bytes = fetcher_.Obtain(*object_id, holder);
     if (!bytes.ok()) {
-      return fail(Failure(v1::TaskFailure::OBJECT_LOST,
-                          absl::StrCat("argument ", i, " (object ", object_id->Short(),
-                                       ") could not be obtained: ", bytes.status().message())));
+      v1::TaskFailure lost = Failure(
+          v1::TaskFailure::OBJECT_LOST,
+          absl::StrCat("argument ", i, " (object ", object_id->Short(),
+                       ") could not be obtained: ", bytes.status().message()));
+      lost.set_lost_object_id(arg.object_id());  // so the scheduler re-queues instead of failing
+      return fail(std::move(lost));
     }
     held.push_back(std::move(*bytes));
     args.push_back(held.back().bytes());
