@@ -192,7 +192,9 @@ absl::Status SchedulerCore::TaskCompleted(const WorkerId& worker_id,
     if (object.state == ObjectState::kReady) {
       // It kept a copy while the task ran again to rebuild a sibling
       // result: this is one more copy.
-      if (!absl::c_linear_search(object.locations, worker_id)) object.locations.push_back(worker_id);
+      if (!absl::c_linear_search(object.locations, worker_id)) {
+        object.locations.push_back(worker_id);
+      }
       continue;
     }
     if (object.state != ObjectState::kPending) {

@@ -164,8 +164,9 @@ bool SchedulerCore::Reconstruct(const TaskId& producer, const ObjectId& lost, st
     task.ref_args.push_back(arg);
     if (object.state == ObjectState::kReleased ||
         (object.state == ObjectState::kReady && !HasCopy(object))) {
-      also_lost.emplace_back(arg, absl::StrCat("it is needed again to rebuild object ",
-                                               lost.Short(), ", and its copies were freed or lost"));
+      also_lost.emplace_back(arg,
+                             absl::StrCat("it is needed again to rebuild object ", lost.Short(),
+                                          ", and its copies were freed or lost"));
     }
   }
   GetLogger("scheduler")->info(

@@ -110,7 +110,8 @@ TEST_F(RecoveryTest, LostIntermediateOfAThreeLevelDagIsRebuiltFromLineage) {
     const ArrayDigest digest = level3[i].Get(kResultTimeout);
     EXPECT_EQ(digest.size, static_cast<uint64_t>(kElements)) << "level3[" << i << "]";
     EXPECT_TRUE(digest.pattern_ok) << "level3[" << i << "] read a wrong array";
-    EXPECT_NE(digest.producer_pid, holder_pid) << "level2[" << i << "] still from the killed worker";
+    EXPECT_NE(digest.producer_pid, holder_pid)
+        << "level2[" << i << "] still comes from the killed worker";
     EXPECT_GE(WorkerIndexOf(digest.producer_pid), 0) << "level2[" << i << "]";
   }
   status = cluster().Status();
