@@ -52,6 +52,13 @@ struct ClusterSnapshot {
   uint64_t tasks_finished = 0;
   uint64_t tasks_failed = 0;
   uint64_t tasks_cancelled = 0;  // by fleet::Cancel, or their client went away
+  // Attempts re-queued: their worker died, they threw with retry_exceptions,
+  // or their worker could not obtain an argument.
+  uint64_t tasks_retried = 0;
+  uint64_t tasks_reconstructed = 0;  // finished tasks run again to rebuild lost results
+  uint64_t lineage_specs = 0;        // specs kept to rebuild results
+  uint64_t lineage_bytes = 0;
+  uint64_t lineage_evicted = 0;      // specs dropped to stay within max_lineage_bytes
   uint64_t objects = 0;
   uint64_t inline_cache_bytes = 0;
   uint64_t sessions = 0;

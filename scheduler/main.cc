@@ -29,6 +29,13 @@ ABSL_FLAG(uint64_t, max_pending_tasks, 1'000'000,
           "Back-pressure: while more unfinished tasks than this are held, no more "
           "submissions are admitted and clients' Remote() calls block once their window is "
           "full, so the scheduler's memory stays bounded.");
+ABSL_FLAG(uint64_t, max_lineage_bytes, uint64_t{1} << 30,
+          "Lineage: the specs of finished tasks kept to rebuild lost results take at most this "
+          "many bytes; beyond it the oldest are dropped, and their results fail as lost when "
+          "their copies go.");
+ABSL_FLAG(int, max_reconstructions, 3,
+          "How many times one task may run again to rebuild results lost with their workers; "
+          "-1 for no limit. Separate from each task's max_retries.");
 ABSL_FLAG(std::string, log_level, "", "trace, debug, info, warn or error (default: $SPDLOG_LEVEL or info).");
 
 int main(int argc, char** argv) {
@@ -50,6 +57,8 @@ int main(int argc, char** argv) {
   options.core.inline_threshold_bytes = absl::GetFlag(FLAGS_inline_threshold_bytes);
   options.core.heartbeat_timeout = absl::GetFlag(FLAGS_heartbeat_timeout);
   options.core.max_pending_tasks = absl::GetFlag(FLAGS_max_pending_tasks);
+  options.core.max_lineage_bytes = absl::GetFlag(FLAGS_max_lineage_bytes);
+  options.core.max_reconstructions = absl::GetFlag(FLAGS_max_reconstructions);
   if (options.core.heartbeat_timeout < absl::Seconds(2)) {
     std::fprintf(stderr,
                  "fleet-scheduler: --heartbeat_timeout=%s would declare healthy workers dead: "

@@ -24,7 +24,11 @@ double CpuDemand(const v1::TaskSpec& spec) {
 }  // namespace
 
 SchedulerCore::SchedulerCore(SchedulerConfig config, SchedulerOutput* output, const Clock* clock)
-    : config_(std::move(config)), output_(output), clock_(clock), started_at_(clock->Now()) {}
+    : config_(std::move(config)),
+      output_(output),
+      clock_(clock),
+      started_at_(clock->Now()),
+      lineage_(config_.max_lineage_bytes) {}
 
 // ---- workers ---------------------------------------------------------------
 
@@ -75,7 +79,9 @@ void SchedulerCore::RemoveWorker(const WorkerId& id, absl::string_view reason) {
     if (task_it == tasks_.end()) continue;
     Task& task = task_it->second;
     const int max_retries = task.spec.max_retries();
-    if (max_retries < 0 || static_cast<int>(task.attempt) <= max_retries) {
+    if (max_retries < 0 || static_cast<int>(task.retries) < max_retries) {
+      task.retries++;
+      tasks_retried_++;
       task.state = TaskState::kReady;
       task.worker = WorkerId();
       ready_.push_front(*rit);
@@ -91,24 +97,21 @@ void SchedulerCore::RemoveWorker(const WorkerId& id, absl::string_view reason) {
     FailTask(*rit, std::move(failure));
   }
 
-  // Objects whose only copy was there are lost.
-  std::vector<std::pair<TaskId, v1::TaskFailure>> to_fail;
+  // Objects whose only copy was there are rebuilt, or fail as lost. Every
+  // copy on the worker is forgotten first, so that a rebuild never counts
+  // on an argument that is gone too.
+  std::vector<ObjectId> lost;
   for (auto& [object_id, object] : objects_) {
     auto loc = std::find(object.locations.begin(), object.locations.end(), id);
     if (loc == object.locations.end()) continue;
     object.locations.erase(loc);
-    if (object.state != ObjectState::kReady || !object.locations.empty() || object.has_inline) {
-      continue;
-    }
-    v1::TaskFailure failure;
-    failure.set_kind(v1::TaskFailure::OBJECT_LOST);
-    failure.set_task_id(std::string(object_id.task().Binary()));
-    failure.set_message(absl::StrCat("object ", object_id.Short(), " was lost: its only copy was on worker ",
-                                     id.Short(), " at ", worker.address, ", which went away (",
-                                     reason, ")"));
-    MarkObjectFailed(object_id, object, failure, to_fail);
-    NotifyOwner(object_id, object);
+    if (object.state == ObjectState::kReady && !HasCopy(object)) lost.push_back(object_id);
   }
+  std::sort(lost.begin(), lost.end());  // a stable order of re-runs
+  const std::string how_lost = absl::StrCat("its only copy was on worker ", id.Short(), " at ",
+                                            worker.address, ", which went away (", reason, ")");
+  std::vector<std::pair<TaskId, v1::TaskFailure>> to_fail;
+  for (const ObjectId& object_id : lost) Rebuild(object_id, how_lost, to_fail);
   for (auto& [task_id, failure] : to_fail) FailTask(task_id, std::move(failure));
 }
 
@@ -148,6 +151,10 @@ absl::Status SchedulerCore::TaskCompleted(const WorkerId& worker_id,
                                              worker.mean_run_us);
 
   if (completed.has_failure()) {
+    if (completed.failure().kind() == v1::TaskFailure::OBJECT_LOST &&
+        RequeueAfterLostArgument(task_id, worker_id, completed.failure())) {
+      return absl::OkStatus();
+    }
     worker.failed++;
     const int max_retries = task.spec.max_retries();
     // A crashed executor counts as a machine failure; an exception is
@@ -156,7 +163,9 @@ absl::Status SchedulerCore::TaskCompleted(const WorkerId& worker_id,
     const bool retryable =
         kind == v1::TaskFailure::EXECUTOR_DIED ||
         (kind == v1::TaskFailure::USER_EXCEPTION && task.spec.retry_exceptions());
-    if (retryable && (max_retries < 0 || static_cast<int>(task.attempt) <= max_retries)) {
+    if (retryable && (max_retries < 0 || static_cast<int>(task.retries) < max_retries)) {
+      task.retries++;
+      tasks_retried_++;
       GetLogger("scheduler")->info(
           "event=task_retried task={} attempt={} kind={} reason=\"{}\"", task_id.Short(),
           task.attempt, v1::TaskFailure::Kind_Name(kind), completed.failure().message());
@@ -184,6 +193,18 @@ absl::Status SchedulerCore::TaskCompleted(const WorkerId& worker_id,
       continue;
     }
     Object& object = object_it->second;
+    if (object.state == ObjectState::kReady) {
+      // It kept a copy while the task ran again to rebuild a sibling
+      // result: this is one more copy.
+      if (!absl::c_linear_search(object.locations, worker_id)) {
+        object.locations.push_back(worker_id);
+      }
+      continue;
+    }
+    if (object.state != ObjectState::kPending) {
+      output_->FreeObject(worker_id, object_id);
+      continue;
+    }
     object.size_bytes = result.size_bytes();
     object.locations.push_back(worker_id);
     if (result.has_inline_value() &&
@@ -196,9 +217,12 @@ absl::Status SchedulerCore::TaskCompleted(const WorkerId& worker_id,
     MarkObjectReady(object_id, object,
                     result.has_inline_value() ? &result.inline_value() : nullptr);
   }
-  ReleaseArgs(task);
   const TaskId done = task_id;
+  Task finished = std::move(task);
   tasks_.erase(task_it);
+  // Lineage first: it holds the arguments that the task no longer does.
+  RetainLineage(done, finished);
+  ReleaseArgs(finished);
   for (int i = 0; i < completed.results_size(); ++i) MaybeFree(ObjectId::Of(done, i));
   return absl::OkStatus();
 }
@@ -208,6 +232,12 @@ absl::Status SchedulerCore::ObjectStored(const WorkerId& worker_id,
   ASSIGN_OR_RETURN(ObjectId object_id, ObjectId::FromBinary(stored.object_id()));
   auto it = objects_.find(object_id);
   if (it == objects_.end() || !workers_.contains(worker_id)) {
+    output_->FreeObject(worker_id, object_id);
+    return absl::OkStatus();
+  }
+  if (it->second.state != ObjectState::kReady) {
+    // A copy of an object freed (or being rebuilt) meanwhile: nobody will
+    // be sent to read it there.
     output_->FreeObject(worker_id, object_id);
     return absl::OkStatus();
   }
@@ -327,6 +357,7 @@ absl::Status SchedulerCore::SubmitTask(SessionId session_id, v1::TaskSpec spec) 
   }
 
   std::optional<v1::TaskFailure> failed_arg;
+  std::vector<ObjectId> released_args;  // rebuilt once the task is queued
   for (const v1::TaskArg& arg : spec.args()) {
     if (!arg.has_object_id()) continue;
     auto arg_id = ObjectId::FromBinary(arg.object_id());
@@ -352,6 +383,8 @@ absl::Status SchedulerCore::SubmitTask(SessionId session_id, v1::TaskSpec spec) 
       object.waiters.push_back(task_id);
     } else if (object.state == ObjectState::kFailed && !failed_arg) {
       failed_arg = object.failure;
+    } else if (object.state == ObjectState::kReleased) {
+      released_args.push_back(*arg_id);
     }
   }
   task.spec = std::move(spec);
@@ -366,6 +399,13 @@ absl::Status SchedulerCore::SubmitTask(SessionId session_id, v1::TaskSpec spec) 
     task.state = TaskState::kReady;
     ready_.push_back(task_id);
   }
+  // The task waits for them in Dispatch (WaitForRebuiltArgs). Rebuild adds
+  // tasks: `task` is not used after this.
+  std::vector<std::pair<TaskId, v1::TaskFailure>> to_fail;
+  for (const ObjectId& arg : released_args) {
+    Rebuild(arg, "it had been freed, as nothing read it, and is an argument again", to_fail);
+  }
+  for (auto& [failed_id, failure] : to_fail) FailTask(failed_id, std::move(failure));
   return absl::OkStatus();
 }
 
@@ -385,6 +425,7 @@ absl::Status SchedulerCore::PutObject(SessionId session_id, const v1::ObjectInfo
   }
   Object& object = objects_[object_id];
   object.owner = session_id;
+  object.put = true;
   object.size_bytes = info.size_bytes();
   session_it->second.held.insert(object_id);
   if (info.has_inline_value()) {
@@ -488,6 +529,10 @@ void SchedulerCore::Dispatch() {
       ready_.pop_front();
       continue;
     }
+    if (WaitForRebuiltArgs(it->first, it->second)) {
+      ready_.pop_front();
+      continue;
+    }
     Worker* worker = PickWorker(it->second);
     if (worker == nullptr) {
       if (workers_.empty() || AnyWorkerCouldRun(it->second)) break;  // wait for capacity
@@ -515,9 +560,13 @@ void SchedulerCore::Dispatch() {
 void SchedulerCore::Assign(Task& task, Worker& worker) {
   const TaskId task_id = *TaskId::FromBinary(task.spec.task_id());
   v1::TaskAssignment assignment;
+  task.arg_sources.clear();
   for (const ObjectId& arg : task.ref_args) {
     auto it = objects_.find(arg);
-    if (it == objects_.end()) continue;  // pinned by pending_uses; cannot happen
+    if (it == objects_.end()) {  // pinned by pending_uses; cannot happen
+      task.arg_sources.emplace_back();
+      continue;
+    }
     if (it->second.state == ObjectState::kFailed) {
       v1::TaskFailure failure;
       failure.set_kind(v1::TaskFailure::DEPENDENCY_FAILED);
@@ -526,7 +575,10 @@ void SchedulerCore::Assign(Task& task, Worker& worker) {
       FailTask(task_id, std::move(failure));
       return;
     }
-    *assignment.add_arg_objects() = DescribeFor(arg, it->second, &worker.id);
+    v1::ObjectInfo* info = assignment.add_arg_objects();
+    *info = DescribeFor(arg, it->second, &worker.id);
+    task.arg_sources.push_back(info->has_location() ? HolderFor(it->second, &worker.id)
+                                                    : WorkerId());
   }
   task.state = TaskState::kAssigned;
   task.worker = worker.id;
@@ -538,6 +590,18 @@ void SchedulerCore::Assign(Task& task, Worker& worker) {
   GetLogger("scheduler")->debug("event=task_assigned task={} worker={} attempt={}",
                                 task_id.Short(), worker.id.Short(), task.attempt);
   output_->AssignTask(worker.id, std::move(assignment));
+}
+
+bool SchedulerCore::WaitForRebuiltArgs(const TaskId& id, Task& task) {
+  for (const ObjectId& arg : task.ref_args) {
+    auto it = objects_.find(arg);
+    if (it == objects_.end() || it->second.state != ObjectState::kPending) continue;
+    it->second.waiters.push_back(id);
+    task.missing_args++;
+  }
+  if (task.missing_args == 0) return false;
+  task.state = TaskState::kWaiting;
+  return true;
 }
 
 // ---- objects and failures --------------------------------------------------
@@ -624,16 +688,37 @@ void SchedulerCore::ReleaseArgs(const Task& task) {
   }
 }
 
-void SchedulerCore::MaybeFree(const ObjectId& id) {
-  auto it = objects_.find(id);
-  if (it == objects_.end()) return;
-  Object& object = it->second;
-  if (object.owner_holds || object.pending_uses > 0 || object.state == ObjectState::kPending) {
-    return;
+void SchedulerCore::MaybeFree(const ObjectId& first) {
+  std::vector<ObjectId> to_check = {first};
+  while (!to_check.empty()) {
+    const ObjectId id = to_check.back();
+    to_check.pop_back();
+    auto it = objects_.find(id);
+    if (it == objects_.end()) continue;
+    Object& object = it->second;
+    if (Needed(object) || object.state == ObjectState::kPending) continue;
+    DropCopies(id, object);
+    // Nothing reads it now, but a retained spec downstream may have to run
+    // again: its record stays while its producer's spec does, to rebuild it.
+    const bool rebuildable =
+        object.state == ObjectState::kReady || object.state == ObjectState::kReleased;
+    if (object.lineage_uses > 0 && rebuildable && lineage_.Contains(id.task())) {
+      object.state = ObjectState::kReleased;
+      continue;
+    }
+    objects_.erase(it);
+    if (std::optional<Lineage::Entry> dropped = lineage_.ReleaseReturn(id.task())) {
+      ForgetLineage(id.task(), *dropped, to_check);
+    }
   }
+}
+
+void SchedulerCore::DropCopies(const ObjectId& id, Object& object) {
   for (const WorkerId& holder : object.locations) output_->FreeObject(holder, id);
+  object.locations.clear();
   if (object.has_inline) inline_cache_used_bytes_ -= object.inline_value.size();
-  objects_.erase(it);
+  object.has_inline = false;
+  object.inline_value.clear();
 }
 
 void SchedulerCore::NotifyOwner(const ObjectId& id, const Object& object) {
@@ -651,12 +736,7 @@ v1::ObjectInfo SchedulerCore::DescribeFor(const ObjectId& id, const Object& obje
   } else if (object.has_inline) {
     info.set_inline_value(object.inline_value);
   } else if (!object.locations.empty()) {
-    WorkerId holder = object.locations.front();
-    if (prefer != nullptr &&
-        std::find(object.locations.begin(), object.locations.end(), *prefer) !=
-            object.locations.end()) {
-      holder = *prefer;
-    }
+    const WorkerId holder = HolderFor(object, prefer);
     auto worker_it = workers_.find(holder);
     info.mutable_location()->set_worker_id(std::string(holder.Binary()));
     if (worker_it != workers_.end()) {
@@ -664,6 +744,12 @@ v1::ObjectInfo SchedulerCore::DescribeFor(const ObjectId& id, const Object& obje
     }
   }
   return info;
+}
+
+WorkerId SchedulerCore::HolderFor(const Object& object, const WorkerId* prefer) const {
+  if (object.locations.empty()) return WorkerId();
+  if (prefer != nullptr && absl::c_linear_search(object.locations, *prefer)) return *prefer;
+  return object.locations.front();
 }
 
 std::string SchedulerCore::DescribeWorker(const WorkerId& id) const {
@@ -723,6 +809,11 @@ ClusterSnapshot SchedulerCore::Snapshot() const {
   snapshot.tasks_finished = tasks_finished_;
   snapshot.tasks_failed = tasks_failed_;
   snapshot.tasks_cancelled = tasks_cancelled_;
+  snapshot.tasks_retried = tasks_retried_;
+  snapshot.tasks_reconstructed = tasks_reconstructed_;
+  snapshot.lineage_specs = lineage_.size();
+  snapshot.lineage_bytes = lineage_.bytes();
+  snapshot.lineage_evicted = lineage_.evicted();
   snapshot.objects = objects_.size();
   snapshot.inline_cache_bytes = inline_cache_used_bytes_;
   snapshot.sessions = sessions_.size();

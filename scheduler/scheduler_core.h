@@ -22,11 +22,9 @@
 #include "common/ids.h"
 #include "fleet/v1/scheduler.pb.h"
 #include "scheduler/cluster_snapshot.h"
+#include "scheduler/lineage.h"
 
 namespace fleet::scheduler {
-
-// Identifies one client session stream for the life of the scheduler.
-using SessionId = uint64_t;
 
 // Where the core's decisions go. Implementations must not call back into
 // the core.
@@ -62,6 +60,15 @@ struct SchedulerConfig {
   // this, it admits no more submissions, and clients block once their
   // window of unadmitted ones is full.
   uint64_t max_pending_tasks = 1'000'000;
+  // Lineage: the specs kept to rebuild lost results are bounded by this
+  // many bytes (their wire size plus a fixed 256 bytes each); beyond it the
+  // oldest are dropped, and a result whose spec was dropped fails as lost
+  // when its copies go.
+  uint64_t max_lineage_bytes = uint64_t{1} << 30;
+  // How many times one task may run again to rebuild its lost results
+  // (-1: no limit). These re-runs do not use its max_retries, which bound
+  // the attempts lost to dead workers within each run.
+  int max_reconstructions = 3;
 };
 
 class SchedulerCore {
@@ -79,11 +86,16 @@ class SchedulerCore {
   // the worker id is registered.
   absl::Status AddWorker(const v1::RegisterWorker& registration);
   // The worker's stream ended or it was declared dead: its assigned tasks
-  // are re-queued (up to their max_retries) or failed, and objects that
-  // lived only there are marked lost.
+  // are re-queued (up to their max_retries) or failed. Objects that lived
+  // only there and are still needed are rebuilt by running their producers
+  // again (recursively, from lineage), or fail as lost when they cannot
+  // be (a Put object, evicted lineage, max_reconstructions reached).
   void RemoveWorker(const WorkerId& worker, absl::string_view reason);
   // Completions from a worker that is not assigned the task (fenced or
-  // stale) are ignored.
+  // stale) are ignored. A failure OBJECT_LOST naming the argument it could
+  // not obtain re-queues the task (not charged to its retries) after
+  // dropping the copy it was sent to, rebuilding the argument if none is
+  // left.
   absl::Status TaskCompleted(const WorkerId& worker, const v1::TaskCompleted& completed);
   absl::Status ObjectStored(const WorkerId& worker, const v1::ObjectStored& stored);
   void Heartbeat(const WorkerId& worker, const v1::Heartbeat& heartbeat);
@@ -119,10 +131,14 @@ class SchedulerCore {
   // Test hooks.
   std::size_t NumTasksForTest() const { return tasks_.size(); }
   std::size_t NumObjectsForTest() const { return objects_.size(); }
+  std::size_t NumLineageForTest() const { return lineage_.size(); }
 
  private:
   enum class TaskState { kWaiting, kReady, kAssigned };
-  enum class ObjectState { kPending, kReady, kFailed };
+  // kReleased: nobody reads the object any more and its copies were freed,
+  // but its record stays while a retained spec takes it as an argument,
+  // so that it can be rebuilt if that spec has to run again.
+  enum class ObjectState { kPending, kReady, kFailed, kReleased };
 
   struct Task {
     v1::TaskSpec spec;
@@ -131,7 +147,12 @@ class SchedulerCore {
     int missing_args = 0;
     WorkerId worker;
     uint32_t attempt = 0;
+    uint32_t retries = 0;     // re-runs of this run charged to max_retries
+    int reconstructions = 0;  // runs that rebuilt lost results
     absl::InlinedVector<ObjectId, 2> ref_args;  // distinct
+    // Per ref arg, the worker the current attempt was told to fetch it from
+    // (nil when it went inline).
+    absl::InlinedVector<WorkerId, 2> arg_sources;
   };
 
   struct Object {
@@ -143,7 +164,9 @@ class SchedulerCore {
     v1::TaskFailure failure;
     SessionId owner = 0;
     bool owner_holds = true;  // the owning session still references it
+    bool put = false;         // stored by a client: it has no producer to re-run
     int pending_uses = 0;     // unfinished tasks that take it as an argument
+    int lineage_uses = 0;     // retained specs that take it as an argument
     std::vector<TaskId> waiters;  // tasks waiting for it to become ready
   };
 
@@ -174,10 +197,22 @@ class SchedulerCore {
     absl::Time opened_at;
   };
 
+  // Whether some copy of a ready object can be read: cached here or in a store.
+  static bool HasCopy(const Object& object) {
+    return object.has_inline || !object.locations.empty();
+  }
+  // Whether anything reads the object: its owner, or a pending task.
+  static bool Needed(const Object& object) {
+    return object.owner_holds || object.pending_uses > 0;
+  }
+
   int Capacity(const Worker& worker) const;
   Worker* PickWorker(const Task& task);
   bool AnyWorkerCouldRun(const Task& task) const;
   void Assign(Task& task, Worker& worker);
+  // When an argument of the ready task is pending again (being rebuilt),
+  // the task goes back to waiting for it; returns whether it did.
+  bool WaitForRebuiltArgs(const TaskId& id, Task& task);
   // Marks the task's returns failed, tells the owner, and fails every task
   // waiting on them (with `failure` as the cause), transitively.
   void FailTask(const TaskId& task_id, v1::TaskFailure failure);
@@ -186,10 +221,38 @@ class SchedulerCore {
   void MarkObjectFailed(const ObjectId& id, Object& object, const v1::TaskFailure& failure,
                         std::vector<std::pair<TaskId, v1::TaskFailure>>& to_fail);
   void ReleaseArgs(const Task& task);
+  // Frees the object if nobody needs it; erasing it may release its
+  // producer's lineage, and so free that spec's arguments, transitively.
   void MaybeFree(const ObjectId& id);
+  void DropCopies(const ObjectId& id, Object& object);
+
+  // ---- lineage (scheduler_core_lineage.cc)
+  // Keeps the finished task's spec while any of its results is alive.
+  void RetainLineage(const TaskId& id, Task& task);
+  // Task `id`'s `entry`, removed from lineage_, no longer holds its
+  // arguments, nor its results' records: queues them all for MaybeFree.
+  void ForgetLineage(const TaskId& id, const Lineage::Entry& entry,
+                     std::vector<ObjectId>& to_check);
+  // Every copy of `id` is gone while something needs it: runs its producer
+  // again, first rebuilding that producer's own lost arguments, or fails
+  // it (and so its waiters) as lost. `how_lost` completes "object X was
+  // lost: ...".
+  void Rebuild(const ObjectId& id, std::string how_lost,
+               std::vector<std::pair<TaskId, v1::TaskFailure>>& to_fail);
+  // Turns the lineage entry of `producer` back into a task; false when it
+  // has none or its reconstructions are used up (`why_not` says which).
+  bool Reconstruct(const TaskId& producer, const ObjectId& lost, std::string* why_not,
+                   std::vector<std::pair<ObjectId, std::string>>& also_lost);
+  // Handles a failure OBJECT_LOST that names the argument; false when it
+  // does not apply and the task should fail as usual.
+  bool RequeueAfterLostArgument(const TaskId& id, const WorkerId& reporter,
+                                const v1::TaskFailure& failure);
   void NotifyOwner(const ObjectId& id, const Object& object);
   v1::ObjectInfo DescribeFor(const ObjectId& id, const Object& object,
                              const WorkerId* prefer) const;
+  // The location DescribeFor names: `prefer` when it holds a copy, else the
+  // first; nil when there is none.
+  WorkerId HolderFor(const Object& object, const WorkerId* prefer) const;
   std::string DescribeWorker(const WorkerId& id) const;
 
   const SchedulerConfig config_;
@@ -202,11 +265,14 @@ class SchedulerCore {
   absl::flat_hash_map<TaskId, Task> tasks_;
   absl::flat_hash_map<ObjectId, Object> objects_;
   std::deque<TaskId> ready_;
+  Lineage lineage_;
   uint64_t inline_cache_used_bytes_ = 0;
   uint64_t tasks_submitted_ = 0;
   uint64_t tasks_finished_ = 0;
   uint64_t tasks_failed_ = 0;
   uint64_t tasks_cancelled_ = 0;
+  uint64_t tasks_retried_ = 0;        // re-queued after a dead worker, exception or lost argument
+  uint64_t tasks_reconstructed_ = 0;  // finished tasks run again to rebuild lost results
 };
 
 }  // namespace fleet::scheduler

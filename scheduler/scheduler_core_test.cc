@@ -47,7 +47,7 @@ constexpr SessionId kSession = 1;
 
 class SchedulerCoreTest : public ::testing::Test {
  protected:
-  SchedulerCoreTest() : core_(SchedulerConfig{}, &out_, &clock_) {
+  explicit SchedulerCoreTest(SchedulerConfig config = {}) : core_(config, &out_, &clock_) {
     v1::OpenSession open;
     open.set_job_id(std::string(job_.Binary()));
     EXPECT_TRUE(core_.OpenSession(kSession, open).ok());
@@ -97,6 +97,41 @@ class SchedulerCoreTest : public ::testing::Test {
     done.mutable_failure()->set_exception_type("std::runtime_error");
     done.mutable_failure()->set_message("boom");
     EXPECT_TRUE(core_.TaskCompleted(worker, done).ok());
+  }
+
+  // A worker's report that it could not obtain argument `lost` of `task`.
+  void FailLostArgument(const WorkerId& worker, const TaskId& task, uint32_t attempt,
+                        const ObjectId& lost) {
+    v1::TaskCompleted done;
+    done.set_task_id(std::string(task.Binary()));
+    done.set_attempt(attempt);
+    done.mutable_failure()->set_kind(v1::TaskFailure::OBJECT_LOST);
+    done.mutable_failure()->set_message("argument 1 could not be obtained: connection refused");
+    done.mutable_failure()->set_lost_object_id(std::string(lost.Binary()));
+    EXPECT_TRUE(core_.TaskCompleted(worker, done).ok());
+  }
+
+  // Runs `task` to completion on `worker` with a result too large to inline
+  // (so the worker's store holds its only copy), as the core's last
+  // assignment of it there.
+  void CompleteLarge(const WorkerId& worker, const TaskId& task) {
+    uint32_t attempt = 0;
+    for (const v1::TaskAssignment& a : out_.assigned[worker]) {
+      if (TaskOf(a) == task) attempt = a.attempt();
+    }
+    ASSERT_GT(attempt, 0u) << "task " << task.Short() << " was never assigned there";
+    Complete(worker, task, attempt, std::string(200 << 10, 'x'), /*inline_value=*/false);
+  }
+
+  // A Put object of the session, stored on `worker`.
+  ObjectId PutOn(const WorkerId& worker) {
+    const ObjectId id = ObjectId::Of(TaskId::Of(job_, ++tasks_), 0);
+    v1::ObjectInfo info;
+    info.set_object_id(std::string(id.Binary()));
+    info.set_size_bytes(1 << 20);
+    info.mutable_location()->set_worker_id(std::string(worker.Binary()));
+    EXPECT_TRUE(core_.PutObject(kSession, info).ok());
+    return id;
   }
 
   static TaskId TaskOf(const v1::TaskAssignment& a) { return *TaskId::FromBinary(a.spec().task_id()); }
@@ -435,6 +470,8 @@ TEST_F(SchedulerCoreTest, DeadWorkersTasksAreRetriedElsewhere) {
   Complete(w2, t, 2, "fresh");
   ASSERT_NE(LastNotice(ObjectId::Of(t, 0)), nullptr);
   EXPECT_EQ(LastNotice(ObjectId::Of(t, 0))->inline_value(), "fresh");
+  EXPECT_EQ(core_.Snapshot().tasks_retried, 1u);
+  EXPECT_EQ(core_.Snapshot().tasks_reconstructed, 0u);
 }
 
 TEST_F(SchedulerCoreTest, SilentWorkerIsDeclaredDeadAndItsTasksRunElsewhere) {
@@ -509,17 +546,273 @@ TEST_F(SchedulerCoreTest, RetriesRunOutIntoAClearFailure) {
   EXPECT_EQ(notice->failure().attempt(), 4u);
 }
 
-TEST_F(SchedulerCoreTest, ObjectWhoseOnlyCopyDiedIsReportedLost) {
+TEST_F(SchedulerCoreTest, HeldResultWhoseOnlyCopyDiedIsRebuiltByItsTask) {
   const WorkerId w = AddWorker(1);
   const TaskId t = Submit();
   core_.Dispatch();
-  Complete(w, t, 1, std::string(1000, 'x'), /*inline_value=*/false);
+  CompleteLarge(w, t);
+  const WorkerId other = AddWorker(1);
   core_.RemoveWorker(w, "killed");
+  EXPECT_THAT(out_.left[kSession], ::testing::ElementsAre(w));
+  core_.Dispatch();
+  // The same task id runs again, as a new attempt, on the live worker.
+  ASSERT_THAT(out_.assigned[other], SizeIs(1));
+  EXPECT_EQ(TaskOf(out_.assigned[other][0]), t);
+  EXPECT_EQ(out_.assigned[other][0].attempt(), 2u);
+  EXPECT_EQ(core_.Snapshot().tasks_reconstructed, 1u);
+  CompleteLarge(other, t);
+  // The owner is told where the rebuilt copy is; it never saw a failure.
+  const v1::ObjectInfo* notice = LastNotice(ObjectId::Of(t, 0));
+  ASSERT_NE(notice, nullptr);
+  EXPECT_FALSE(notice->has_failure());
+  EXPECT_EQ(notice->location().worker_id(), other.Binary());
+  for (const auto& info : out_.notified[kSession]) EXPECT_FALSE(info.has_failure());
+}
+
+TEST_F(SchedulerCoreTest, LostIntermediateOfAChainIsRebuiltRecursively) {
+  const WorkerId doomed = AddWorker(2);
+  const TaskId a = Submit();
+  core_.Dispatch();
+  CompleteLarge(doomed, a);
+  const TaskId b = Submit({ObjectId::Of(a, 0)});
+  core_.Dispatch();
+  CompleteLarge(doomed, b);
+  // The driver keeps only b's ref: a's copy is freed, its lineage kept.
+  core_.ReleaseObject(kSession, ObjectId::Of(a, 0));
+  EXPECT_THAT(out_.freed[doomed], ::testing::ElementsAre(ObjectId::Of(a, 0)));
+  EXPECT_EQ(core_.NumLineageForTest(), 2u);
+
+  // c is submitted, then b's only copy dies before c runs.
+  const TaskId c = Submit({ObjectId::Of(b, 0)});
+  const WorkerId survivor = AddWorker(2);
+  core_.RemoveWorker(doomed, "killed");
+  core_.Dispatch();
+  // b needs a, which is gone too: a runs first, b and c wait.
+  ASSERT_THAT(out_.assigned[survivor], SizeIs(1));
+  EXPECT_EQ(TaskOf(out_.assigned[survivor][0]), a);
+  EXPECT_EQ(core_.Snapshot().tasks_reconstructed, 2u);
+  EXPECT_EQ(core_.Snapshot().tasks_waiting, 2u);
+
+  CompleteLarge(survivor, a);
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[survivor], SizeIs(2));
+  EXPECT_EQ(TaskOf(out_.assigned[survivor][1]), b);
+  EXPECT_EQ(out_.assigned[survivor][1].arg_objects(0).location().worker_id(), survivor.Binary());
+  CompleteLarge(survivor, b);
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[survivor], SizeIs(3));
+  EXPECT_EQ(TaskOf(out_.assigned[survivor][2]), c);
+  Complete(survivor, c, 1, "c");
+  ASSERT_NE(LastNotice(ObjectId::Of(c, 0)), nullptr);
+  EXPECT_EQ(LastNotice(ObjectId::Of(c, 0))->inline_value(), "c");
+  for (const auto& info : out_.notified[kSession]) EXPECT_FALSE(info.has_failure());
+  // a's rebuilt copy is freed again once b is rebuilt: nothing reads it.
+  EXPECT_THAT(out_.freed[survivor], ::testing::Contains(ObjectId::Of(a, 0)));
+}
+
+TEST_F(SchedulerCoreTest, LostObjectNobodyNeedsIsNotRebuilt) {
+  const WorkerId doomed = AddWorker(1);
+  const TaskId a = Submit();
+  const TaskId unread = Submit();
+  core_.Dispatch();
+  CompleteLarge(doomed, a);
+  CompleteLarge(doomed, unread);
+  core_.ReleaseObject(kSession, ObjectId::Of(unread, 0));
+  const TaskId busy = Submit();  // takes the doomed worker's slot
+  core_.Dispatch();
+  // b, made from a on another worker, is held; a is not.
+  const WorkerId survivor = AddWorker(1);
+  const TaskId b = Submit({ObjectId::Of(a, 0)});
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[survivor], SizeIs(1));
+  CompleteLarge(survivor, b);
+  core_.ReleaseObject(kSession, ObjectId::Of(a, 0));
+
+  // a's worker dies: b still has its copy, so only the task that was
+  // running there runs again.
+  core_.RemoveWorker(doomed, "killed");
+  core_.Dispatch();
+  EXPECT_EQ(core_.Snapshot().tasks_reconstructed, 0u);
+  ASSERT_THAT(out_.assigned[survivor], SizeIs(2));
+  EXPECT_EQ(TaskOf(out_.assigned[survivor][1]), busy);
+  EXPECT_EQ(LastNotice(ObjectId::Of(b, 0))->location().worker_id(), survivor.Binary());
+  EXPECT_EQ(core_.NumTasksForTest(), 1u);
+}
+
+TEST_F(SchedulerCoreTest, LostPutObjectFailsNamingTheObjectAndTheWorker) {
+  const WorkerId w = AddWorker(1);
+  const ObjectId put = PutOn(w);
+  const TaskId user = Submit({put});
+  core_.RemoveWorker(w, "killed by a test");
+  const WorkerId other = AddWorker(1);
+  core_.Dispatch();
+  const v1::ObjectInfo* notice = LastNotice(put);
+  ASSERT_NE(notice, nullptr);
+  ASSERT_TRUE(notice->has_failure());
+  EXPECT_EQ(notice->failure().kind(), v1::TaskFailure::OBJECT_LOST);
+  EXPECT_THAT(notice->failure().message(), HasSubstr(put.Short()));
+  EXPECT_THAT(notice->failure().message(), HasSubstr(w.Short()));
+  EXPECT_THAT(notice->failure().message(), HasSubstr("killed by a test"));
+  EXPECT_THAT(notice->failure().message(), HasSubstr("Put"));
+  // The task that needed it fails with that cause instead of running.
+  const v1::ObjectInfo* user_notice = LastNotice(ObjectId::Of(user, 0));
+  ASSERT_NE(user_notice, nullptr);
+  EXPECT_EQ(user_notice->failure().kind(), v1::TaskFailure::DEPENDENCY_FAILED);
+  EXPECT_EQ(user_notice->failure().cause().kind(), v1::TaskFailure::OBJECT_LOST);
+  EXPECT_TRUE(out_.assigned[other].empty());
+  EXPECT_EQ(core_.Snapshot().tasks_reconstructed, 0u);
+}
+
+TEST_F(SchedulerCoreTest, LineageIsFreedWhenTheResultsAreReleased) {
+  const WorkerId w = AddWorker(2);
+  const TaskId a = Submit();
+  core_.Dispatch();
+  CompleteLarge(w, a);
+  const TaskId b = Submit({ObjectId::Of(a, 0)});
+  core_.Dispatch();
+  CompleteLarge(w, b);
+  const TaskId c = Submit({ObjectId::Of(b, 0)});
+  core_.Dispatch();
+  CompleteLarge(w, c);
+  core_.ReleaseObject(kSession, ObjectId::Of(a, 0));
+  core_.ReleaseObject(kSession, ObjectId::Of(b, 0));
+  // c may have to be rebuilt, and so b, and so a: all three specs stay,
+  // but only c's bytes do.
+  EXPECT_EQ(core_.NumLineageForTest(), 3u);
+  EXPECT_EQ(core_.NumObjectsForTest(), 3u);
+  EXPECT_THAT(out_.freed[w], SizeIs(2));
+  EXPECT_GT(core_.Snapshot().lineage_bytes, 0u);
+
+  core_.ReleaseObject(kSession, ObjectId::Of(c, 0));
+  EXPECT_EQ(core_.NumLineageForTest(), 0u);
+  EXPECT_EQ(core_.NumObjectsForTest(), 0u);
+  EXPECT_EQ(core_.NumTasksForTest(), 0u);
+  EXPECT_EQ(core_.Snapshot().lineage_bytes, 0u);
+  EXPECT_THAT(out_.freed[w], SizeIs(3));
+}
+
+TEST_F(SchedulerCoreTest, ArgumentAWorkerCouldNotObtainIsRebuiltAndTheTaskRequeued) {
+  const WorkerId holder = AddWorker(1);
+  const TaskId a = Submit();
+  core_.Dispatch();
+  CompleteLarge(holder, a);
+  const TaskId busy = Submit();  // keeps the holder's one slot taken
+  core_.Dispatch();
+  const WorkerId reader = AddWorker(1);
+  const TaskId b = Submit({ObjectId::Of(a, 0)});
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[reader], SizeIs(1));
+  ASSERT_EQ(TaskOf(out_.assigned[reader][0]), b);
+  ASSERT_EQ(out_.assigned[reader][0].arg_objects(0).location().worker_id(), holder.Binary());
+
+  // The holder died, but the scheduler has not noticed yet: the reader
+  // cannot fetch a, and says so.
+  FailLostArgument(reader, b, 1, ObjectId::Of(a, 0));
+  EXPECT_EQ(LastNotice(ObjectId::Of(b, 0)), nullptr) << "b failed instead of waiting";
+  EXPECT_THAT(out_.freed[holder], ::testing::Contains(ObjectId::Of(a, 0)));
+  core_.Dispatch();
+  // a, whose only known copy that was, runs again; b waits for it.
+  ASSERT_THAT(out_.assigned[reader], SizeIs(2));
+  EXPECT_EQ(TaskOf(out_.assigned[reader][1]), a);
+  CompleteLarge(reader, a);
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[reader], SizeIs(3));
+  EXPECT_EQ(TaskOf(out_.assigned[reader][2]), b);
+  EXPECT_EQ(out_.assigned[reader][2].attempt(), 2u);
+  EXPECT_EQ(out_.assigned[reader][2].arg_objects(0).location().worker_id(), reader.Binary());
+  Complete(reader, b, 2, "b");
+  EXPECT_EQ(LastNotice(ObjectId::Of(b, 0))->inline_value(), "b");
+  const ClusterSnapshot s = core_.Snapshot();
+  EXPECT_EQ(s.tasks_retried, 1u);
+  EXPECT_EQ(s.tasks_reconstructed, 1u);
+  EXPECT_EQ(s.tasks_failed, 0u);
+  (void)busy;
+}
+
+TEST_F(SchedulerCoreTest, LostArgumentWithAnotherCopyIsFetchedFromThere) {
+  const WorkerId holder = AddWorker(1);
+  const TaskId a = Submit();
+  core_.Dispatch();
+  CompleteLarge(holder, a);
+  const WorkerId second = AddWorker(1);
+  v1::ObjectStored stored;
+  stored.set_object_id(std::string(ObjectId::Of(a, 0).Binary()));
+  ASSERT_TRUE(core_.ObjectStored(second, stored).ok());
+  Submit();  // these two take the holder's slot and the second's
+  Submit();
+  core_.Dispatch();
+  const WorkerId reader = AddWorker(1);
+  const TaskId b = Submit({ObjectId::Of(a, 0)});
+  core_.Dispatch();
+  ASSERT_FALSE(out_.assigned[reader].empty());
+  const v1::TaskAssignment first = out_.assigned[reader][0];
+  ASSERT_EQ(TaskOf(first), b);
+  const std::string told = first.arg_objects(0).location().worker_id();
+
+  FailLostArgument(reader, b, 1, ObjectId::Of(a, 0));
+  core_.Dispatch();
+  // Not rebuilt: b runs again, sent to the other copy.
+  EXPECT_EQ(core_.Snapshot().tasks_reconstructed, 0u);
+  const v1::TaskAssignment* retry = nullptr;
+  for (const auto& [w, list] : out_.assigned) {
+    for (const auto& assignment : list) {
+      if (TaskOf(assignment) == b && assignment.attempt() == 2) retry = &assignment;
+    }
+  }
+  ASSERT_NE(retry, nullptr);
+  EXPECT_TRUE(retry->arg_objects(0).has_location());
+  EXPECT_NE(retry->arg_objects(0).location().worker_id(), told);
+}
+
+TEST_F(SchedulerCoreTest, ReconstructionsHaveTheirOwnBound) {
+  const TaskId t = TaskId::Of(job_, ++tasks_);
+  v1::TaskSpec spec;
+  spec.set_task_id(std::string(t.Binary()));
+  spec.set_function_name("f");
+  spec.set_max_retries(0);  // no retry for a dead worker mid-run
+  ASSERT_TRUE(core_.SubmitTask(kSession, spec).ok());
+  // Each time the result is lost, its task runs again, although it has no
+  // retries, until max_reconstructions (3) is reached.
+  for (int run = 1; run <= 4; ++run) {
+    const WorkerId w = AddWorker(1);
+    core_.Dispatch();
+    ASSERT_THAT(out_.assigned[w], SizeIs(1)) << "run " << run;
+    CompleteLarge(w, t);
+    core_.RemoveWorker(w, "killed");
+  }
   const v1::ObjectInfo* notice = LastNotice(ObjectId::Of(t, 0));
   ASSERT_NE(notice, nullptr);
   ASSERT_TRUE(notice->has_failure());
   EXPECT_EQ(notice->failure().kind(), v1::TaskFailure::OBJECT_LOST);
-  EXPECT_THAT(out_.left[kSession], ::testing::ElementsAre(w));
+  EXPECT_THAT(notice->failure().message(), HasSubstr("max_reconstructions=3"));
+  EXPECT_EQ(core_.Snapshot().tasks_reconstructed, 3u);
+  EXPECT_EQ(core_.NumLineageForTest(), 0u);
+}
+
+SchedulerConfig TinyLineage() {
+  SchedulerConfig config;
+  config.max_lineage_bytes = 1;  // smaller than any spec: every one is evicted
+  return config;
+}
+
+class EvictedLineageTest : public SchedulerCoreTest {
+ protected:
+  EvictedLineageTest() : SchedulerCoreTest(TinyLineage()) {}
+};
+
+TEST_F(EvictedLineageTest, ResultWhoseLineageWasEvictedFailsAsLostSayingWhy) {
+  const WorkerId w = AddWorker(1);
+  const TaskId t = Submit();
+  core_.Dispatch();
+  CompleteLarge(w, t);
+  EXPECT_EQ(core_.NumLineageForTest(), 0u);
+  EXPECT_EQ(core_.Snapshot().lineage_evicted, 1u);
+  core_.RemoveWorker(w, "killed");
+  const v1::ObjectInfo* notice = LastNotice(ObjectId::Of(t, 0));
+  ASSERT_NE(notice, nullptr);
+  EXPECT_EQ(notice->failure().kind(), v1::TaskFailure::OBJECT_LOST);
+  EXPECT_THAT(notice->failure().message(), HasSubstr("max_lineage_bytes"));
+  EXPECT_EQ(core_.Snapshot().tasks_reconstructed, 0u);
 }
 
 TEST_F(SchedulerCoreTest, CompletionFromAnotherWorkerIsIgnored) {

@@ -217,9 +217,12 @@ std::optional<v1::TaskFailure> Executor::Gather(Prepared& prepared) {
     if (std::optional<std::string> from = store_->FetchedFrom(*object_id)) holder = *from;
     absl::StatusOr<ArgumentBytes> bytes = fetcher_.Obtain(*object_id, holder);
     if (!bytes.ok()) {
-      return MakeFailure(v1::TaskFailure::OBJECT_LOST,
-                         absl::StrCat("argument ", i, " (object ", object_id->Short(),
-                                      ") could not be obtained: ", bytes.status().message()));
+      v1::TaskFailure lost = MakeFailure(
+          v1::TaskFailure::OBJECT_LOST,
+          absl::StrCat("argument ", i, " (object ", object_id->Short(),
+                       ") could not be obtained: ", bytes.status().message()));
+      lost.set_lost_object_id(arg.object_id());  // so the scheduler re-queues instead of failing
+      return lost;
     }
     prepared.held.push_back(std::move(*bytes));
     out = Argument{prepared.held.back().bytes(), &prepared.held.back(), *object_id};

@@ -1,7 +1,7 @@
 // The fixture of the integration tests: every test gets a fresh cluster (a
-// fleet-scheduler and two fleet-worker processes with two slots each, on
-// 127.0.0.1) and a client connected to it, so no test sees another's tasks,
-// objects or counters.
+// fleet-scheduler and two fleet-worker processes, or NumWorkers(), with two
+// slots each, on 127.0.0.1) and a client connected to it, so no test sees
+// another's tasks, objects or counters.
 #ifndef FLEET_TESTS_INTEGRATION_CLUSTER_FIXTURE_H_
 #define FLEET_TESTS_INTEGRATION_CLUSTER_FIXTURE_H_
 
@@ -33,7 +33,7 @@ class ClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
     cluster_ = std::make_unique<fleet::test::LocalProcessCluster>(fleet::test::ClusterOptions{
-        .workers = kWorkers,
+        .workers = NumWorkers(),
         .slots_per_worker = kSlotsPerWorker,
         .task_libraries = {FLEET_TEST_TASK_LIB},
         .worker_flags = WorkerFlags(),
@@ -48,6 +48,8 @@ class ClusterTest : public ::testing::Test {
     cluster_.reset();  // stops the daemons; prints their logs if the test failed
   }
 
+  // How many fleet-workers the cluster starts (kWorkers unless overridden).
+  virtual int NumWorkers() const { return kWorkers; }
   // Extra flags for every fleet-worker of the cluster, and for the scheduler.
   virtual std::vector<std::string> WorkerFlags() const { return {}; }
   virtual std::vector<std::string> SchedulerFlags() const { return {}; }

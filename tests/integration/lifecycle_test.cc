@@ -141,6 +141,8 @@ TEST_F(ClusterTest, ResultLostWithItsWorkerIsRebuiltOrFailsClearly) {
   } else {
     EXPECT_EQ(lost->kind(), "object_lost") << lost->what();
   }
+  // The driver holds the ref and the task's spec is in lineage: it is rebuilt.
+  EXPECT_TRUE(value.has_value()) << "not rebuilt: " << (lost ? lost->what() : "");
 
   // A task that needs it runs on the rebuilt object or fails with the cause.
   fleet::ObjectRef<double> sum = fleet::Task(SumArray).Remote(big);

@@ -108,6 +108,12 @@ int64_t TouchHeapMiB(int64_t mib, int hold_ms) {
 }
 FLEET_REMOTE(TouchHeapMiB);
 
+int SleepThenSquare(int x, int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return x * x;
+}
+FLEET_REMOTE(SleepThenSquare);
+
 fleet::Array<double> MakeBigArray(int64_t size, double seed) {
   fleet::Array<double> a(static_cast<std::size_t>(size));
   if (size > 0) a[0] = static_cast<double>(DaemonPid());
@@ -130,6 +136,14 @@ ArrayDigest DigestBigArray(fleet::Array<double> a, double seed, int sleep_ms) {
   return digest;
 }
 FLEET_REMOTE(DigestBigArray);
+
+fleet::Array<double> ShiftArray(fleet::ArrayView<double> a, double shift) {
+  fleet::Array<double> shifted(a.size());
+  if (!a.empty()) shifted[0] = static_cast<double>(DaemonPid());
+  for (std::size_t i = 1; i < a.size(); ++i) shifted[i] = a[i] + shift;
+  return shifted;
+}
+FLEET_REMOTE(ShiftArray);
 
 double SumArray(fleet::Array<double> a) {
   double sum = 0;

@@ -51,6 +51,9 @@ int SegfaultOnce(std::string path, int value);
 // returns the number of bytes touched.
 int64_t TouchHeapMiB(int64_t mib, int hold_ms);
 
+// Sleeps `ms` milliseconds, then returns x * x.
+int SleepThenSquare(int x, int ms);
+
 // The pattern of MakeBigArray's result: element 0 holds the producer's pid,
 // element i >= 1 holds BigArrayValue(seed, i).
 inline double BigArrayValue(double seed, uint64_t i) {
@@ -70,6 +73,11 @@ struct ArrayDigest {
 // Checks `a` against the pattern for `seed`, then sleeps `sleep_ms` (so
 // several consumers overlap and spread over the workers).
 ArrayDigest DigestBigArray(fleet::Array<double> a, double seed, int sleep_ms);
+
+// An array like `a` whose elements i >= 1 are shifted by `shift` (so one
+// of MakeBigArray(size, seed) becomes one for seed + shift); element 0
+// holds the pid of the process that ran it.
+fleet::Array<double> ShiftArray(fleet::ArrayView<double> a, double shift);
 
 double SumArray(fleet::Array<double> a);
 std::string Repeat(std::string s, int times);
