@@ -1,5 +1,6 @@
 #include "client/object_table.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -79,6 +80,8 @@ void ObjectTable::Resolve(const v1::ObjectInfo& info) {
       state.value.reset();
       break;
     case v1::ObjectInfo::PAYLOAD_NOT_SET:
+      // Its copies were lost and it is being rebuilt: wait for it again.
+      if (state.phase == Phase::kRemote) state.phase = Phase::kPending;
       break;
   }
 }
@@ -89,6 +92,11 @@ void ObjectTable::Break(absl::Status status) {
 }
 
 namespace {
+
+// How long a Get whose fetch failed waits to hear of another copy: the
+// scheduler learns of a dead worker when its stream breaks, or at worst
+// after its heartbeat timeout (10 s by default).
+constexpr absl::Duration kRelocationWait = absl::Seconds(15);
 
 ObjectBytes Held(const std::shared_ptr<const std::string>& value) {
   return ObjectBytes{std::string_view(*value), value};
@@ -150,7 +158,20 @@ absl::StatusOr<ObjectBytes> ObjectTable::GetValue(const ObjectHandle& handle,
     auto bytes = FetchObjectFrom(address, state.id);
     mu_.Lock();
     state.fetching = false;
-    if (!bytes.ok()) return bytes.status();
+    if (!bytes.ok()) {
+      // The holder may just have left: the scheduler then says where
+      // another copy is, or that the object is being rebuilt.
+      absl::Time give_up = absl::Now() + kRelocationWait;
+      if (deadline) give_up = std::min(give_up, *deadline);
+      auto relocated = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !broken_.ok() || state.phase != Phase::kRemote || state.address != address;
+      };
+      if (mu_.AwaitWithDeadline(absl::Condition(&relocated), give_up)) {
+        tried_in_place = false;
+        continue;
+      }
+      return bytes.status();
+    }
     if (state.phase == Phase::kRemote) {
       state.phase = Phase::kReady;
       state.value = *bytes;

@@ -8,6 +8,7 @@
 #ifndef FLEET_COMMON_CLIENT_STREAM_H_
 #define FLEET_COMMON_CLIENT_STREAM_H_
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -50,6 +51,10 @@ class ClientStream {
     writer_ = std::thread([this] { WriteLoop(); });
     reader_ = std::thread([this] { ReadLoop(); });
   }
+
+  // From now on the peer may end the stream cleanly (an OK status) and
+  // OnEnd gets OK; before, that is a broken stream ("the peer closed").
+  void ExpectPeerToEnd() { peer_may_end_ = true; }
 
   // Adds an item to the next batch; `add(Out&)` fills it in. Dropped once
   // the stream is stopping or broken.
@@ -97,7 +102,7 @@ class ClientStream {
     absl::Status status = ToAbslStatus(stream_->Finish());
     if (stopping_.HasBeenNotified()) {
       status = absl::OkStatus();
-    } else if (status.ok()) {
+    } else if (status.ok() && !peer_may_end_.load()) {
       status = absl::UnavailableError("the peer closed the stream");
     }
     on_end_(std::move(status));
@@ -110,6 +115,7 @@ class ClientStream {
   OnMessage on_message_;  // reader thread only
   OnEnd on_end_;          // reader thread only
   absl::Notification stopping_;
+  std::atomic<bool> peer_may_end_{false};
   absl::Notification writer_exited_;
   absl::Notification reader_exited_;
   std::once_flag stop_once_;

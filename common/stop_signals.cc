@@ -3,6 +3,11 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <cerrno>
+
+#include "absl/time/clock.h"
+
 namespace fleet {
 namespace {
 
@@ -26,6 +31,17 @@ int WaitForStopSignal() {
   int signal = 0;
   sigwait(&set, &signal);
   return signal;
+}
+
+std::optional<int> WaitForStopSignalFor(absl::Duration timeout) {
+  const sigset_t set = StopSignalSet();
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    const timespec left = absl::ToTimespec(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+    const int signal = sigtimedwait(&set, nullptr, &left);
+    if (signal > 0) return signal;
+    if (errno != EINTR || absl::Now() >= deadline) return std::nullopt;
+  }
 }
 
 }  // namespace fleet

@@ -4,6 +4,10 @@
 #ifndef FLEET_COMMON_STOP_SIGNALS_H_
 #define FLEET_COMMON_STOP_SIGNALS_H_
 
+#include <optional>
+
+#include "absl/time/time.h"
+
 namespace fleet {
 
 // Blocks SIGINT and SIGTERM in the calling thread and in every thread it
@@ -13,6 +17,9 @@ void BlockStopSignals();
 // Waits for SIGINT or SIGTERM and returns its number. REQUIRES:
 // BlockStopSignals was called.
 int WaitForStopSignal();
+
+// As WaitForStopSignal, but gives up after `timeout` (nullopt).
+std::optional<int> WaitForStopSignalFor(absl::Duration timeout);
 
 }  // namespace fleet
 

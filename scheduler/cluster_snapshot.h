@@ -36,6 +36,7 @@ struct WorkerSnapshot {
   uint64_t bytes_shared_locally = 0;
   uint64_t neighbour_reads = 0;
   uint64_t executor_restarts = 0;
+  bool draining = false;
   double mean_task_run_ms = 0;
   absl::Duration uptime;
   absl::Duration last_heard;

@@ -64,6 +64,7 @@ void SchedulerCore::RemoveWorker(const WorkerId& id, absl::string_view reason) {
   if (it == workers_.end()) return;
   Worker worker = std::move(it->second);
   workers_.erase(it);
+  if (worker.draining) draining_workers_--;
   GetLogger("scheduler")->info("event=worker_left worker={} address={} reason=\"{}\" tasks={}",
                                id.Short(), worker.address, reason, worker.tasks.size());
   for (const auto& [session_id, session] : sessions_) output_->NotifyWorkerLeft(session_id, id);
@@ -105,7 +106,12 @@ void SchedulerCore::RemoveWorker(const WorkerId& id, absl::string_view reason) {
     auto loc = std::find(object.locations.begin(), object.locations.end(), id);
     if (loc == object.locations.end()) continue;
     object.locations.erase(loc);
-    if (object.state == ObjectState::kReady && !HasCopy(object)) lost.push_back(object_id);
+    if (object.state != ObjectState::kReady) continue;
+    if (!HasCopy(object)) {
+      lost.push_back(object_id);
+    } else if (!object.has_inline) {
+      NotifyOwner(object_id, object);  // where another copy is
+    }
   }
   std::sort(lost.begin(), lost.end());  // a stable order of re-runs
   const std::string how_lost = absl::StrCat("its only copy was on worker ", id.Short(), " at ",
@@ -491,7 +497,7 @@ SchedulerCore::Worker* SchedulerCore::PickWorker(const Task& task) {
   uint64_t local_bytes = 0;
   const double demand = CpuDemand(task.spec);
   for (auto& [id, worker] : workers_) {
-    if (worker.slots < demand || worker.assigned >= Capacity(worker)) continue;
+    if (worker.draining || worker.slots < demand || worker.assigned >= Capacity(worker)) continue;
     const double load = worker.assigned / std::max(1.0, worker.slots);
     if (least_loaded == nullptr || load < least_load) {
       least_loaded = &worker;
@@ -523,6 +529,7 @@ bool SchedulerCore::AnyWorkerCouldRun(const Task& task) const {
 }
 
 void SchedulerCore::Dispatch() {
+  if (draining_workers_ > 0) ProgressDrains();
   while (!ready_.empty()) {
     auto it = tasks_.find(ready_.front());
     if (it == tasks_.end() || it->second.state != TaskState::kReady) {
@@ -792,6 +799,7 @@ ClusterSnapshot SchedulerCore::Snapshot() const {
     w.bytes_shared_locally = worker.last_heartbeat.bytes_shared_locally();
     w.neighbour_reads = worker.last_heartbeat.neighbour_reads();
     w.executor_restarts = worker.last_heartbeat.executor_restarts();
+    w.draining = worker.draining;
     w.mean_task_run_ms = worker.mean_run_us / 1000.0;
     w.uptime = now - worker.connected_at;
     w.last_heard = now - worker.last_heard;

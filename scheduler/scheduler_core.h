@@ -35,6 +35,10 @@ class SchedulerOutput {
   virtual void FreeObject(const WorkerId& worker, const ObjectId& object) = 0;
   // The worker should stop the task (it was cancelled); no completion is expected.
   virtual void CancelOnWorker(const WorkerId& /*worker*/, const TaskId& /*task*/) {}
+  // The worker should copy the object from its location (see DrainWorker).
+  virtual void CopyObject(const WorkerId& /*worker*/, const v1::ObjectInfo& /*object*/) {}
+  // The draining worker is done: end its stream so that it exits.
+  virtual void ReleaseWorker(const WorkerId& /*worker*/) {}
   // A result (or failure) of one of the session's tasks, or a change to it.
   virtual void NotifyObject(SessionId session, v1::ObjectInfo info) = 0;
   virtual void NotifyWorkerJoined(SessionId session, const v1::WorkerInfo& worker) = 0;
@@ -99,6 +103,11 @@ class SchedulerCore {
   absl::Status TaskCompleted(const WorkerId& worker, const v1::TaskCompleted& completed);
   absl::Status ObjectStored(const WorkerId& worker, const v1::ObjectStored& stored);
   void Heartbeat(const WorkerId& worker, const v1::Heartbeat& heartbeat);
+  // The worker is leaving gracefully (SIGTERM): it gets no new tasks; once
+  // it has finished those it holds, every object only it holds is copied to
+  // another worker, and then it is released (ReleaseWorker) and removed,
+  // with nothing re-run and nothing lost. Unknown workers are ignored.
+  void DrainWorker(const WorkerId& worker);
   // Declares dead (RemoveWorker) every worker silent for longer than
   // config().heartbeat_timeout, and returns them with the reason, so that
   // their streams can be ended: whatever they send later is ignored.
@@ -184,6 +193,9 @@ class SchedulerCore {
     absl::Time connected_at;
     absl::Time last_heard;
     v1::Heartbeat last_heartbeat;
+    bool draining = false;
+    bool copying = false;  // its objects are being copied away
+    absl::flat_hash_set<ObjectId> copies_awaited;
   };
 
   struct Session {
@@ -206,6 +218,10 @@ class SchedulerCore {
     return object.owner_holds || object.pending_uses > 0;
   }
 
+  // Moves draining workers along: starts copying their objects once they
+  // are idle, and releases them once no object depends on them.
+  void ProgressDrains();
+  void StartCopying(Worker& worker);
   int Capacity(const Worker& worker) const;
   Worker* PickWorker(const Task& task);
   bool AnyWorkerCouldRun(const Task& task) const;
@@ -273,6 +289,7 @@ class SchedulerCore {
   uint64_t tasks_cancelled_ = 0;
   uint64_t tasks_retried_ = 0;        // re-queued after a dead worker, exception or lost argument
   uint64_t tasks_reconstructed_ = 0;  // finished tasks run again to rebuild lost results
+  int draining_workers_ = 0;
 };
 
 }  // namespace fleet::scheduler

@@ -95,6 +95,7 @@ void SchedulerCore::Rebuild(const ObjectId& first, std::string how_lost,
     if (tasks_.contains(id.task())) {
       // Its producer runs again already, to rebuild a sibling result.
       object.state = ObjectState::kPending;
+      NotifyOwner(id, object);  // pending again: the owner waits, not fetches
       continue;
     }
     std::string why_not =
@@ -153,6 +154,7 @@ bool SchedulerCore::Reconstruct(const TaskId& producer, const ObjectId& lost, st
     if (result.state == ObjectState::kReleased ||
         (result.state == ObjectState::kReady && !HasCopy(result))) {
       result.state = ObjectState::kPending;
+      NotifyOwner(it->first, result);  // pending again: the owner waits, not fetches
     }
   }
   // The arguments move from the spec's hold to the task's; those without

@@ -74,6 +74,21 @@ void StreamRouter::CancelOnWorker(const WorkerId& worker, const TaskId& task) {
   });
 }
 
+void StreamRouter::CopyObject(const WorkerId& worker, const v1::ObjectInfo& object) {
+  auto it = workers_.find(worker);
+  if (it == workers_.end()) return;
+  it->second->Send(object.ByteSizeLong(), [&](v1::SchedulerToWorker& batch) {
+    *batch.add_copy_objects() = object;
+  });
+}
+
+void StreamRouter::ReleaseWorker(const WorkerId& worker) {
+  auto it = workers_.find(worker);
+  if (it == workers_.end()) return;
+  it->second->Abort(grpc::Status::OK);  // the worker's stream ends cleanly: it exits
+  workers_.erase(it);
+}
+
 void StreamRouter::NotifyObject(SessionId session, v1::ObjectInfo info) {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
@@ -165,6 +180,7 @@ void SchedulerService::OnWorkerMessage(const std::shared_ptr<WorkerStream>& stre
     LogRejected(core_->ObjectStored(*registered, stored), registered->Short());
   }
   if (message.has_heartbeat()) core_->Heartbeat(*registered, message.heartbeat());
+  if (message.draining()) core_->DrainWorker(*registered);
 }
 
 // ---- client sessions -------------------------------------------------------

@@ -33,6 +33,8 @@ class StreamRouter : public SchedulerOutput {
   void AssignTask(const WorkerId& worker, v1::TaskAssignment assignment) override;
   void FreeObject(const WorkerId& worker, const ObjectId& object) override;
   void CancelOnWorker(const WorkerId& worker, const TaskId& task) override;
+  void CopyObject(const WorkerId& worker, const v1::ObjectInfo& object) override;
+  void ReleaseWorker(const WorkerId& worker) override;
   void NotifyObject(SessionId session, v1::ObjectInfo info) override;
   void NotifyWorkerJoined(SessionId session, const v1::WorkerInfo& worker) override;
   void NotifyWorkerLeft(SessionId session, const WorkerId& worker) override;

@@ -16,7 +16,7 @@ std::string StatusJson(const ClusterSnapshot& snapshot) {
         {"address", w.address},
         {"hostname", w.hostname},
         {"pid", w.pid},
-        {"state", "alive"},
+        {"state", w.draining ? "draining" : "alive"},
         {"slots", w.slots},
         {"tasks_assigned", w.assigned},
         {"tasks_running", w.running},

@@ -47,7 +47,7 @@ absl::StatusOr<ArgumentBytes> ArgumentFetcher::Obtain(const ObjectId& id,
     }
 
     absl::StatusOr<std::shared_ptr<const std::string>> private_copy =
-        FetchIntoStore(id, holder_address);
+        FetchIntoStore(id, holder_address, ObjectStore::Copy::kSecondary);
     {
       absl::MutexLock lock(&mu_);
       in_flight_.erase(id);
@@ -66,15 +66,43 @@ absl::StatusOr<ArgumentBytes> ArgumentFetcher::Obtain(const ObjectId& id,
                                              "store is too small for this task's arguments"));
 }
 
+absl::Status ArgumentFetcher::Copy(const ObjectId& id, const std::string& holder_address) {
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    if (absl::StatusOr<uint64_t> here = store_->MakePrimary(id); here.ok()) {
+      ReportStored(id, *here);
+      return absl::OkStatus();
+    }
+    absl::StatusOr<std::shared_ptr<const std::string>> fetched =
+        FetchIntoStore(id, holder_address, ObjectStore::Copy::kPrimary);
+    if (fetched.ok() && *fetched != nullptr) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("object ", id.Short(), " does not fit this worker's store"));
+    }
+    if (fetched.ok()) return absl::OkStatus();
+    // AlreadyExists: a task's fetch of it won the race; it becomes primary.
+    if (!absl::IsAlreadyExists(fetched.status())) return fetched.status();
+  }
+  return absl::AbortedError(absl::StrCat("object ", id.Short(), " from ", holder_address,
+                                         " kept appearing and vanishing here"));
+}
+
+void ArgumentFetcher::ReportStored(const ObjectId& id, uint64_t size_bytes) {
+  v1::ObjectStored stored;
+  stored.set_object_id(std::string(id.Binary()));
+  stored.set_size_bytes(size_bytes);
+  link_->ReportStored(std::move(stored));
+}
+
 absl::StatusOr<std::shared_ptr<const std::string>> ArgumentFetcher::FetchIntoStore(
-    const ObjectId& id, const std::string& holder_address) {
+    const ObjectId& id, const std::string& holder_address, ObjectStore::Copy copy) {
   ObjectStore::Writer writer;
   bool too_large = false;
   std::shared_ptr<std::string> private_copy;
   absl::StatusOr<uint64_t> size = FetchObjectInto(
       holder_address, id, [&](uint64_t total) -> absl::StatusOr<char*> {
-        absl::StatusOr<ObjectStore::Writer> created =
-            store_->Create(id, total, ObjectStore::Copy::kSecondary, holder_address);
+        absl::StatusOr<ObjectStore::Writer> created = store_->Create(
+            id, total, copy,
+            copy == ObjectStore::Copy::kSecondary ? holder_address : std::string());
         if (created.ok()) {
           writer = std::move(*created);
           return writer.data();
@@ -90,10 +118,7 @@ absl::StatusOr<std::shared_ptr<const std::string>> ArgumentFetcher::FetchIntoSto
   fetches_++;
   if (too_large) return std::shared_ptr<const std::string>(std::move(private_copy));
   writer.Seal();
-  v1::ObjectStored stored;
-  stored.set_object_id(std::string(id.Binary()));
-  stored.set_size_bytes(*size);
-  link_->ReportStored(std::move(stored));
+  ReportStored(id, *size);
   return std::shared_ptr<const std::string>();
 }
 

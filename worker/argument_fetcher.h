@@ -61,6 +61,11 @@ class ArgumentFetcher {
   // when this store lacks it. Errors name the object and the holder.
   absl::StatusOr<ArgumentBytes> Obtain(const ObjectId& id, const std::string& holder_address);
 
+  // Makes this store hold a primary copy of `id` (its holder at
+  // `holder_address` is leaving), fetching it unless a copy is here, and
+  // reports it stored.
+  absl::Status Copy(const ObjectId& id, const std::string& holder_address);
+
   uint64_t bytes_received() const { return bytes_received_.load(); }
   uint64_t fetches() const { return fetches_.load(); }
   // Arguments read in place in a same-host neighbour's store.
@@ -72,10 +77,11 @@ class ArgumentFetcher {
     absl::Status status;  // written before `done` is notified
   };
 
-  // Fetches `id` into the store; returns a private copy instead when the
-  // store cannot hold it.
+  // Fetches `id` into the store as a `copy`; returns a private copy
+  // instead when the store cannot hold a secondary one.
   absl::StatusOr<std::shared_ptr<const std::string>> FetchIntoStore(
-      const ObjectId& id, const std::string& holder_address);
+      const ObjectId& id, const std::string& holder_address, ObjectStore::Copy copy);
+  void ReportStored(const ObjectId& id, uint64_t size_bytes);
 
   ObjectStore* const store_;
   SchedulerLink* const link_;

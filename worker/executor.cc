@@ -136,6 +136,9 @@ void Executor::Stop() {
   }
   for (auto& slot : slots_) {
     if (slot->thread.joinable()) slot->thread.join();
+    // Killed and reaped here: the daemon may exit without destructors, and
+    // an orphaned executor would wait on its parent-death signal.
+    slot->process.reset();
   }
 }
 

@@ -68,6 +68,11 @@ class Executor {
   // kProcess; a thread cannot be stopped, the call runs to its end). Its
   // completion, if any, reports CANCELLED. Unknown tasks are ignored.
   void Cancel(const TaskId& task);
+  // Makes this worker's store hold a primary copy of `id`, fetched from
+  // the worker at `holder_address` (which is leaving) unless it is here.
+  absl::Status CopyObject(const ObjectId& id, const std::string& holder_address) {
+    return fetcher_.Copy(id, holder_address);
+  }
   // Drops queued tasks, kills running executors, joins the slots.
   void Stop();
 

@@ -13,6 +13,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "common/flags_usage.h"
 #include "common/logging.h"
 #include "common/stop_signals.h"
@@ -53,6 +54,11 @@ ABSL_FLAG(std::string, executor_binary, "",
 ABSL_FLAG(int64_t, executor_memory_limit, 0,
           "Bytes of anonymous memory an executor process may use (the store's shared pages "
           "do not count); one that uses more is killed and its task fails. 0: no limit.");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30),
+          "On SIGTERM or SIGINT the worker drains: it takes no new tasks, finishes those it "
+          "holds and hands its objects to other workers, then exits; nothing is re-run. After "
+          "this long (or on a second signal) it stops at once and the scheduler re-runs what "
+          "it held. 0 stops at once. Give docker/Kubernetes a longer stop grace period.");
 ABSL_FLAG(std::string, log_level, "", "trace, debug, info, warn or error (default: $SPDLOG_LEVEL or info).");
 
 namespace {
@@ -145,9 +151,21 @@ int main(int argc, char** argv) {
               (*server)->address().c_str(), (*server)->slots());
   std::fflush(stdout);
 
-  // Stop on a signal, or when the scheduler connection ends.
-  std::thread signal_waiter([server = server->get()] {
+  // A signal drains the worker; when the scheduler has taken everything
+  // over it ends the stream, and Wait below returns. A second signal, or
+  // the drain timeout, stops it at once.
+  const absl::Duration drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
+  std::thread signal_waiter([server = server->get(), drain_timeout] {
     fleet::WaitForStopSignal();
+    if (drain_timeout > absl::ZeroDuration()) {
+      server->Drain();
+      if (!fleet::WaitForStopSignalFor(drain_timeout)) {
+        fleet::GetLogger("worker")->warn(
+            "event=drain_timed_out timeout={} hint=\"stopping now; the scheduler re-runs what "
+            "this worker still held\"",
+            absl::FormatDuration(drain_timeout));
+      }
+    }
     server->Shutdown();
   });
   signal_waiter.detach();

@@ -349,6 +349,26 @@ std::optional<std::string> ObjectStore::FetchedFrom(const ObjectId& id) const {
   return it->second;
 }
 
+absl::StatusOr<uint64_t> ObjectStore::MakePrimary(const ObjectId& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end() || !it->second->sealed) {
+    return absl::NotFoundError(absl::StrCat("object ", id.Short(), " is not in this store"));
+  }
+  Entry& entry = *it->second;
+  if (entry.copy == Copy::kSecondary) {
+    const bool listed = entry.in_lru;
+    if (listed) {
+      lru_[LruIndex(entry.copy)].erase(entry.lru_pos);
+      entry.in_lru = false;
+    }
+    entry.copy = Copy::kPrimary;
+    entry.fetched_from.clear();
+    if (listed) TouchLocked(entry);
+  }
+  return entry.size;
+}
+
 void ObjectStore::Delete(const ObjectId& id) {
   std::string doomed;
   {

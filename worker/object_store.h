@@ -154,6 +154,9 @@ class ObjectStore {
   // was evicted since (the scheduler may still list this worker as holding
   // it). Forgotten when `id` is stored again or deleted.
   std::optional<std::string> FetchedFrom(const ObjectId& id) const;
+  // Makes the sealed copy of `id` a primary one (kept: spilled, never
+  // evicted) and returns its size; NotFound when absent or not sealed.
+  absl::StatusOr<uint64_t> MakePrimary(const ObjectId& id);
   // Forgets `id`. Its memory and spill file are freed once no View pins it.
   void Delete(const ObjectId& id);
 

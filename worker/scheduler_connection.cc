@@ -72,6 +72,11 @@ void SchedulerConnection::ReportCompleted(v1::TaskCompleted completed) {
   });
 }
 
+void SchedulerConnection::BeginDrain() {
+  stream_.ExpectPeerToEnd();  // the scheduler ends it once the drain is done
+  stream_.Send(2, [](v1::WorkerToScheduler& batch) { batch.set_draining(true); });
+}
+
 void SchedulerConnection::ReportStored(v1::ObjectStored stored) {
   const std::size_t bytes = stored.ByteSizeLong();
   stream_.Send(bytes, [&](v1::WorkerToScheduler& batch) {
@@ -89,6 +94,9 @@ void SchedulerConnection::OnMessage(v1::SchedulerToWorker& message) {
   }
   for (const std::string& id : message.free_objects()) {
     if (auto object_id = ObjectId::FromBinary(id); object_id.ok()) handlers_.on_free(*object_id);
+  }
+  for (v1::ObjectInfo& object : *message.mutable_copy_objects()) {
+    handlers_.on_copy(std::move(object));
   }
   for (const std::string& id : message.cancel_tasks()) {
     if (auto task_id = TaskId::FromBinary(id); task_id.ok()) handlers_.on_cancel(*task_id);

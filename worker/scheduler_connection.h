@@ -29,6 +29,8 @@ class SchedulerConnection : public SchedulerLink {
     absl::AnyInvocable<void(v1::TaskAssignment)> on_assignment;
     absl::AnyInvocable<void(const ObjectId&)> on_free;
     absl::AnyInvocable<void(const TaskId&)> on_cancel;
+    // An object to copy here from its draining holder.
+    absl::AnyInvocable<void(v1::ObjectInfo)> on_copy;
     // Fills in the heartbeat's load and store figures.
     absl::AnyInvocable<void(v1::Heartbeat&)> fill_heartbeat;
   };
@@ -46,6 +48,9 @@ class SchedulerConnection : public SchedulerLink {
   // callers return once it is done.
   void Stop();
 
+  // Asks the scheduler to drain this worker: no new tasks; the stream ends
+  // (Wait returns OK) once what it holds is finished and handed over.
+  void BeginDrain();
   void ReportCompleted(v1::TaskCompleted completed) override;
   void ReportStored(v1::ObjectStored stored) override;
 

@@ -13,6 +13,7 @@
 #include "grpcpp/server_builder.h"
 #include "worker/executor.h"
 #include "worker/local_store_server.h"
+#include "worker/object_copier.h"
 #include "worker/object_store.h"
 #include "worker/scheduler_connection.h"
 #include "worker/task_library.h"
@@ -81,6 +82,7 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
   };
   handlers.on_free = [self](const ObjectId& id) { self->store_->Delete(id); };
   handlers.on_cancel = [self](const TaskId& id) { self->executor_->Cancel(id); };
+  handlers.on_copy = [self](v1::ObjectInfo object) { self->copier_->Enqueue(std::move(object)); };
   handlers.fill_heartbeat = [self](v1::Heartbeat& heartbeat) {
     heartbeat.set_running_tasks(self->executor_->running());
     heartbeat.set_queued_tasks(self->executor_->queued());
@@ -118,6 +120,7 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
                                   server->store_.get(), server->connection_.get());
   if (!executor.ok()) return executor.status();
   server->executor_ = std::move(*executor);
+  server->copier_ = std::make_unique<ObjectCopier>(server->executor_.get());
 
   v1::RegisterWorker registration;
   registration.set_worker_id(std::string(server->id_.Binary()));
@@ -144,6 +147,14 @@ WorkerServer::~WorkerServer() { Shutdown(); }
 const std::string& WorkerServer::spill_dir() const { return store_->spill_dir(); }
 
 absl::Status WorkerServer::Wait() { return connection_->Wait(); }
+
+void WorkerServer::Drain() {
+  GetLogger("worker")->info(
+      "event=worker_draining worker={} running={} queued={} hint=\"finishing its tasks and "
+      "handing its objects over; stop signal again to stop now\"",
+      id_.Short(), executor_->running(), executor_->queued());
+  connection_->BeginDrain();
+}
 
 void WorkerServer::Shutdown() {
   // A signal and the end of the scheduler stream may both ask; the second

@@ -25,6 +25,7 @@ class Executor;
 class WorkerService;
 class LocalStoreServer;
 class SchedulerConnection;
+class ObjectCopier;
 
 struct WorkerOptions {
   std::string scheduler_address;  // host:port
@@ -74,6 +75,10 @@ class WorkerServer {
   // Blocks until the connection to the scheduler ends; returns why (OK
   // after Shutdown).
   absl::Status Wait();
+  // Asks the scheduler to drain this worker: it gets no new tasks, finishes
+  // those it holds, hands its objects to other workers, and then the
+  // scheduler ends the stream (Wait returns OK). Does not wait.
+  void Drain();
   // Idempotent; concurrent callers return once it is done.
   void Shutdown();
 
@@ -93,6 +98,7 @@ class WorkerServer {
   std::unique_ptr<LocalStoreServer> local_store_;
   std::unique_ptr<SchedulerConnection> connection_;
   std::unique_ptr<Executor> executor_;
+  std::unique_ptr<ObjectCopier> copier_;
 };
 
 }  // namespace fleet::worker
