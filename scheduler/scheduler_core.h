@@ -195,6 +195,7 @@ class SchedulerCore {
     v1::Heartbeat last_heartbeat;
     bool draining = false;
     bool copying = false;  // its objects are being copied away
+    int stranded = 0;      // objects only it held, with no worker to copy them to
     absl::flat_hash_set<ObjectId> copies_awaited;
   };
 

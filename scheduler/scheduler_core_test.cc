@@ -34,6 +34,13 @@ class RecordingOutput : public SchedulerOutput {
   void NotifyAdmitted(SessionId session, uint64_t admitted_submissions) override {
     admitted[session].push_back(admitted_submissions);
   }
+  void CancelOnWorker(const WorkerId& worker, const TaskId& task) override {
+    cancelled[worker].push_back(task);
+  }
+  void CopyObject(const WorkerId& worker, const v1::ObjectInfo& object) override {
+    copies[worker].push_back(object);
+  }
+  void ReleaseWorker(const WorkerId& worker) override { released.push_back(worker); }
 
   std::map<WorkerId, std::vector<v1::TaskAssignment>> assigned;
   std::map<WorkerId, std::vector<ObjectId>> freed;
@@ -41,6 +48,9 @@ class RecordingOutput : public SchedulerOutput {
   std::map<SessionId, std::vector<v1::ObjectInfo>> notified;
   std::map<SessionId, std::vector<v1::WorkerInfo>> joined;
   std::map<SessionId, std::vector<WorkerId>> left;
+  std::map<WorkerId, std::vector<TaskId>> cancelled;
+  std::map<WorkerId, std::vector<v1::ObjectInfo>> copies;
+  std::vector<WorkerId> released;
 };
 
 constexpr SessionId kSession = 1;
@@ -891,6 +901,89 @@ TEST_F(SchedulerCoreTest, SnapshotCountsWorkersAndTasks) {
   s = core_.Snapshot();
   EXPECT_EQ(s.tasks_finished, 1u);
   EXPECT_EQ(s.workers[0].finished, 1u);
+}
+
+TEST_F(SchedulerCoreTest, CancelOfARunningTaskReachesItsWorker) {
+  const WorkerId w = AddWorker(1);
+  const TaskId t = Submit();
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[w], SizeIs(1));
+  core_.CancelTask(kSession, t);
+  EXPECT_THAT(out_.cancelled[w], ::testing::ElementsAre(t));
+  const TaskId queued = Submit();
+  core_.CancelTask(kSession, queued);  // not on a worker: nothing to stop there
+  EXPECT_THAT(out_.cancelled[w], SizeIs(1));
+}
+
+TEST_F(SchedulerCoreTest, CrashedExecutorIsRetriedLikeADeadWorker) {
+  const WorkerId w = AddWorker(1);
+  const TaskId t = Submit();
+  core_.Dispatch();
+  v1::TaskCompleted crashed;
+  crashed.set_task_id(std::string(t.Binary()));
+  crashed.set_attempt(1);
+  crashed.mutable_failure()->set_kind(v1::TaskFailure::EXECUTOR_DIED);
+  crashed.mutable_failure()->set_message("executor crashed: SIGSEGV while running f");
+  ASSERT_TRUE(core_.TaskCompleted(w, crashed).ok());
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[w], SizeIs(2));
+  EXPECT_EQ(TaskOf(out_.assigned[w][1]), t);
+  EXPECT_EQ(core_.Snapshot().tasks_retried, 1u);
+  EXPECT_EQ(LastNotice(ObjectId::Of(t, 0)), nullptr) << "the owner saw a failure";
+}
+
+TEST_F(SchedulerCoreTest, DrainingWorkerFinishesItsTasksHandsOverItsObjectsAndIsReleased) {
+  const WorkerId leaving = AddWorker(1);
+  const TaskId made_there = Submit();
+  core_.Dispatch();
+  CompleteLarge(leaving, made_there);
+  const TaskId running = Submit();
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[leaving], SizeIs(2));
+  const WorkerId staying = AddWorker(1);
+
+  core_.DrainWorker(leaving);
+  const TaskId later = Submit();
+  core_.Dispatch();
+  EXPECT_THAT(out_.assigned[leaving], SizeIs(2)) << "a draining worker got a new task";
+  ASSERT_THAT(out_.assigned[staying], SizeIs(1));
+  EXPECT_EQ(TaskOf(out_.assigned[staying][0]), later);
+  EXPECT_TRUE(out_.copies.empty()) << "objects moved before its tasks finished";
+  EXPECT_EQ(core_.Snapshot().workers.size(), 2u);
+
+  // Its task finishes there; then its only copy goes to the other worker.
+  CompleteLarge(leaving, running);
+  core_.Dispatch();
+  ASSERT_THAT(out_.copies[staying], SizeIs(2));
+  EXPECT_TRUE(out_.released.empty());
+  for (const v1::ObjectInfo& copy : out_.copies[staying]) {
+    EXPECT_EQ(copy.location().worker_id(), leaving.Binary());
+    v1::ObjectStored stored;
+    stored.set_object_id(copy.object_id());
+    stored.set_size_bytes(copy.size_bytes());
+    ASSERT_TRUE(core_.ObjectStored(staying, stored).ok());
+  }
+  core_.Dispatch();
+  EXPECT_THAT(out_.released, ::testing::ElementsAre(leaving));
+  const ClusterSnapshot snapshot = core_.Snapshot();
+  EXPECT_EQ(snapshot.workers.size(), 1u);
+  EXPECT_EQ(snapshot.tasks_retried, 0u);
+  EXPECT_EQ(snapshot.tasks_reconstructed, 0u);
+  // Its objects are read from where they were copied.
+  const v1::ObjectInfo* notice = LastNotice(ObjectId::Of(made_there, 0));
+  ASSERT_NE(notice, nullptr);
+  EXPECT_EQ(notice->location().worker_id(), staying.Binary());
+}
+
+TEST_F(SchedulerCoreTest, LastWorkerDrainsAtOnceWhenNoneCanTakeItsObjects) {
+  const WorkerId only = AddWorker(1);
+  const TaskId t = Submit();
+  core_.Dispatch();
+  CompleteLarge(only, t);
+  core_.DrainWorker(only);
+  core_.Dispatch();
+  EXPECT_TRUE(out_.copies.empty());
+  EXPECT_THAT(out_.released, ::testing::ElementsAre(only));
 }
 
 }  // namespace

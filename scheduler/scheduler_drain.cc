@@ -2,10 +2,12 @@
 // finishes what it holds, hands its objects over, and leaves with nothing
 // re-run and nothing lost.
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "absl/algorithm/container.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "scheduler/scheduler_core.h"
 
@@ -21,7 +23,7 @@ void SchedulerCore::DrainWorker(const WorkerId& id) {
 }
 
 void SchedulerCore::ProgressDrains() {
-  std::vector<WorkerId> drained;
+  std::vector<std::pair<WorkerId, int>> drained;  // and objects stranded
   for (auto& [id, worker] : workers_) {
     if (!worker.draining || worker.assigned > 0) continue;
     if (!worker.copying) StartCopying(worker);
@@ -32,11 +34,14 @@ void SchedulerCore::ProgressDrains() {
       const auto& locations = object->second.locations;
       return absl::c_any_of(locations, [&](const WorkerId& holder) { return holder != id; });
     });
-    if (worker.copies_awaited.empty()) drained.push_back(id);
+    if (worker.copies_awaited.empty()) drained.emplace_back(id, worker.stranded);
   }
-  for (const WorkerId& id : drained) {
+  for (const auto& [id, stranded] : drained) {
     output_->ReleaseWorker(id);
-    RemoveWorker(id, "drained: its tasks finished and its objects were copied elsewhere");
+    RemoveWorker(id, stranded == 0
+                         ? "drained: its tasks finished and its objects were copied elsewhere"
+                         : absl::StrCat("drained: its tasks finished; ", stranded,
+                                        " objects had no other worker to go to"));
   }
 }
 
@@ -51,12 +56,11 @@ void SchedulerCore::StartCopying(Worker& worker) {
                      static_cast<int64_t>(other.last_heartbeat.store_bytes());
   }
   uint64_t bytes = 0;
-  int stranded = 0;
   for (const auto& [object_id, object] : objects_) {
     if (object.state != ObjectState::kReady || object.has_inline) continue;
     if (object.locations.size() != 1 || object.locations[0] != worker.id) continue;
     if (free_bytes.empty()) {
-      stranded++;
+      worker.stranded++;
       continue;
     }
     auto target = absl::c_max_element(
@@ -73,11 +77,11 @@ void SchedulerCore::StartCopying(Worker& worker) {
   }
   GetLogger("scheduler")->info("event=worker_handing_over worker={} objects={} bytes={}",
                                worker.id.Short(), worker.copies_awaited.size(), bytes);
-  if (stranded > 0) {
+  if (worker.stranded > 0) {
     GetLogger("scheduler")->warn(
         "event=worker_drain_stranded worker={} objects={} reason=\"no other worker to copy "
         "them to; they are lost when it leaves (and rebuilt from lineage where possible)\"",
-        worker.id.Short(), stranded);
+        worker.id.Short(), worker.stranded);
   }
 }
 
