@@ -19,13 +19,25 @@ for p in "${packages[@]}"; do
   fi
 done
 
-if ((${#missing[@]} == 0)); then
-  exit 0
-fi
-
 sudo=""
 if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
-echo "install-deps: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+if ((${#missing[@]} > 0)); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# promtool (the tests check /metrics with it) comes out of Debian's
+# prometheus package, unpacked rather than installed: installing it would
+# also set up and start a Prometheus server.
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "install-deps: unpacking promtool from Debian's prometheus package" >&2
+  unpacked=$(mktemp -d)
+  (cd "$unpacked" && apt-get download prometheus >/dev/null 2>&1 ||
+     { $sudo apt-get update -qq && apt-get download prometheus >/dev/null 2>&1; })
+  dpkg-deb -x "$unpacked"/prometheus_*.deb "$unpacked/root"
+  $sudo install -m 0755 "$unpacked/root/usr/bin/promtool" /usr/local/bin/promtool
+  rm -rf "$unpacked"
+fi

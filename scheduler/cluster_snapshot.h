@@ -4,10 +4,12 @@
 #define FLEET_SCHEDULER_CLUSTER_SNAPSHOT_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "absl/time/time.h"
+#include "scheduler/histogram.h"
 
 namespace fleet::scheduler {
 
@@ -63,6 +65,7 @@ struct ClusterSnapshot {
   uint64_t objects = 0;
   uint64_t inline_cache_bytes = 0;
   uint64_t sessions = 0;
+  std::map<std::string, FunctionStats> functions;  // by function name
 };
 
 }  // namespace fleet::scheduler

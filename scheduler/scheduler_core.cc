@@ -15,6 +15,9 @@ namespace {
 
 // Weight of the newest run time in a worker's moving average.
 constexpr double kRunTimeSmoothing = 0.2;
+// Functions measured one by one in /metrics; any more share one series, so
+// that a stream of bogus names cannot grow the scheduler without bound.
+constexpr std::size_t kMaxTrackedFunctions = 1000;
 
 double CpuDemand(const v1::TaskSpec& spec) {
   auto it = spec.resources().quantities().find("CPU");
@@ -84,6 +87,7 @@ void SchedulerCore::RemoveWorker(const WorkerId& id, absl::string_view reason) {
       task.retries++;
       tasks_retried_++;
       task.state = TaskState::kReady;
+      task.ready_at = clock_->Now();
       task.worker = WorkerId();
       ready_.push_front(*rit);
       continue;
@@ -176,6 +180,7 @@ absl::Status SchedulerCore::TaskCompleted(const WorkerId& worker_id,
           "event=task_retried task={} attempt={} kind={} reason=\"{}\"", task_id.Short(),
           task.attempt, v1::TaskFailure::Kind_Name(kind), completed.failure().message());
       task.state = TaskState::kReady;
+      task.ready_at = clock_->Now();
       task.worker = WorkerId();
       ready_.push_back(task_id);
       return absl::OkStatus();
@@ -189,6 +194,8 @@ absl::Status SchedulerCore::TaskCompleted(const WorkerId& worker_id,
 
   worker.finished++;
   tasks_finished_++;
+  StatsFor(task.spec.function_name())
+      .run_time.Add(static_cast<double>(completed.run_time_us()) / 1e6);
   for (int i = 0; i < completed.results_size(); ++i) {
     const v1::ObjectInfo& result = completed.results(i);
     const ObjectId object_id = ObjectId::Of(task_id, static_cast<uint32_t>(i));
@@ -403,6 +410,7 @@ absl::Status SchedulerCore::SubmitTask(SessionId session_id, v1::TaskSpec spec) 
     FailTask(task_id, std::move(failure));
   } else if (task.missing_args == 0) {
     task.state = TaskState::kReady;
+    task.ready_at = clock_->Now();
     ready_.push_back(task_id);
   }
   // The task waits for them in Dispatch (WaitForRebuiltArgs). Rebuild adds
@@ -590,6 +598,8 @@ void SchedulerCore::Assign(Task& task, Worker& worker) {
   task.state = TaskState::kAssigned;
   task.worker = worker.id;
   task.attempt++;
+  StatsFor(task.spec.function_name())
+      .queue_wait.Add(absl::ToDoubleSeconds(clock_->Now() - task.ready_at));
   worker.assigned++;
   worker.tasks.insert(task_id);
   *assignment.mutable_spec() = task.spec;
@@ -662,6 +672,7 @@ void SchedulerCore::MarkObjectReady(const ObjectId& id, Object& object,
     if (it == tasks_.end() || it->second.state != TaskState::kWaiting) continue;
     if (--it->second.missing_args == 0) {
       it->second.state = TaskState::kReady;
+      it->second.ready_at = clock_->Now();
       ready_.push_back(waiter);
     }
   }
@@ -768,6 +779,13 @@ std::string SchedulerCore::DescribeWorker(const WorkerId& id) const {
 
 // ---- status ----------------------------------------------------------------
 
+FunctionStats& SchedulerCore::StatsFor(const std::string& function_name) {
+  auto it = function_stats_.find(function_name);
+  if (it != function_stats_.end()) return it->second;
+  if (function_stats_.size() >= kMaxTrackedFunctions) return function_stats_["(other)"];
+  return function_stats_[function_name];
+}
+
 ClusterSnapshot SchedulerCore::Snapshot() const {
   const absl::Time now = clock_->Now();
   ClusterSnapshot snapshot;
@@ -825,6 +843,7 @@ ClusterSnapshot SchedulerCore::Snapshot() const {
   snapshot.objects = objects_.size();
   snapshot.inline_cache_bytes = inline_cache_used_bytes_;
   snapshot.sessions = sessions_.size();
+  snapshot.functions.insert(function_stats_.begin(), function_stats_.end());
   return snapshot;
 }
 

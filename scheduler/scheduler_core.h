@@ -22,6 +22,7 @@
 #include "common/ids.h"
 #include "fleet/v1/scheduler.pb.h"
 #include "scheduler/cluster_snapshot.h"
+#include "scheduler/histogram.h"
 #include "scheduler/lineage.h"
 
 namespace fleet::scheduler {
@@ -159,6 +160,7 @@ class SchedulerCore {
     uint32_t retries = 0;     // re-runs of this run charged to max_retries
     int reconstructions = 0;  // runs that rebuilt lost results
     absl::InlinedVector<ObjectId, 2> ref_args;  // distinct
+    absl::Time ready_at;  // when it last became ready to run
     // Per ref arg, the worker the current attempt was told to fetch it from
     // (nil when it went inline).
     absl::InlinedVector<WorkerId, 2> arg_sources;
@@ -222,6 +224,7 @@ class SchedulerCore {
   // Moves draining workers along: starts copying their objects once they
   // are idle, and releases them once no object depends on them.
   void ProgressDrains();
+  FunctionStats& StatsFor(const std::string& function_name);
   void StartCopying(Worker& worker);
   int Capacity(const Worker& worker) const;
   Worker* PickWorker(const Task& task);
@@ -291,6 +294,8 @@ class SchedulerCore {
   uint64_t tasks_retried_ = 0;        // re-queued after a dead worker, exception or lost argument
   uint64_t tasks_reconstructed_ = 0;  // finished tasks run again to rebuild lost results
   int draining_workers_ = 0;
+  // Per function name; beyond kMaxTrackedFunctions names, under "(other)".
+  absl::flat_hash_map<std::string, FunctionStats> function_stats_;
 };
 
 }  // namespace fleet::scheduler

@@ -176,6 +176,7 @@ bool SchedulerCore::Reconstruct(const TaskId& producer, const ObjectId& lost, st
       producer.Short(), spec.spec.function_name(), lost.Short(), task.reconstructions);
   task.spec = std::move(spec.spec);
   task.state = TaskState::kReady;
+  task.ready_at = clock_->Now();
   ready_.push_front(producer);  // someone is waiting for it already
   return true;
 }
@@ -210,6 +211,7 @@ bool SchedulerCore::RequeueAfterLostArgument(const TaskId& id, const WorkerId& r
   // Not charged to its retries: the task did not fail, its input did.
   tasks_retried_++;
   task.state = TaskState::kReady;
+  task.ready_at = clock_->Now();
   task.worker = WorkerId();
   ready_.push_front(id);
   if (object.state == ObjectState::kReady && !HasCopy(object)) {

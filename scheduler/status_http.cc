@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "httplib.h"
+#include "scheduler/metrics_text.h"
 #include "scheduler/status_json.h"
 
 namespace fleet::scheduler {
@@ -48,6 +49,16 @@ absl::StatusOr<std::unique_ptr<StatusHttpServer>> StatusHttpServer::Start(const 
     } else {
       res.status = 503;
       res.set_content(R"({"error":"scheduler event loop is not answering"})", "application/json");
+    }
+  });
+
+  server.Get("/metrics", [loop, core](const httplib::Request&, httplib::Response& res) {
+    auto text = AskLoop<std::string>(loop, [core] { return PrometheusText(core->Snapshot()); });
+    if (text) {
+      res.set_content(*text, "text/plain; version=0.0.4; charset=utf-8");
+    } else {
+      res.status = 503;
+      res.set_content("scheduler event loop is not answering\n", "text/plain");
     }
   });
 

@@ -1,7 +1,14 @@
 // The scheduler's HTTP endpoint during a job, and the cluster after a worker
 // process dies.
+#include <sys/wait.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fleet/fleet.h"
@@ -20,6 +27,43 @@ TEST_F(ClusterTest, HealthzAnswersOk) {
   std::string body;
   EXPECT_EQ(cluster().HttpGet("/healthz", &body), 200);
   EXPECT_EQ(body, "ok\n");
+}
+
+// Runs `promtool check metrics` on `text`; returns its exit status and
+// output, or nullopt when there is no promtool (deploy/install-deps.sh
+// installs it).
+std::optional<std::pair<int, std::string>> Promtool(const std::string& text) {
+  if (std::system("command -v promtool >/dev/null 2>&1") != 0) return std::nullopt;
+  const std::string input = ::testing::TempDir() + "/fleet-metrics.txt";
+  std::ofstream(input) << text;
+  FILE* pipe = popen(("promtool check metrics < " + input + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return std::nullopt;
+  std::string output;
+  char buffer[4096];
+  while (std::size_t n = std::fread(buffer, 1, sizeof(buffer), pipe)) output.append(buffer, n);
+  const int status = pclose(pipe);
+  return std::make_pair(WIFEXITED(status) ? WEXITSTATUS(status) : -1, output);
+}
+
+TEST_F(ClusterTest, MetricsCountTheJobAndPassPromtool) {
+  constexpr int kTasks = 40;
+  std::vector<fleet::ObjectRef<int>> refs;
+  for (int i = 0; i < kTasks; ++i) refs.push_back(fleet::Task(Square).Remote(i));
+  for (int i = 0; i < kTasks; ++i) EXPECT_EQ(refs[i].Get(kResultTimeout), i * i);
+
+  std::string text;
+  ASSERT_EQ(cluster().HttpGet("/metrics", &text), 200);
+  EXPECT_THAT(text, ::testing::HasSubstr("fleet_workers " + std::to_string(kWorkers) + "\n"));
+  EXPECT_THAT(text, ::testing::HasSubstr("fleet_tasks_finished_total " +
+                                         std::to_string(kTasks) + "\n"));
+  EXPECT_THAT(text, ::testing::HasSubstr("fleet_task_run_seconds_count{function=\"Square\"} " +
+                                         std::to_string(kTasks) + "\n"));
+  EXPECT_THAT(text, ::testing::HasSubstr(
+                        "fleet_task_queue_wait_seconds_bucket{function=\"Square\",le=\"+Inf\"} " +
+                        std::to_string(kTasks) + "\n"));
+  const auto checked = Promtool(text);
+  if (!checked) GTEST_SKIP() << "promtool is not installed (deploy/install-deps.sh installs it)";
+  EXPECT_EQ(checked->first, 0) << checked->second << "\n" << text;
 }
 
 TEST_F(ClusterTest, StatusShowsWorkersSlotsAndRunningTasks) {
