@@ -20,11 +20,13 @@ constexpr absl::Duration kCloseTimeout = absl::Seconds(2);
 }  // namespace
 
 ClientSession::ClientSession(std::string scheduler_address, JobId job,
-                             std::shared_ptr<ObjectTable> table, uint64_t submit_window)
+                             std::shared_ptr<ObjectTable> table, uint64_t submit_window,
+                             OnTaskOutput on_task_output)
     : scheduler_address_(std::move(scheduler_address)),
       job_(job),
       table_(std::move(table)),
-      submit_window_(std::max<uint64_t>(1, submit_window)) {}
+      submit_window_(std::max<uint64_t>(1, submit_window)),
+      on_task_output_(std::move(on_task_output)) {}
 
 ClientSession::~ClientSession() { Stop(); }
 
@@ -133,6 +135,9 @@ void ClientSession::OnMessage(v1::SchedulerToClient& message) {
     }
   }
   for (const v1::ObjectInfo& info : message.ready()) table_->Resolve(info);
+  if (on_task_output_) {
+    for (const v1::TaskOutput& output : message.output()) on_task_output_(output);
+  }
 }
 
 void ClientSession::OnEnd(absl::Status status) {

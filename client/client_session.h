@@ -6,6 +6,7 @@
 #ifndef FLEET_CLIENT_CLIENT_SESSION_H_
 #define FLEET_CLIENT_CLIENT_SESSION_H_
 
+#include <functional>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -26,8 +27,11 @@ class ClientSession {
  public:
   // At most `submit_window` submissions go unadmitted by the scheduler at
   // a time: Submit blocks beyond that (back-pressure).
+  // Lines the session's tasks print, as the scheduler passes them on.
+  using OnTaskOutput = std::function<void(const v1::TaskOutput&)>;
+
   ClientSession(std::string scheduler_address, JobId job, std::shared_ptr<ObjectTable> table,
-                uint64_t submit_window);
+                uint64_t submit_window, OnTaskOutput on_task_output = nullptr);
   ~ClientSession();
 
   // Dials the scheduler and opens the session. Returns Unavailable naming
@@ -63,6 +67,7 @@ class ClientSession {
   absl::Notification opened_;
 
   const uint64_t submit_window_;
+  const OnTaskOutput on_task_output_;  // reader thread only
   absl::Mutex window_mu_;
   uint64_t submitted_ ABSL_GUARDED_BY(window_mu_) = 0;
   uint64_t admitted_ ABSL_GUARDED_BY(window_mu_) = 0;

@@ -1,5 +1,6 @@
 // The client runtime behind fleet.h: one per process, between Init and
 // Shutdown. User-facing functions throw; everything below returns Status.
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -48,6 +49,25 @@ constexpr absl::Duration kPutWorkerWait = absl::Seconds(30);
 
 class Runtime {
  public:
+  // Where the lines the tasks print go (see InitOptions::print_task_output).
+  static client::ClientSession::OnTaskOutput TaskOutputHandler(const InitOptions& options) {
+    if (options.on_task_output) {
+      return [handler = options.on_task_output](const v1::TaskOutput& output) {
+        handler(TaskOutputLine{.worker = output.worker(),
+                               .pid = static_cast<int>(output.pid()),
+                               .is_stderr = output.is_stderr(),
+                               .text = output.line()});
+      };
+    }
+    if (!options.print_task_output) return nullptr;
+    return [](const v1::TaskOutput& output) {
+      std::FILE* to = output.is_stderr() ? stderr : stdout;
+      std::fprintf(to, "(pid=%u, %s) %s\n", output.pid(), output.worker().c_str(),
+                   output.line().c_str());
+      std::fflush(to);
+    };
+  }
+
   static absl::StatusOr<std::unique_ptr<Runtime>> Start(const InitOptions& options) {
     std::unique_ptr<Runtime> runtime(new Runtime());
     std::string address = options.address;
@@ -58,9 +78,9 @@ class Runtime {
       address = runtime->local_->scheduler_address();
     }
     runtime->table_ = std::make_shared<client::ObjectTable>();
-    runtime->session_ =
-        std::make_unique<client::ClientSession>(address, runtime->job_, runtime->table_,
-                                                options.submit_window);
+    runtime->session_ = std::make_unique<client::ClientSession>(
+        address, runtime->job_, runtime->table_, options.submit_window,
+        TaskOutputHandler(options));
     absl::Duration timeout = absl::FromChrono(options.connect_timeout);
     if (auto status = runtime->session_->Start(timeout); !status.ok()) return status;
     client::ClientSession* session = runtime->session_.get();

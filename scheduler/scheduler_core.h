@@ -40,6 +40,8 @@ class SchedulerOutput {
   virtual void CopyObject(const WorkerId& /*worker*/, const v1::ObjectInfo& /*object*/) {}
   // The draining worker is done: end its stream so that it exits.
   virtual void ReleaseWorker(const WorkerId& /*worker*/) {}
+  // A line one of the session's tasks printed.
+  virtual void NotifyOutput(SessionId /*session*/, v1::TaskOutput /*output*/) {}
   // A result (or failure) of one of the session's tasks, or a change to it.
   virtual void NotifyObject(SessionId session, v1::ObjectInfo info) = 0;
   virtual void NotifyWorkerJoined(SessionId session, const v1::WorkerInfo& worker) = 0;
@@ -109,6 +111,9 @@ class SchedulerCore {
   // another worker, and then it is released (ReleaseWorker) and removed,
   // with nothing re-run and nothing lost. Unknown workers are ignored.
   void DrainWorker(const WorkerId& worker);
+  // Passes a line a task printed on `worker` to the session of the task's
+  // job, naming the worker; dropped when that session is gone.
+  void ForwardOutput(const WorkerId& worker, v1::TaskOutput output);
   // Declares dead (RemoveWorker) every worker silent for longer than
   // config().heartbeat_timeout, and returns them with the reason, so that
   // their streams can be ended: whatever they send later is ignored.

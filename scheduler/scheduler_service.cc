@@ -89,6 +89,15 @@ void StreamRouter::ReleaseWorker(const WorkerId& worker) {
   workers_.erase(it);
 }
 
+void StreamRouter::NotifyOutput(SessionId session, v1::TaskOutput output) {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return;
+  const std::size_t bytes = output.ByteSizeLong();
+  it->second->Send(bytes, [&](v1::SchedulerToClient& batch) {
+    *batch.add_output() = std::move(output);
+  });
+}
+
 void StreamRouter::NotifyObject(SessionId session, v1::ObjectInfo info) {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
@@ -180,6 +189,9 @@ void SchedulerService::OnWorkerMessage(const std::shared_ptr<WorkerStream>& stre
     LogRejected(core_->ObjectStored(*registered, stored), registered->Short());
   }
   if (message.has_heartbeat()) core_->Heartbeat(*registered, message.heartbeat());
+  for (v1::TaskOutput& output : *message.mutable_output()) {
+    core_->ForwardOutput(*registered, std::move(output));
+  }
   if (message.draining()) core_->DrainWorker(*registered);
 }
 

@@ -72,6 +72,9 @@ void AddResult(const ObjectId& id, StoreResult& result, uint64_t inline_threshol
 absl::StatusOr<std::unique_ptr<Executor>> Executor::Start(Options options, Identity identity,
                                                           ObjectStore* store,
                                                           SchedulerLink* link) {
+  if (!options.process.on_output) {
+    options.process.on_output = [link](v1::TaskOutput line) { link->ReportOutput(std::move(line)); };
+  }
   std::unique_ptr<Executor> executor(
       new Executor(std::move(options), std::move(identity), store, link));
   const int slots = std::max(1, executor->options_.slots);

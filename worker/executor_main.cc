@@ -24,6 +24,7 @@
 #include "worker/executor_channel.h"
 #include "worker/task_call.h"
 #include "worker/task_library.h"
+#include "worker/task_output.h"
 
 ABSL_FLAG(int, channel_fd, -1, "Descriptor of the channel to the worker daemon.");
 ABSL_FLAG(int, store_fd, -1, "Descriptor of the connection to the daemon's object store.");
@@ -158,6 +159,9 @@ int Main(int argc, char** argv) {
   const std::string level = absl::GetFlag(FLAGS_log_level);
   if (!SetLogLevel(level.empty() ? "warn" : level).ok()) return 2;
   auto logger = GetLogger("executor");
+  // stdout is a pipe to the daemon: line by line, so that what a task
+  // prints reaches its client as it goes, not when a buffer fills.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
 
   if (absl::Status loaded = LoadTaskLibraries(absl::GetFlag(FLAGS_task_lib)); !loaded.ok()) {
     logger->error("event=executor_start_failed error=\"{}\"", loaded.message());
@@ -184,7 +188,10 @@ int Main(int argc, char** argv) {
       logger->error("event=executor_channel_failed error=\"{}\"", received.message());
       return 1;
     }
-    if (!SendFramed(channel, Execute(task, store->get(), where)).ok()) return 0;
+    MarkTaskOutputStart(task.task_id());
+    v1::ExecutorOutcome outcome = Execute(task, store->get(), where);
+    FlushTaskOutput();
+    if (!SendFramed(channel, outcome).ok()) return 0;
   }
 }
 

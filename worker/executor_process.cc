@@ -84,8 +84,18 @@ absl::StatusOr<std::unique_ptr<ExecutorProcess>> ExecutorProcess::Spawn(
     close(channel[1]);
     return error;
   }
+  // What its tasks print comes back through these (task_output.h).
+  int out_pipe[2];
+  int err_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
+    absl::Status error = Errno("pipe2 for an executor's output");
+    for (int fd : {channel[0], channel[1], store[0], store[1]}) close(fd);
+    return error;
+  }
   const int child_channel = AboveChildFds(channel[1]);
   const int child_store = AboveChildFds(store[1]);
+  const int child_out = AboveChildFds(out_pipe[1]);
+  const int child_err = AboveChildFds(err_pipe[1]);
 
   std::vector<std::string> args = {
       options.binary,
@@ -114,6 +124,8 @@ absl::StatusOr<std::unique_ptr<ExecutorProcess>> ExecutorProcess::Spawn(
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, child_channel, kChildChannelFd);
   posix_spawn_file_actions_adddup2(&actions, child_store, kChildStoreFd);
+  posix_spawn_file_actions_adddup2(&actions, child_out, STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, child_err, STDERR_FILENO);
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
   // The daemon blocks its stop signals for a waiting thread; the executor
@@ -134,17 +146,19 @@ absl::StatusOr<std::unique_ptr<ExecutorProcess>> ExecutorProcess::Spawn(
       posix_spawn(&pid, options.binary.c_str(), &actions, &attributes, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
-  close(child_channel);
-  close(child_store);
+  for (int fd : {child_channel, child_store, child_out, child_err}) close(fd);
   if (spawned != 0) {
-    close(channel[0]);
-    close(store[0]);
+    for (int fd : {channel[0], store[0], out_pipe[0], err_pipe[0]}) close(fd);
     return absl::FailedPreconditionError(
         absl::StrCat("cannot start the executor ", options.binary, ": ", std::strerror(spawned),
                      "; install fleet-executor beside fleet-worker, pass --executor_binary, or "
                      "run tasks in the worker with --isolation=thread"));
   }
-  std::unique_ptr<ExecutorProcess> process(new ExecutorProcess(pid, channel[0]));
+  std::function<void(v1::TaskOutput)> on_output = options.on_output;
+  if (!on_output) on_output = [](v1::TaskOutput) {};
+  std::unique_ptr<ExecutorProcess> process(new ExecutorProcess(
+      pid, channel[0],
+      std::make_unique<TaskOutputReader>(out_pipe[0], err_pipe[0], pid, std::move(on_output))));
   if (absl::Status served = store_server->ServeConnection(store[0]); !served.ok()) {
     process->Reap(true, served).IgnoreError();
     return served;

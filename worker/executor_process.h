@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +23,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "fleet/v1/executor.pb.h"
+#include "fleet/v1/scheduler.pb.h"
+#include "worker/task_output.h"
 
 namespace fleet::worker {
 
@@ -34,6 +37,8 @@ struct ExecutorProcessOptions {
   std::string log_level;
   // How long a new executor may take to load its task libraries.
   absl::Duration start_timeout = absl::Seconds(60);
+  // Each line its tasks print (see task_output.h).
+  std::function<void(v1::TaskOutput)> on_output;
 };
 
 class ExecutorProcess {
@@ -67,7 +72,8 @@ class ExecutorProcess {
   bool alive() const { return pid_ > 0; }
 
  private:
-  ExecutorProcess(pid_t pid, int channel) : pid_(pid), channel_(channel) {}
+  ExecutorProcess(pid_t pid, int channel, std::unique_ptr<TaskOutputReader> output)
+      : pid_(pid), channel_(channel), output_(std::move(output)) {}
 
   // Kills the process (if `kill_first`), reaps it, and returns `why` or,
   // for a process that died on its own, how it died.
@@ -78,6 +84,7 @@ class ExecutorProcess {
 
   pid_t pid_;  // 0 once reaped
   int channel_;
+  std::unique_ptr<TaskOutputReader> output_;  // after the process: joined once it is gone
 };
 
 }  // namespace fleet::worker

@@ -77,6 +77,13 @@ void SchedulerConnection::BeginDrain() {
   stream_.Send(2, [](v1::WorkerToScheduler& batch) { batch.set_draining(true); });
 }
 
+void SchedulerConnection::ReportOutput(v1::TaskOutput output) {
+  const std::size_t bytes = output.ByteSizeLong();
+  stream_.Send(bytes, [&](v1::WorkerToScheduler& batch) {
+    *batch.add_output() = std::move(output);
+  });
+}
+
 void SchedulerConnection::ReportStored(v1::ObjectStored stored) {
   const std::size_t bytes = stored.ByteSizeLong();
   stream_.Send(bytes, [&](v1::WorkerToScheduler& batch) {

@@ -53,6 +53,7 @@ class SchedulerConnection : public SchedulerLink {
   void BeginDrain();
   void ReportCompleted(v1::TaskCompleted completed) override;
   void ReportStored(v1::ObjectStored stored) override;
+  void ReportOutput(v1::TaskOutput output) override;
 
  private:
   void OnMessage(v1::SchedulerToWorker& message);

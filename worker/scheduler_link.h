@@ -13,6 +13,7 @@ class SchedulerLink {
   virtual ~SchedulerLink() = default;
   virtual void ReportCompleted(v1::TaskCompleted completed) = 0;
   virtual void ReportStored(v1::ObjectStored stored) = 0;
+  virtual void ReportOutput(v1::TaskOutput output) = 0;
 };
 
 }  // namespace fleet::worker

@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <memory>
+#include <mutex>
+#include <thread>
 #include <set>
 #include <string>
 #include <vector>
@@ -209,6 +212,55 @@ TEST_F(IsolationTest, StoreDrainsAfterAnExecutorCrashesHoldingArguments) {
       [](const nlohmann::json& s) { return SumOverWorkers(s, "store_bytes") == 0; },
       kStatusTimeout, &status))
       << status.dump();
+}
+
+TEST_F(IsolationTest, WhatTasksPrintReachesTheirClientTaggedWithWorkerAndPid) {
+  struct Seen {
+    std::mutex mu;
+    std::vector<fleet::TaskOutputLine> lines;  // guarded by mu
+  };
+  auto seen = std::make_shared<Seen>();
+  fleet::Shutdown();
+  fleet::Init({.address = cluster().scheduler_address(),
+               .connect_timeout = 10s,
+               .on_task_output = [seen](const fleet::TaskOutputLine& line) {
+                 std::lock_guard<std::mutex> lock(seen->mu);
+                 seen->lines.push_back(line);
+               }});
+  constexpr int kTasks = 6;
+  constexpr int kLines = 5;
+  std::vector<fleet::ObjectRef<int>> refs;
+  for (int t = 0; t < kTasks; ++t) {
+    refs.push_back(fleet::Task(PrintLines).Remote("task" + std::to_string(t), kLines));
+  }
+  for (auto& ref : refs) EXPECT_EQ(ref.Get(kResultTimeout), kLines);
+  std::set<std::string> workers;
+  const nlohmann::json status = cluster().Status();
+  for (const nlohmann::json& w : status["workers"]) {
+    workers.insert(w["address"].get<std::string>());
+  }
+  const auto all_arrived = [&] {
+    std::lock_guard<std::mutex> lock(seen->mu);
+    return seen->lines.size() >= static_cast<std::size_t>(kTasks * (kLines + 1));
+  };
+  for (int wait = 0; wait < 200 && !all_arrived(); ++wait) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::lock_guard<std::mutex> lock(seen->mu);
+  ASSERT_EQ(seen->lines.size(), static_cast<std::size_t>(kTasks * (kLines + 1)));
+  std::set<std::string> texts;
+  for (const fleet::TaskOutputLine& line : seen->lines) {
+    texts.insert(line.text);
+    EXPECT_TRUE(workers.count(line.worker)) << line.worker;
+    EXPECT_THAT(WorkerPids(), ::testing::Not(::testing::Contains(line.pid)))
+        << "the line came from the daemon, not an executor";
+    EXPECT_EQ(line.is_stderr, line.text.ends_with(" done")) << line.text;
+  }
+  for (int t = 0; t < kTasks; ++t) {
+    const std::string tag = "task" + std::to_string(t);
+    for (int i = 0; i < kLines; ++i) EXPECT_TRUE(texts.count(tag + " " + std::to_string(i)));
+    EXPECT_TRUE(texts.count(tag + " done")) << tag;
+  }
 }
 
 class ThreadIsolationTest : public ClusterTest {

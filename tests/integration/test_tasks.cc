@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <iostream>
+#include <cstdio>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
@@ -70,6 +72,13 @@ int SleepThenPid(int ms) {
   return DaemonPid();
 }
 FLEET_REMOTE(SleepThenPid);
+
+int PrintLines(std::string tag, int count) {
+  for (int i = 0; i < count; ++i) std::cout << tag << " " << i << "\n";
+  std::fprintf(stderr, "%s done\n", tag.c_str());
+  return count;
+}
+FLEET_REMOTE(PrintLines);
 
 int ProcessPid() { return static_cast<int>(getpid()); }
 FLEET_REMOTE(ProcessPid);

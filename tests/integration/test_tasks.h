@@ -39,6 +39,10 @@ int SleepThenPid(int ms);
 // --isolation=thread).
 int ProcessPid();
 
+// Prints "<tag> <i>" for i in [0, count) to stdout and "<tag> done" to
+// stderr; returns count.
+int PrintLines(std::string tag, int count);
+
 // Crash tests. Each returns `value` when it does not end its process.
 // Writes through a null pointer: SIGSEGV.
 int Segfault(int value);

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,6 +30,15 @@
 #include "fleet/serialization.h"
 
 namespace fleet {
+
+// A line a remote task printed to its stdout or stderr (on a worker that
+// runs tasks in executor processes, its default).
+struct TaskOutputLine {
+  std::string worker;  // the worker's address, host:port
+  int pid = 0;         // of the process that ran the task
+  bool is_stderr = false;
+  std::string text;    // without its newline
+};
 
 struct InitOptions {
   // The scheduler, as "host:port". Empty: start an embedded local cluster
@@ -45,6 +55,12 @@ struct InitOptions {
   // before it admits them; Remote() blocks beyond that. The scheduler
   // admits while it holds fewer than its --max_pending_tasks.
   std::size_t submit_window = 10'000;
+  // What this client's tasks print comes here as they print it: shown as
+  // "(pid=N, host:port) text" on this process's stdout (stderr for what
+  // they wrote to stderr), or handed to `on_task_output` when it is set.
+  // It runs on the connection's thread: keep it short.
+  bool print_task_output = true;
+  std::function<void(const TaskOutputLine&)> on_task_output = nullptr;
 };
 
 // Connects this process to a cluster. Throws fleet::Error when the scheduler

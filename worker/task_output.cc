@@ -1,0 +1,130 @@
+#include "worker/task_output.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <iostream>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+
+namespace fleet::worker {
+namespace {
+
+// Starts a marker line; a task is unlikely to print this control character
+// first on a line, and if it does the line only loses its attribution.
+constexpr char kMarker = '\x1e';
+// A longer line is passed on in pieces of this size.
+constexpr std::size_t kMaxLineBytes = 16 << 10;
+
+void WriteAll(int fd, const std::string& text) {
+  const char* data = text.data();
+  std::size_t left = text.size();
+  while (left > 0) {
+    const ssize_t written = write(fd, data, left);
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) return;  // nobody reads: the output is lost, the task is not
+    data += written;
+    left -= static_cast<std::size_t>(written);
+  }
+}
+
+}  // namespace
+
+void FlushTaskOutput() {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(stdout);
+  std::fflush(stderr);
+}
+
+void MarkTaskOutputStart(const std::string& task_id) {
+  FlushTaskOutput();
+  const std::string marker = absl::StrCat(std::string(1, kMarker), absl::BytesToHexString(task_id), "\n");
+  WriteAll(STDOUT_FILENO, marker);
+  WriteAll(STDERR_FILENO, marker);
+}
+
+TaskOutputReader::TaskOutputReader(int stdout_fd, int stderr_fd, pid_t pid, OnLine on_line)
+    : out_{stdout_fd, false, {}, {}},
+      err_{stderr_fd, true, {}, {}},
+      pid_(pid),
+      on_line_(std::move(on_line)),
+      stop_fd_(eventfd(0, EFD_CLOEXEC)),
+      thread_([this] { Run(); }) {}
+
+TaskOutputReader::~TaskOutputReader() {
+  const uint64_t one = 1;
+  if (stop_fd_ >= 0 && write(stop_fd_, &one, sizeof(one)) < 0) {
+    // Cannot happen for an eventfd below its maximum; the reader then ends
+    // at the pipes' end of file.
+  }
+  thread_.join();
+  close(out_.fd);
+  close(err_.fd);
+  if (stop_fd_ >= 0) close(stop_fd_);
+}
+
+void TaskOutputReader::Run() {
+  char buffer[64 << 10];
+  bool out_open = true;
+  bool err_open = true;
+  while (out_open || err_open) {
+    pollfd watched[3] = {{out_open ? out_.fd : -1, POLLIN, 0},
+                         {err_open ? err_.fd : -1, POLLIN, 0},
+                         {stop_fd_, POLLIN, 0}};
+    if (poll(watched, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    // What the executor wrote before it died still comes first.
+    for (int i = 0; i < 2; ++i) {
+      if (watched[i].fd < 0 || watched[i].revents == 0) continue;
+      Stream& stream = i == 0 ? out_ : err_;
+      const ssize_t got = read(stream.fd, buffer, sizeof(buffer));
+      if (got > 0) {
+        Consume(stream, buffer, static_cast<std::size_t>(got));
+      } else if (got == 0 || errno != EINTR) {
+        if (!stream.pending.empty()) Emit(stream, std::move(stream.pending));
+        (i == 0 ? out_open : err_open) = false;
+      }
+    }
+    if (watched[2].revents != 0) return;
+  }
+}
+
+void TaskOutputReader::Consume(Stream& stream, const char* data, std::size_t size) {
+  for (std::size_t i = 0; i < size; ++i) {
+    if (data[i] == '\n') {
+      Emit(stream, std::move(stream.pending));
+      stream.pending.clear();
+    } else {
+      stream.pending.push_back(data[i]);
+      if (stream.pending.size() >= kMaxLineBytes) {
+        Emit(stream, std::move(stream.pending));
+        stream.pending.clear();
+      }
+    }
+  }
+}
+
+void TaskOutputReader::Emit(Stream& stream, std::string line) {
+  if (!line.empty() && line[0] == kMarker) {
+    stream.task_id = absl::HexStringToBytes(line.substr(1));
+    return;
+  }
+  // Kept in the worker's own log too, as a worker log file is in Ray.
+  std::fprintf(stderr, "(pid=%d) %s\n", static_cast<int>(pid_), line.c_str());
+  v1::TaskOutput output;
+  output.set_task_id(stream.task_id);
+  output.set_is_stderr(stream.is_stderr);
+  output.set_line(std::move(line));
+  output.set_pid(static_cast<uint32_t>(pid_));
+  on_line_(std::move(output));
+}
+
+}  // namespace fleet::worker
