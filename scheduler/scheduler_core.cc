@@ -278,6 +278,18 @@ std::vector<std::pair<WorkerId, std::string>> SchedulerCore::ExpireSilentWorkers
   return expired;
 }
 
+void SchedulerCore::ForwardOutput(const WorkerId& worker, v1::TaskOutput output) {
+  auto worker_it = workers_.find(worker);
+  absl::StatusOr<TaskId> task = TaskId::FromBinary(output.task_id());
+  if (worker_it == workers_.end() || !task.ok()) return;
+  for (const auto& [session_id, session] : sessions_) {
+    if (session.job != task->job()) continue;
+    output.set_worker(worker_it->second.address);
+    output_->NotifyOutput(session_id, std::move(output));
+    return;
+  }
+}
+
 void SchedulerCore::Heartbeat(const WorkerId& worker_id, const v1::Heartbeat& heartbeat) {
   auto it = workers_.find(worker_id);
   if (it == workers_.end()) return;
