@@ -66,6 +66,14 @@ class ClusterTest : public ::testing::Test {
   std::unique_ptr<fleet::test::LocalProcessCluster> cluster_;
 };
 
+// Whether every worker in /status runs at least one task.
+inline bool EveryWorkerRunsATask(const nlohmann::json& status) {
+  for (const nlohmann::json& w : status["workers"]) {
+    if (w["tasks_running"].get<int>() == 0) return false;
+  }
+  return true;
+}
+
 // Sum of a numeric field over /status's workers.
 inline double SumOverWorkers(const nlohmann::json& status, const char* field) {
   double sum = 0;

@@ -41,14 +41,7 @@ TEST_F(DrainTest, TerminatedWorkerFinishesItsTasksHandsOverItsObjectsAndExits) {
   // Work in progress on both workers when the signal comes.
   std::vector<fleet::ObjectRef<int>> sleepers;
   for (int i = 0; i < 8; ++i) sleepers.push_back(fleet::Task(SleepThenPid).Remote(1000));
-  ASSERT_TRUE(cluster().WaitForStatus(
-      [](const nlohmann::json& s) {
-        for (const auto& w : s["workers"]) {
-          if (w["tasks_running"].get<int>() == 0) return false;
-        }
-        return true;
-      },
-      kStatusTimeout));
+  ASSERT_TRUE(cluster().WaitForStatus(EveryWorkerRunsATask, kStatusTimeout));
   ASSERT_EQ(kill(leaving, SIGTERM), 0);
   nlohmann::json status;
   EXPECT_TRUE(cluster().WaitForStatus(

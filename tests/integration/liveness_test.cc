@@ -51,14 +51,7 @@ TEST_F(LivenessTest, SilentWorkerIsDeclaredDeadItsTasksRerunAndItIsFenced) {
   std::vector<fleet::ObjectRef<int>> refs;
   for (int i = 0; i < kTasks; ++i) refs.push_back(fleet::Task(SleepThenPid).Remote(kTaskMs));
   // Stop it while it runs some of them.
-  ASSERT_TRUE(cluster().WaitForStatus(
-      [](const nlohmann::json& s) {
-        for (const auto& w : s["workers"]) {
-          if (w["tasks_running"].get<int>() == 0) return false;
-        }
-        return true;
-      },
-      kStatusTimeout));
+  ASSERT_TRUE(cluster().WaitForStatus(EveryWorkerRunsATask, kStatusTimeout));
   ASSERT_EQ(kill(silent, SIGSTOP), 0);
   stopped_pid_ = silent;
 
