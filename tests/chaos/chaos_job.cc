@@ -123,20 +123,22 @@ class Job {
 
   void SubmitIntDag(int x) {
     const int64_t y = x + 1;
-    auto squared = fleet::Task(fleet_it::Multiply).Options(kUnderChaos).Remote(int64_t{x}, int64_t{x});
+    auto squared =
+        fleet::Task(fleet_it::Multiply).Options(kUnderChaos).Remote(int64_t{x}, int64_t{x});
     auto tripled = fleet::Task(fleet_it::Multiply).Options(kUnderChaos).Remote(y, int64_t{3});
-    Expect("Add(Multiply(" + std::to_string(x) + ", same), Multiply(" + std::to_string(y) +
-               ", 3))",
+    Expect("Add(Multiply(" + std::to_string(x) + ", same), Multiply(" + std::to_string(y) + ", 3))",
            fleet::Task(fleet_it::Add).Options(kUnderChaos).Remote(squared, tripled),
            int64_t{x} * x + 3 * y);
   }
 
   void SubmitArrayDag(int n, int x) {
     const double seed = static_cast<double>(x % 1000);
-    auto made = fleet::Task(fleet_it::MakeBigArray).Options(kUnderChaos).Remote(kArrayElements, seed);
+    auto made =
+        fleet::Task(fleet_it::MakeBigArray).Options(kUnderChaos).Remote(kArrayElements, seed);
     auto shifted = fleet::Task(fleet_it::ShiftArray).Options(kUnderChaos).Remote(made, kShift);
-    auto digest =
-        fleet::Task(fleet_it::DigestBigArray).Options(kUnderChaos).Remote(shifted, seed + kShift, 0);
+    auto digest = fleet::Task(fleet_it::DigestBigArray)
+                      .Options(kUnderChaos)
+                      .Remote(shifted, seed + kShift, 0);
     const std::string what = "DigestBigArray(ShiftArray(MakeBigArray(" +
                              std::to_string(kArrayElements) + ", " + std::to_string(x % 1000) +
                              ")))";
@@ -146,7 +148,8 @@ class Job {
     if (n % kClientReadsEvery == 0) read_on_client = shifted;
     window_.push_back({what, [this, what, digest, read_on_client, seed] {
                          CheckDigest(what, digest, seed + kShift);
-                         if (read_on_client) CheckArrayOnClient(what, *read_on_client, seed + kShift);
+                         if (read_on_client)
+                           CheckArrayOnClient(what, *read_on_client, seed + kShift);
                        }});
   }
 
@@ -193,12 +196,12 @@ class Job {
                        }});
   }
 
-  void CheckDigest(const std::string& what, const fleet::ObjectRef<ArrayDigest>& ref,
-                   double seed) {
+  void CheckDigest(const std::string& what, const fleet::ObjectRef<ArrayDigest>& ref, double seed) {
     std::optional<ArrayDigest> d = GetOrReport(what, ref);
     if (!d) return;
     double sum = 0;
-    for (uint64_t i = 1; i < static_cast<uint64_t>(kArrayElements); ++i) sum += BigArrayValue(seed, i);
+    for (uint64_t i = 1; i < static_cast<uint64_t>(kArrayElements); ++i)
+      sum += BigArrayValue(seed, i);
     if (d->size != static_cast<uint64_t>(kArrayElements) || !d->pattern_ok || d->sum != sum) {
       Problem(what + " read a wrong array: size " + std::to_string(d->size) + ", pattern " +
               (d->pattern_ok ? "ok" : "wrong") + ", sum " + std::to_string(d->sum) +

@@ -13,8 +13,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <set>
 #include <string>
@@ -41,6 +41,8 @@ constexpr int kWorkers = 3;
 constexpr std::chrono::seconds kOpeningFaultsTimeout(90);
 // Bound of the waits for the processes of a stopped cluster to be gone.
 constexpr std::chrono::seconds kProcessesGoneTimeout(10);
+// Failure messages point to the journal of faults the test prints first.
+constexpr const char* kSeeFaults = "(the faults injected are listed above)";
 
 class ChaosTest : public fleet_it::ClusterTest, public ::testing::WithParamInterface<uint32_t> {
  protected:
@@ -70,8 +72,8 @@ std::vector<ProcessInfo> ClusterProcessesLeft(const FaultInjector& chaos) {
   for (ProcessInfo& p : ListProcesses()) {
     bool ours = chaos.worker_pids().count(p.pid) > 0 || chaos.executor_pids_seen().count(p.pid) > 0;
     for (pid_t worker : chaos.worker_pids()) {
-      ours = ours || p.cmdline.find("--parent_pid=" + std::to_string(worker) + " ") !=
-                         std::string::npos;
+      ours = ours ||
+             p.cmdline.find("--parent_pid=" + std::to_string(worker) + " ") != std::string::npos;
     }
     // A recorded pid that a new, unrelated process has taken is not ours.
     ours = ours && (p.comm == "fleet-worker" || p.comm == "fleet-executor");
@@ -97,9 +99,7 @@ TEST_P(ChaosTest, EveryResultArrivesOrFailsSayingWhy) {
   std::atomic<bool> job_done{false};
   JobReport report;
   std::thread job([&] {
-    report = RunChaosJob({.seed = seed,
-                          .marker_dir = marker_dir,
-                          .before_final_tasks = [&] {
+    report = RunChaosJob({.seed = seed, .marker_dir = marker_dir, .before_final_tasks = [&] {
                             fleet::test::PollUntil(
                                 [&] { return chaos.every_kind_injected() || chaos_over.load(); },
                                 kOpeningFaultsTimeout);
@@ -109,37 +109,37 @@ TEST_P(ChaosTest, EveryResultArrivesOrFailsSayingWhy) {
   chaos.Run(job_done);
   chaos_over = true;
   job.join();
-  const std::string faults = "faults injected (seed " + std::to_string(seed) + "):\n" +
-                             chaos.Journal();
-  // In the log of a passing run too: what this seed did.
+  const std::string faults =
+      "faults injected (seed " + std::to_string(seed) + "):\n" + chaos.Journal();
+  // Printed once, in the log of a passing run too: what this seed did.
   std::printf("%s%d units checked, %d always_crash failures, %d crash_once successes\n",
               faults.c_str(), report.units_checked,
               static_cast<int>(report.always_crash_failures.size()), report.crash_once_succeeded);
 
   // The cluster reacted to each fault as documented, and the chaos
   // covered every kind.
-  EXPECT_THAT(chaos.problems(), IsEmpty()) << faults;
+  EXPECT_THAT(chaos.problems(), IsEmpty()) << kSeeFaults;
   for (Fault fault : kAllFaults) {
-    EXPECT_GT(chaos.count(fault), 0) << FaultName(fault) << " never happened; " << faults;
+    EXPECT_GT(chaos.count(fault), 0) << FaultName(fault) << " never happened; " << kSeeFaults;
   }
 
   // Every result arrived and was right, or failed saying why.
-  EXPECT_FALSE(report.hung) << faults;
+  EXPECT_FALSE(report.hung) << kSeeFaults;
   EXPECT_THAT(report.problems, IsEmpty())
-      << report.problem_count << " problems in all; " << faults;
+      << report.problem_count << " problems in all; " << kSeeFaults;
   EXPECT_EQ(report.tasks_submitted, kTotalTasks);
   EXPECT_EQ(report.units_checked, report.units_submitted);
   EXPECT_GT(report.crash_once_succeeded, 0);
   ASSERT_EQ(static_cast<int>(report.always_crash_failures.size()), report.always_crash_submitted)
-      << faults;
+      << kSeeFaults;
   int named_sigsegv = 0;
   for (const ObservedFailure& failure : report.always_crash_failures) {
-    EXPECT_TRUE(FailureSaysWhy(failure, chaos)) << failure.kind << ": " << failure.message << "\n"
-                                                << faults;
+    EXPECT_TRUE(FailureSaysWhy(failure, chaos))
+        << failure.kind << ": " << failure.message << "; " << kSeeFaults;
     named_sigsegv += failure.message.find("SIGSEGV") != std::string::npos ? 1 : 0;
   }
   // A fault hits a crashing task's last run only by rare chance.
-  EXPECT_GT(named_sigsegv, report.always_crash_submitted / 2) << faults;
+  EXPECT_GT(named_sigsegv, report.always_crash_submitted / 2) << kSeeFaults;
 
   // The scheduler's counters add up: only the always_crash tasks failed,
   // the faults cost retries, and the replacements are what is left.
@@ -177,7 +177,8 @@ TEST_P(ChaosTest, EveryResultArrivesOrFailsSayingWhy) {
         return zombies.empty();
       },
       kProcessesGoneTimeout))
-      << "executors their workers did not reap:\n" << Describe(zombies);
+      << "executors their workers did not reap:\n"
+      << Describe(zombies);
 
   // Once the cluster stops, nothing of it is left on the host.
   fleet::Shutdown();
@@ -189,7 +190,8 @@ TEST_P(ChaosTest, EveryResultArrivesOrFailsSayingWhy) {
         return left.empty();
       },
       kProcessesGoneTimeout))
-      << "processes of the stopped cluster still on the host:\n" << Describe(left);
+      << "processes of the stopped cluster still on the host:\n"
+      << Describe(left);
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, ChaosTest, ::testing::Values(1u, 2u, 3u),

@@ -118,8 +118,8 @@ void FaultInjector::KillWorker(int index) {
   const pid_t pid = cluster_.worker_pid(index);
   removed_worker_pids_.insert(pid);
   cluster_.KillWorker(index);
-  Note(Fault::kKillWorker, "kill -9 worker-" + std::to_string(index) + " (pid " +
-                               std::to_string(pid) + ")");
+  Note(Fault::kKillWorker,
+       "kill -9 worker-" + std::to_string(index) + " (pid " + std::to_string(pid) + ")");
   StartReplacement();
 }
 
@@ -142,8 +142,8 @@ void FaultInjector::KillExecutor(int index) {
       [&] {
         if (!IsRunning(worker)) return true;  // reported below
         std::vector<ProcessInfo> now = ExecutorsOf(worker);
-        const bool victim_reaped = !ReadProcess(victim).has_value() ||
-                                   ReadProcess(victim)->parent != worker;
+        const bool victim_reaped =
+            !ReadProcess(victim).has_value() || ReadProcess(victim)->parent != worker;
         const bool has_new = std::any_of(now.begin(), now.end(), [&](const ProcessInfo& p) {
           return p.pid != victim && !p.zombie() && !executor_pids_seen_.count(p.pid);
         });
@@ -165,14 +165,14 @@ void FaultInjector::DrainWorker(int index) {
   const pid_t pid = cluster_.worker_pid(index);
   removed_worker_pids_.insert(pid);
   kill(pid, SIGTERM);
-  Note(Fault::kDrainWorker, "SIGTERM worker-" + std::to_string(index) + " (pid " +
-                                std::to_string(pid) + ")");
+  Note(Fault::kDrainWorker,
+       "SIGTERM worker-" + std::to_string(index) + " (pid " + std::to_string(pid) + ")");
   if (!StartReplacement()) return;
   const std::optional<int> exit = cluster_.WaitForWorkerExit(index, options_.drain_timeout);
   if (!ExitedWith(exit, 0)) {
     Problem("drained worker-" + std::to_string(index) + " (pid " + std::to_string(pid) +
-            ") did not exit with code 0 within " +
-            std::to_string(options_.drain_timeout.count()) + " ms: " + DescribeExit(exit));
+            ") did not exit with code 0 within " + std::to_string(options_.drain_timeout.count()) +
+            " ms: " + DescribeExit(exit));
     cluster_.KillWorker(index);
   }
 }
@@ -181,16 +181,16 @@ void FaultInjector::PauseWorker(int index) {
   const pid_t pid = cluster_.worker_pid(index);
   removed_worker_pids_.insert(pid);
   kill(pid, SIGSTOP);
-  Note(Fault::kPauseWorker, "SIGSTOP worker-" + std::to_string(index) + " (pid " +
-                                std::to_string(pid) + ")");
+  Note(Fault::kPauseWorker,
+       "SIGSTOP worker-" + std::to_string(index) + " (pid " + std::to_string(pid) + ")");
   const bool replaced = StartReplacement();
   // Paused until the scheduler has given up on it: longer than its
   // --heartbeat_timeout by construction.
   nlohmann::json status;
   const bool declared_dead =
-      replaced && cluster_.WaitForStatus(
-                      [pid](const nlohmann::json& s) { return !StatusListsPid(s, pid); },
-                      options_.declared_dead_timeout, &status);
+      replaced &&
+      cluster_.WaitForStatus([pid](const nlohmann::json& s) { return !StatusListsPid(s, pid); },
+                             options_.declared_dead_timeout, &status);
   kill(pid, SIGCONT);
   if (!replaced) return;
   if (!declared_dead) {
@@ -202,8 +202,8 @@ void FaultInjector::PauseWorker(int index) {
   if (!ExitedWith(exit, 1)) {
     Problem("fenced worker-" + std::to_string(index) + " (pid " + std::to_string(pid) +
             ") did not exit with code 1 within " +
-            std::to_string(options_.fenced_exit_timeout.count()) + " ms of SIGCONT: " +
-            DescribeExit(exit));
+            std::to_string(options_.fenced_exit_timeout.count()) +
+            " ms of SIGCONT: " + DescribeExit(exit));
     cluster_.KillWorker(index);
   }
 }
