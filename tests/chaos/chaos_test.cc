@@ -158,6 +158,9 @@ TEST_P(ChaosTest, EveryResultArrivesOrFailsSayingWhy) {
   for (const nlohmann::json& w : status["workers"]) {
     EXPECT_EQ(chaos.removed_worker_pids().count(w.value("pid", 0)), 0u)
         << "a worker the chaos removed is still listed: " << status.dump(2);
+    // With nothing left to run, the scheduler's count of each worker's
+    // tasks (which placement and drains trust) is back to zero.
+    EXPECT_EQ(w.value("tasks_assigned", -1), 0) << status.dump(2);
   }
 
   // Removed workers are gone, and live workers reap their executors.
