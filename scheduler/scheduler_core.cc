@@ -188,6 +188,9 @@ absl::Status SchedulerCore::TaskCompleted(const WorkerId& worker_id,
     v1::TaskFailure failure = completed.failure();
     if (failure.worker().empty()) failure.set_worker(DescribeWorker(worker_id));
     failure.set_attempt(task.attempt);
+    // The worker has let go of it (counted off above): FailTask must not
+    // count it off a second time.
+    task.worker = WorkerId();
     FailTask(task_id, std::move(failure));
     return absl::OkStatus();
   }

@@ -542,6 +542,26 @@ TEST_F(SchedulerCoreTest, ExceptionsAreRetriedOnlyWhenTheTaskAsks) {
   EXPECT_EQ(LastNotice(ObjectId::Of(retried, 0))->failure().attempt(), 2u);
 }
 
+// Found by the chaos suite: every task that failed on a worker was counted
+// off that worker twice, so its count went below zero (/status showed
+// negative tasks_assigned), and placement and drains trusted a wrong count.
+TEST_F(SchedulerCoreTest, TaskThatFailsOnAWorkerIsCountedOffItOnce) {
+  const WorkerId w = AddWorker(1);
+  const TaskId failing = Submit();
+  core_.Dispatch();
+  Fail(w, failing, 1);
+  ASSERT_NE(LastNotice(ObjectId::Of(failing, 0)), nullptr) << "the task did not fail";
+  ASSERT_THAT(core_.Snapshot().workers, SizeIs(1));
+  EXPECT_EQ(core_.Snapshot().workers[0].assigned, 0);
+
+  // The count stays that of the tasks it holds, which bounds its queue.
+  for (int i = 0; i < 100; ++i) Submit();
+  core_.Dispatch();
+  const int holds = static_cast<int>(out_.assigned[w].size()) - 1;
+  EXPECT_LT(holds, 100) << "its queue is not bounded any more";
+  EXPECT_EQ(core_.Snapshot().workers[0].assigned, holds);
+}
+
 TEST_F(SchedulerCoreTest, RetriesRunOutIntoAClearFailure) {
   const TaskId t = Submit();
   for (int attempt = 1; attempt <= 4; ++attempt) {

@@ -122,6 +122,19 @@ v1::ExecutorOutcome Execute(const v1::ExecutorTask& task, LocalStoreLink* own_st
         : store == nullptr
             ? absl::UnavailableError(absl::StrCat("no store at ", arg.neighbour().address()))
             : store->Read(*id);
+    if (!bytes.ok() && !own) {
+      // The neighbour holding it went away (killed, drained, fenced) after
+      // the daemon found it there: like an argument the daemon cannot
+      // obtain, it is lost to this worker, not a failure of the task, so the
+      // scheduler re-queues the task (rebuilding the object if no copy is
+      // left) instead of failing it.
+      v1::ExecutorOutcome outcome = Fail(
+          v1::TaskFailure::OBJECT_LOST,
+          absl::StrCat("argument ", i, " could not be read at ", arg.neighbour().address(), ": ",
+                       bytes.status().message()));
+      outcome.mutable_failure()->set_lost_object_id(arg.neighbour().object_id());
+      return outcome;
+    }
     if (!bytes.ok()) {
       return Fail(v1::TaskFailure::INTERNAL,
                   absl::StrCat("the executor could not read argument ", i, ": ",

@@ -156,18 +156,8 @@ LocalProcessCluster::~LocalProcessCluster() {
   }
 
   // The workers, then /status listing all of them.
-  workers_.resize(options_.workers);
   for (int i = 0; i < options_.workers; ++i) {
-    Process& worker = workers_[i];
-    worker.name = "worker-" + std::to_string(i);
-    worker.log_path = temp_dir_ + "/" + worker.name + ".log";
-    std::vector<std::string> args = {"--scheduler=" + scheduler_address(),
-                                     "--slots=" + std::to_string(options_.slots_per_worker),
-                                     "--host=127.0.0.1", "--port=0",
-                                     "--log_level=" + options_.log_level};
-    for (const std::string& lib : options_.task_libraries) args.push_back("--task_lib=" + lib);
-    args.insert(args.end(), options_.worker_flags.begin(), options_.worker_flags.end());
-    if (!Spawn(worker, bin_dir_ + "/fleet-worker", args, &error)) return Fail(error);
+    if (!SpawnWorker(&error)) return Fail(error);
   }
   std::string died;
   nlohmann::json last;
@@ -201,6 +191,49 @@ LocalProcessCluster::~LocalProcessCluster() {
                 " ms; last /status: " + last.dump());
   }
   started_ = true;
+  return ::testing::AssertionSuccess();
+}
+
+bool LocalProcessCluster::SpawnWorker(std::string* error) {
+  Process& worker = workers_.emplace_back();
+  worker.name = "worker-" + std::to_string(workers_.size() - 1);
+  worker.log_path = temp_dir_ + "/" + worker.name + ".log";
+  std::vector<std::string> args = {"--scheduler=" + scheduler_address(),
+                                   "--slots=" + std::to_string(options_.slots_per_worker),
+                                   "--host=127.0.0.1", "--port=0",
+                                   "--log_level=" + options_.log_level};
+  for (const std::string& lib : options_.task_libraries) args.push_back("--task_lib=" + lib);
+  args.insert(args.end(), options_.worker_flags.begin(), options_.worker_flags.end());
+  return Spawn(worker, bin_dir_ + "/fleet-worker", args, error);
+}
+
+::testing::AssertionResult LocalProcessCluster::AddWorker() {
+  if (!started_) return ::testing::AssertionFailure() << "AddWorker before a successful Start";
+  std::string error;
+  if (!SpawnWorker(&error)) return Fail(error);
+  Process& worker = workers_.back();
+  bool died = false;
+  nlohmann::json last;
+  const bool joined = PollUntil(
+      [&] {
+        if (!CheckAlive(worker)) return died = true;
+        std::optional<nlohmann::json> status = TryStatus();
+        if (!status) return false;
+        last = std::move(*status);
+        for (const nlohmann::json& w : last["workers"]) {
+          if (w.value("pid", 0) == worker.pid) return true;
+        }
+        return false;
+      },
+      options_.start_timeout, kPollInterval);
+  if (died) {
+    return Fail(worker.name + " " + DescribeWaitStatus(*worker.exit_status) + " during start");
+  }
+  if (!joined) {
+    return Fail("/status did not list " + worker.name + " (pid " + std::to_string(worker.pid) +
+                ") within " + std::to_string(options_.start_timeout.count()) +
+                " ms; last /status: " + last.dump());
+  }
   return ::testing::AssertionSuccess();
 }
 

@@ -18,8 +18,9 @@
 // a parent-death signal, so a test process killed by a ctest timeout leaves
 // no daemon behind.
 //
-// Thread-compatible: create, start and stop it on the test's main thread;
-// the const accessors may be called from any thread.
+// Thread-compatible: create, start, change (KillWorker, AddWorker, ...) and
+// stop it on the test's main thread; the const accessors may be called from
+// any thread while the main thread does not change it.
 #ifndef FLEET_TESTS_TESTING_LOCAL_PROCESS_CLUSTER_H_
 #define FLEET_TESTS_TESTING_LOCAL_PROCESS_CLUSTER_H_
 
@@ -75,12 +76,20 @@ class LocalProcessCluster {
   // says what went wrong and includes the daemons' logs. REQUIRES: called once.
   ::testing::AssertionResult Start();
 
+  // Starts one more worker, with the same flags, as worker num_workers() - 1
+  // (so a test can replace one it killed), and waits up to start_timeout
+  // until /status lists it. On failure the message includes the logs.
+  // REQUIRES: Start succeeded; called on the thread that called Start (the
+  // workers' parent-death signal follows the thread that started them).
+  ::testing::AssertionResult AddWorker();
+
   // "127.0.0.1:<grpc port>". REQUIRES: Start succeeded.
   std::string scheduler_address() const;
   int port() const { return port_; }
   int http_port() const { return http_port_; }
   int num_workers() const { return static_cast<int>(workers_.size()); }
-  // The pid of worker `i` (the fleet-worker process itself).
+  // The pid of worker `i` (the fleet-worker process itself); -1 once it has
+  // been reaped.
   pid_t worker_pid(int i) const;
   pid_t scheduler_pid() const { return scheduler_.pid; }
   const std::string& temp_dir() const { return temp_dir_; }
@@ -131,6 +140,8 @@ class LocalProcessCluster {
 
   ::testing::AssertionResult Fail(const std::string& what) const;
   std::optional<int> Terminate(Process& process, std::chrono::milliseconds timeout);
+  // Appends a worker to workers_ and spawns it; does not wait for it to join.
+  bool SpawnWorker(std::string* error);
   bool Spawn(Process& process, const std::string& binary, const std::vector<std::string>& args,
              std::string* error);
   // Reaps `process` if it has exited; returns whether it is still running.
