@@ -73,7 +73,9 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Start(Options options, Ident
                                                           ObjectStore* store,
                                                           SchedulerLink* link) {
   if (!options.process.on_output) {
-    options.process.on_output = [link](v1::TaskOutput line) { link->ReportOutput(std::move(line)); };
+    options.process.on_output = [link](v1::TaskOutput line) {
+      link->ReportOutput(std::move(line));
+    };
   }
   std::unique_ptr<Executor> executor(
       new Executor(std::move(options), std::move(identity), store, link));

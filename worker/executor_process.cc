@@ -54,8 +54,8 @@ std::string DescribeExit(int status) {
   if (WIFSIGNALED(status)) {
     const int signal = WTERMSIG(status);
     const char* abbreviation = sigabbrev_np(signal);
-    const std::string name =
-        abbreviation != nullptr ? absl::StrCat("SIG", abbreviation) : absl::StrCat("signal ", signal);
+    const std::string name = abbreviation != nullptr ? absl::StrCat("SIG", abbreviation)
+                                                     : absl::StrCat("signal ", signal);
     if (signal == SIGKILL) {
       return absl::StrCat("executor was killed: ", name,
                           " (by the kernel's out-of-memory killer, or by another process)");
@@ -165,11 +165,13 @@ absl::StatusOr<std::unique_ptr<ExecutorProcess>> ExecutorProcess::Spawn(
   }
 
   pollfd ready_poll{process->channel_, POLLIN, 0};
-  const int waited = poll(&ready_poll, 1, static_cast<int>(absl::ToInt64Milliseconds(options.start_timeout)));
+  const int waited =
+      poll(&ready_poll, 1, static_cast<int>(absl::ToInt64Milliseconds(options.start_timeout)));
   v1::ExecutorReady ready;
-  absl::Status status = waited > 0 ? ReceiveFramed(process->channel_, &ready)
-                                   : absl::DeadlineExceededError(absl::StrCat(
-                                         "not ready after ", absl::FormatDuration(options.start_timeout)));
+  absl::Status status = waited > 0
+                            ? ReceiveFramed(process->channel_, &ready)
+                            : absl::DeadlineExceededError(absl::StrCat(
+                                  "not ready after ", absl::FormatDuration(options.start_timeout)));
   if (!status.ok()) {
     const bool gone = absl::IsCancelled(status);
     absl::Status why = process->Reap(!gone, gone ? std::nullopt : std::optional(status));

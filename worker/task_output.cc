@@ -44,7 +44,8 @@ void FlushTaskOutput() {
 
 void MarkTaskOutputStart(const std::string& task_id) {
   FlushTaskOutput();
-  const std::string marker = absl::StrCat(std::string(1, kMarker), absl::BytesToHexString(task_id), "\n");
+  const std::string marker =
+      absl::StrCat(std::string(1, kMarker), absl::BytesToHexString(task_id), "\n");
   WriteAll(STDOUT_FILENO, marker);
   WriteAll(STDERR_FILENO, marker);
 }

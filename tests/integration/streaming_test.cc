@@ -181,6 +181,44 @@ TEST_F(StreamingTest, MapYieldsAThousandResultsInInputOrder) {
   EXPECT_EQ(cluster().Status()["tasks"]["submitted"].get<uint64_t>(), inputs.size());
 }
 
+TEST_F(StreamingTest, MapReportsItsProgress) {
+  const std::vector<int> inputs = Iota(300);
+  std::vector<fleet::MapProgress> reports;
+  std::size_t taken = 0;
+  for (auto [index, sq] : fleet::MapUnordered(
+           Square, inputs,
+           {.timeout = kResultTimeout,
+            .on_progress = [&](const fleet::MapProgress& p) { reports.push_back(p); }})) {
+    EXPECT_EQ(sq, inputs[index] * inputs[index]);
+    ++taken;
+    if (!reports.empty()) {
+      EXPECT_LE(reports.back().done, taken);
+    }
+  }
+  ASSERT_FALSE(reports.empty());
+  // The last element is always reported, with the total the inputs gave.
+  EXPECT_EQ(reports.back().done, inputs.size());
+  EXPECT_EQ(reports.back().total, inputs.size());
+  EXPECT_GT(reports.back().per_second, 0);
+  ASSERT_TRUE(reports.back().eta_seconds.has_value());
+  EXPECT_EQ(*reports.back().eta_seconds, 0);
+  for (std::size_t i = 1; i < reports.size(); ++i) {
+    EXPECT_LE(reports[i - 1].done, reports[i].done);
+  }
+  // Reports are spaced out, not one per element.
+  EXPECT_LT(reports.size(), inputs.size());
+}
+
+TEST(StreamWithoutClusterTest, ProgressBarShowsCountRateAndEta) {
+  const std::string bar = fleet::internal::FormatProgress(
+      {.done = 250, .total = 1000, .per_second = 50, .eta_seconds = 15.0}, 60);
+  EXPECT_THAT(bar, ::testing::StartsWith(" 25% [="));
+  EXPECT_THAT(bar, ::testing::EndsWith("] 250/1000 50/s ETA 15s"));
+  EXPECT_LE(bar.size(), 60u);
+  EXPECT_EQ(fleet::internal::FormatProgress({.done = 12345, .per_second = 2000000}, 80),
+            "fleet::Map 12.3k 2M/s");
+}
+
 TEST_F(StreamingTest, MapAcceptsAnyInputRange) {
   const std::vector<int> expected = Squares(Iota(20));
   auto collect = [](auto&& stream) {

@@ -48,6 +48,7 @@
 #include <concepts>
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <initializer_list>
 #include <iterator>
 #include <memory>
@@ -69,6 +70,15 @@ namespace fleet {
 // tasks, and bounds what a stream holds to 64 results.
 inline constexpr std::size_t kDefaultMaxInFlight = 64;
 
+// How far a Map or MapUnordered loop has got.
+struct MapProgress {
+  std::size_t done = 0;  // elements the loop has taken
+  std::optional<std::size_t> total = std::nullopt;  // when the inputs have a size
+  double per_second = 0;  // since the loop began
+  // When the total is known and the rate is not 0.
+  std::optional<double> eta_seconds = std::nullopt;
+};
+
 struct MapOptions {
   // The most tasks of the stream that are submitted and whose results the
   // loop has not taken yet; at least 1 (Map and MapUnordered throw
@@ -81,6 +91,12 @@ struct MapOptions {
   // (Initialized explicitly so that {.max_in_flight = 8} compiles quietly
   // under GCC's -Wmissing-field-initializers.)
   std::optional<std::chrono::nanoseconds> timeout = std::nullopt;
+  // A progress bar (done/total, rate, ETA) on stderr while the loop runs,
+  // when stderr is a terminal and the loop lasts more than half a second.
+  bool show_progress = true;
+  // Called as the loop takes elements (at most ten times a second, and for
+  // the last one): for programs that report progress their own way.
+  std::function<void(const MapProgress&)> on_progress = nullptr;
 };
 
 struct AsCompletedOptions {
@@ -166,6 +182,42 @@ inline void WaitReady(const ObjectHandle& handle, std::optional<std::chrono::nan
   if (!WaitObjects({handle}, 1, timeout).front()) {
     throw GetTimeout("fleet stream: object " + ObjectIdHex(handle).substr(0, 16) +
                      " was not ready within " + DescribeTimeout(timeout));
+  }
+}
+
+// Counts the elements a Map loop takes and reports them (MapOptions). Not
+// thread-safe: one loop's.
+class ProgressReporter {
+ public:
+  ProgressReporter(const MapOptions& options, std::optional<std::size_t> total);
+  ~ProgressReporter();  // ends a drawn bar's line
+  ProgressReporter(const ProgressReporter&) = delete;
+  ProgressReporter& operator=(const ProgressReporter&) = delete;
+
+  void Took();  // one more element taken by the loop
+
+ private:
+  MapProgress Now() const;
+
+  const bool draw_;
+  const std::function<void(const MapProgress&)> on_progress_;
+  const std::optional<std::size_t> total_;
+  const std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point last_report_;
+  std::size_t done_ = 0;
+  bool drawn_ = false;
+};
+
+// The bar ProgressReporter draws, for a terminal `width` columns wide.
+std::string FormatProgress(const MapProgress& progress, int width);
+
+// The number of inputs, when the range knows it.
+template <typename Inputs>
+std::optional<std::size_t> SizeOf(const Inputs& inputs) {
+  if constexpr (requires { std::size(inputs); }) {
+    return static_cast<std::size_t>(std::size(inputs));
+  } else {
+    return std::nullopt;
   }
 }
 
@@ -308,7 +360,9 @@ class OrderedMapSource {
   using value_type = R;
 
   OrderedMapSource(TaskCaller<R, P> task, Inputs&& inputs, MapOptions options)
-      : feeder_(std::move(task), std::forward<Inputs>(inputs)), options_(options) {}
+      : progress_(options, SizeOf(inputs)),
+        feeder_(std::move(task), std::forward<Inputs>(inputs)),
+        options_(options) {}
 
   void Fill() {
     while (window_.size() < options_.max_in_flight && !feeder_.exhausted()) {
@@ -322,6 +376,7 @@ class OrderedMapSource {
       if (window_.empty()) ThrowPastEnd();
       current_.emplace(GetWithin(ObjectRef<R>(window_.front()), options_.timeout));
       window_.pop_front();  // the value is here: let the cluster free it
+      progress_.Took();
       Fill();               // the next input runs while the loop body handles this one
     }
     return *current_;
@@ -336,12 +391,14 @@ class OrderedMapSource {
     if (window_.empty()) ThrowPastEnd();
     WaitReady(window_.front(), options_.timeout);
     window_.pop_front();
+    progress_.Took();
     Fill();
   }
 
   bool Done() { return !current_ && window_.empty() && feeder_.exhausted(); }
 
  private:
+  ProgressReporter progress_;  // first: it sizes the inputs before the feeder may take them
   InputFeeder<R, P, Inputs> feeder_;
   const MapOptions options_;
   std::deque<ObjectHandle> window_;
@@ -358,7 +415,9 @@ class UnorderedMapSource {
   using value_type = std::pair<std::size_t, R>;
 
   UnorderedMapSource(TaskCaller<R, P> task, Inputs&& inputs, MapOptions options)
-      : feeder_(std::move(task), std::forward<Inputs>(inputs)), options_(options) {}
+      : progress_(options, SizeOf(inputs)),
+        feeder_(std::move(task), std::forward<Inputs>(inputs)),
+        options_(options) {}
 
   void Fill() {
     while (in_flight_.size() + (head_ ? 1 : 0) < options_.max_in_flight && !feeder_.exhausted()) {
@@ -372,6 +431,7 @@ class UnorderedMapSource {
       Select();
       current_.emplace(head_->first, GetWithin(ObjectRef<R>(head_->second), options_.timeout));
       head_.reset();  // the value is here: let the cluster free it
+      progress_.Took();
       Fill();
     }
     return *current_;
@@ -384,6 +444,7 @@ class UnorderedMapSource {
     }
     Select();
     head_.reset();
+    progress_.Took();
     Fill();
   }
 
@@ -398,6 +459,7 @@ class UnorderedMapSource {
     head_ = in_flight_.TakeNext(options_.timeout);
   }
 
+  ProgressReporter progress_;  // first: it sizes the inputs before the feeder may take them
   InputFeeder<R, P, Inputs> feeder_;
   const MapOptions options_;
   InFlightSet<std::size_t> in_flight_;
