@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "httplib.h"
+#include "scheduler/dashboard_html.h"
 #include "scheduler/metrics_text.h"
 #include "scheduler/status_json.h"
 
@@ -52,6 +53,9 @@ absl::StatusOr<std::unique_ptr<StatusHttpServer>> StatusHttpServer::Start(const 
     }
   });
 
+  server.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(kDashboardHtml, "text/html; charset=utf-8");
+  });
   server.Get("/metrics", [loop, core](const httplib::Request&, httplib::Response& res) {
     auto text = AskLoop<std::string>(loop, [core] { return PrometheusText(core->Snapshot()); });
     if (text) {

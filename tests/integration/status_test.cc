@@ -66,6 +66,18 @@ TEST_F(ClusterTest, MetricsCountTheJobAndPassPromtool) {
   EXPECT_EQ(checked->first, 0) << checked->second << "\n" << text;
 }
 
+TEST_F(ClusterTest, DashboardPageIsServedWholeAndReadsStatus) {
+  std::string page;
+  ASSERT_EQ(cluster().HttpGet("/", &page), 200);
+  EXPECT_THAT(page, ::testing::StartsWith("<!doctype html>"));
+  EXPECT_THAT(page, ::testing::HasSubstr("fetch('/status'"));
+  EXPECT_THAT(page, ::testing::HasSubstr("id=\"worker-table\""));
+  EXPECT_THAT(page, ::testing::EndsWith("</html>\n"));
+  // Self-contained: no script, style or image from elsewhere.
+  EXPECT_THAT(page, ::testing::Not(::testing::HasSubstr("src=")));
+  EXPECT_THAT(page, ::testing::Not(::testing::HasSubstr("href=")));
+}
+
 TEST_F(ClusterTest, StatusShowsWorkersSlotsAndRunningTasks) {
   // Idle: both workers, all slots free, nothing assigned.
   nlohmann::json idle = cluster().Status();
