@@ -1,5 +1,6 @@
 #include "worker/executor.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <utility>
@@ -149,7 +150,13 @@ void Executor::Stop() {
 
 uint32_t Executor::queued() const {
   absl::MutexLock lock(&mu_);
-  return static_cast<uint32_t>(queue_.size());
+  // Tasks sent to an executor behind the one it runs wait there.
+  std::size_t waiting_in_executors = 0;
+  for (const auto& slot : slots_) {
+    const std::size_t sent = slot->in_flight.size();
+    waiting_in_executors += sent - std::min<std::size_t>(sent, slot->running.has_value() ? 1 : 0);
+  }
+  return static_cast<uint32_t>(queue_.size() + waiting_in_executors);
 }
 
 void Executor::RunThreadSlot(Slot& slot) {
