@@ -98,17 +98,34 @@ TEST_P(ChaosTest, EveryResultArrivesOrFailsSayingWhy) {
   std::atomic<bool> chaos_over{false};
   std::atomic<bool> job_done{false};
   JobReport report;
+  std::string job_error;  // what the job threw (a Get that timed out, say)
   std::thread job([&] {
-    report = RunChaosJob({.seed = seed, .marker_dir = marker_dir, .before_final_tasks = [&] {
-                            fleet::test::PollUntil(
-                                [&] { return chaos.every_kind_injected() || chaos_over.load(); },
-                                kOpeningFaultsTimeout);
-                          }});
+    try {
+      report = RunChaosJob({.seed = seed, .marker_dir = marker_dir, .before_final_tasks = [&] {
+                              fleet::test::PollUntil(
+                                  [&] { return chaos.every_kind_injected() || chaos_over.load(); },
+                                  kOpeningFaultsTimeout);
+                            }});
+    } catch (const std::exception& e) {
+      job_error = e.what();
+    }
     job_done = true;
   });
-  chaos.Run(job_done);
+  // Whatever the injector throws must not leave `job` joinable (that
+  // aborts the whole binary with "terminate called without an active
+  // exception"): it is reported as a failure once the job is joined.
+  std::string injector_error;
+  try {
+    chaos.Run(job_done);
+  } catch (const std::exception& e) {
+    injector_error = e.what();
+  } catch (...) {
+    injector_error = "an exception that is not a std::exception";
+  }
   chaos_over = true;
   job.join();
+  EXPECT_EQ(injector_error, "") << "the fault injector threw";
+  ASSERT_EQ(job_error, "") << "the job threw";
   const std::string faults =
       "faults injected (seed " + std::to_string(seed) + "):\n" + chaos.Journal();
   // Printed once, in the log of a passing run too: what this seed did.
