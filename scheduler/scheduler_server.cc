@@ -9,7 +9,7 @@
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "grpcpp/security/server_credentials.h"
-#include "scheduler/event_loop.h"
+#include "common/event_loop.h"
 #include "scheduler/scheduler_service.h"
 #include "scheduler/status_http.h"
 

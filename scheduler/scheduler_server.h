@@ -17,9 +17,12 @@ namespace grpc {
 class Server;
 }
 
+namespace fleet {
+class EventLoop;
+}
+
 namespace fleet::scheduler {
 
-class EventLoop;
 class StreamRouter;
 class SchedulerService;
 class StatusHttpServer;

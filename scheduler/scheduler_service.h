@@ -10,7 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "common/ids.h"
 #include "fleet/v1/scheduler.grpc.pb.h"
-#include "scheduler/event_loop.h"
+#include "common/event_loop.h"
 #include "scheduler/scheduler_core.h"
 #include "scheduler/server_stream.h"
 

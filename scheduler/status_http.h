@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
-#include "scheduler/event_loop.h"
+#include "common/event_loop.h"
 #include "scheduler/scheduler_core.h"
 
 namespace httplib {

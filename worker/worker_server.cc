@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/event_loop.h"
 #include "common/logging.h"
 #include "common/net.h"
 #include "grpcpp/security/server_credentials.h"
@@ -13,7 +14,6 @@
 #include "grpcpp/server_builder.h"
 #include "worker/executor.h"
 #include "worker/local_store_server.h"
-#include "worker/object_copier.h"
 #include "worker/object_store.h"
 #include "worker/scheduler_connection.h"
 #include "worker/task_library.h"
@@ -82,7 +82,9 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
   };
   handlers.on_free = [self](const ObjectId& id) { self->store_->Delete(id); };
   handlers.on_cancel = [self](const TaskId& id) { self->executor_->Cancel(id); };
-  handlers.on_copy = [self](v1::ObjectInfo object) { self->copier_->Enqueue(std::move(object)); };
+  handlers.on_copy = [self](v1::ObjectInfo object) {
+    self->copier_->Post([self, object = std::move(object)] { self->CopyHandedOver(object); });
+  };
   handlers.fill_heartbeat = [self](v1::Heartbeat& heartbeat) {
     heartbeat.set_running_tasks(self->executor_->running());
     heartbeat.set_queued_tasks(self->executor_->queued());
@@ -120,7 +122,7 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
                                   server->store_.get(), server->connection_.get());
   if (!executor.ok()) return executor.status();
   server->executor_ = std::move(*executor);
-  server->copier_ = std::make_unique<ObjectCopier>(server->executor_.get());
+  server->copier_ = std::make_unique<EventLoop>();
 
   v1::RegisterWorker registration;
   registration.set_worker_id(std::string(server->id_.Binary()));
@@ -147,6 +149,18 @@ WorkerServer::~WorkerServer() { Shutdown(); }
 const std::string& WorkerServer::spill_dir() const { return store_->spill_dir(); }
 
 absl::Status WorkerServer::Wait() { return connection_->Wait(); }
+
+void WorkerServer::CopyHandedOver(const v1::ObjectInfo& object) {
+  absl::StatusOr<ObjectId> id = ObjectId::FromBinary(object.object_id());
+  absl::Status copied =
+      id.ok() ? executor_->CopyObject(*id, object.location().address()) : id.status();
+  if (!copied.ok()) {
+    // The scheduler keeps waiting for it; the holder leaves at the end of
+    // its drain timeout, and lineage rebuilds what it can.
+    GetLogger("worker")->warn("event=object_copy_failed from={} error=\"{}\"",
+                              object.location().address(), copied.message());
+  }
+}
 
 void WorkerServer::Drain() {
   GetLogger("worker")->info(

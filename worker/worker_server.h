@@ -18,6 +18,13 @@ namespace grpc {
 class Server;
 }
 
+namespace fleet {
+class EventLoop;
+namespace v1 {
+class ObjectInfo;
+}
+}  // namespace fleet
+
 namespace fleet::worker {
 
 class ObjectStore;
@@ -25,7 +32,6 @@ class Executor;
 class WorkerService;
 class LocalStoreServer;
 class SchedulerConnection;
-class ObjectCopier;
 
 struct WorkerOptions {
   std::string scheduler_address;  // host:port
@@ -84,6 +90,9 @@ class WorkerServer {
 
  private:
   WorkerServer() = default;
+  // Makes this store hold a primary copy of `object`, fetched from its
+  // (draining) holder. On the copier's thread.
+  void CopyHandedOver(const v1::ObjectInfo& object);
 
   WorkerId id_;
   std::string address_;
@@ -98,7 +107,9 @@ class WorkerServer {
   std::unique_ptr<LocalStoreServer> local_store_;
   std::unique_ptr<SchedulerConnection> connection_;
   std::unique_ptr<Executor> executor_;
-  std::unique_ptr<ObjectCopier> copier_;
+  // Copies objects a draining peer hands over, one at a time, so that the
+  // scheduler connection's thread never waits on a fetch.
+  std::unique_ptr<EventLoop> copier_;
 };
 
 }  // namespace fleet::worker

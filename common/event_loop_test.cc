@@ -1,4 +1,4 @@
-#include "scheduler/event_loop.h"
+#include "common/event_loop.h"
 
 #include <atomic>
 #include <thread>
@@ -7,7 +7,7 @@
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 
-namespace fleet::scheduler {
+namespace fleet {
 namespace {
 
 TEST(EventLoopTest, RunsEventsInOrderOnOneThreadAndThenTheBatchHook) {
@@ -54,6 +54,13 @@ TEST(EventLoopTest, PostsFromManyThreadsAllRun) {
   EXPECT_EQ(count.load(), 4000);
 }
 
+TEST(EventLoopTest, RunsWithoutABatchHook) {
+  absl::Notification ran;
+  EventLoop loop;
+  loop.Post([&] { ran.Notify(); });
+  EXPECT_TRUE(ran.WaitForNotificationWithTimeout(absl::Seconds(10)));
+}
+
 TEST(EventLoopTest, PostAfterStopIsDropped) {
   std::atomic<int> count{0};
   EventLoop loop([] {});
@@ -63,4 +70,4 @@ TEST(EventLoopTest, PostAfterStopIsDropped) {
 }
 
 }  // namespace
-}  // namespace fleet::scheduler
+}  // namespace fleet

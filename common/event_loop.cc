@@ -1,8 +1,8 @@
-#include "scheduler/event_loop.h"
+#include "common/event_loop.h"
 
 #include <utility>
 
-namespace fleet::scheduler {
+namespace fleet {
 
 EventLoop::EventLoop(absl::AnyInvocable<void()> after_batch)
     : after_batch_(std::move(after_batch)), thread_([this] { Run(); }) {}
@@ -37,8 +37,8 @@ void EventLoop::Run() {
     }
     for (Event& event : batch) std::move(event)();
     batch.clear();
-    after_batch_();
+    if (after_batch_) after_batch_();
   }
 }
 
-}  // namespace fleet::scheduler
+}  // namespace fleet
