@@ -2,6 +2,8 @@
 
 #include <future>
 #include <optional>
+#include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "httplib.h"
@@ -26,6 +28,19 @@ std::optional<T> AskLoop(EventLoop* loop, Fn read) {
   return answer.get();
 }
 
+// Answers with the document `make` builds on the loop thread, or 503 with
+// `stuck_body` when the loop does not answer.
+template <typename Fn>
+void AnswerFromLoop(EventLoop* loop, Fn make, const char* content_type, const char* stuck_body,
+                    httplib::Response& res) {
+  if (std::optional<std::string> body = AskLoop<std::string>(loop, std::move(make))) {
+    res.set_content(*body, content_type);
+  } else {
+    res.status = 503;
+    res.set_content(stuck_body, content_type);
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<StatusHttpServer>> StatusHttpServer::Start(const std::string& host,
@@ -44,26 +59,19 @@ absl::StatusOr<std::unique_ptr<StatusHttpServer>> StatusHttpServer::Start(const 
     }
   });
   server.Get("/status", [loop, core](const httplib::Request&, httplib::Response& res) {
-    auto json = AskLoop<std::string>(loop, [core] { return StatusJson(core->Snapshot()); });
-    if (json) {
-      res.set_content(*json, "application/json");
-    } else {
-      res.status = 503;
-      res.set_content(R"({"error":"scheduler event loop is not answering"})", "application/json");
-    }
+    AnswerFromLoop(
+        loop, [core] { return StatusJson(core->Snapshot()); }, "application/json",
+        R"({"error":"scheduler event loop is not answering"})", res);
   });
 
   server.Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(kDashboardHtml, "text/html; charset=utf-8");
   });
   server.Get("/metrics", [loop, core](const httplib::Request&, httplib::Response& res) {
-    auto text = AskLoop<std::string>(loop, [core] { return PrometheusText(core->Snapshot()); });
-    if (text) {
-      res.set_content(*text, "text/plain; version=0.0.4; charset=utf-8");
-    } else {
-      res.status = 503;
-      res.set_content("scheduler event loop is not answering\n", "text/plain");
-    }
+    AnswerFromLoop(
+        loop, [core] { return PrometheusText(core->Snapshot()); },
+        "text/plain; version=0.0.4; charset=utf-8", "scheduler event loop is not answering\n",
+        res);
   });
 
   if (port == 0) {

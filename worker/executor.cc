@@ -7,8 +7,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "absl/time/clock.h"
-#include "common/logging.h"
 #include "fleet/remote.h"
 #include "worker/task_call.h"
 

@@ -168,13 +168,7 @@ void FaultInjector::DrainWorker(int index) {
   Note(Fault::kDrainWorker,
        "SIGTERM worker-" + std::to_string(index) + " (pid " + std::to_string(pid) + ")");
   if (!StartReplacement()) return;
-  const std::optional<int> exit = cluster_.WaitForWorkerExit(index, options_.drain_timeout);
-  if (!ExitedWith(exit, 0)) {
-    Problem("drained worker-" + std::to_string(index) + " (pid " + std::to_string(pid) +
-            ") did not exit with code 0 within " + std::to_string(options_.drain_timeout.count()) +
-            " ms: " + DescribeExit(exit));
-    cluster_.KillWorker(index);
-  }
+  ExpectExit(index, 0, options_.drain_timeout, "drained", "");
 }
 
 void FaultInjector::PauseWorker(int index) {
@@ -198,14 +192,18 @@ void FaultInjector::PauseWorker(int index) {
             std::to_string(pid) + ") after " +
             std::to_string(options_.declared_dead_timeout.count()) + " ms: " + status.dump());
   }
-  const std::optional<int> exit = cluster_.WaitForWorkerExit(index, options_.fenced_exit_timeout);
-  if (!ExitedWith(exit, 1)) {
-    Problem("fenced worker-" + std::to_string(index) + " (pid " + std::to_string(pid) +
-            ") did not exit with code 1 within " +
-            std::to_string(options_.fenced_exit_timeout.count()) +
-            " ms of SIGCONT: " + DescribeExit(exit));
-    cluster_.KillWorker(index);
-  }
+  ExpectExit(index, 1, options_.fenced_exit_timeout, "fenced", " of SIGCONT");
+}
+
+void FaultInjector::ExpectExit(int index, int code, std::chrono::milliseconds timeout,
+                               const std::string& which, const std::string& since) {
+  const pid_t pid = cluster_.worker_pid(index);
+  const std::optional<int> exit = cluster_.WaitForWorkerExit(index, timeout);
+  if (ExitedWith(exit, code)) return;
+  Problem(which + " worker-" + std::to_string(index) + " (pid " + std::to_string(pid) +
+          ") did not exit with code " + std::to_string(code) + " within " +
+          std::to_string(timeout.count()) + " ms" + since + ": " + DescribeExit(exit));
+  cluster_.KillWorker(index);
 }
 
 bool FaultInjector::StartReplacement() {

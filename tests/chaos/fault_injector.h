@@ -89,6 +89,10 @@ class FaultInjector {
   // Starts a replacement worker and adds it to active_; false (and a
   // problem) when it does not join.
   bool StartReplacement();
+  // Waits for worker `index` to exit with `code`; reports a problem (naming
+  // it `which`, and `since` what) and kills it when it does not.
+  void ExpectExit(int index, int code, std::chrono::milliseconds timeout,
+                  const std::string& which, const std::string& since);
   // A random index from active_; removes it from active_ when `remove`.
   int PickWorker(bool remove);
   // Records the pids of every active worker's executors.
