@@ -118,9 +118,9 @@ void ClientSession::OnMessage(v1::SchedulerToClient& message) {
     inline_threshold_bytes_ = message.ack().inline_threshold_bytes();
     opened_.Notify();
   }
-  if (message.admitted_submissions() > 0) {
+  if (message.admitted_requests() > 0) {
     absl::MutexLock lock(&window_mu_);
-    admitted_ = std::max(admitted_, message.admitted_submissions());
+    admitted_ = std::max(admitted_, message.admitted_requests());
   }
   if (message.workers_size() > 0 || message.workers_left_size() > 0) {
     absl::MutexLock lock(&workers_mu_);

@@ -36,6 +36,22 @@ ABSL_FLAG(uint64_t, max_lineage_bytes, uint64_t{1} << 30,
 ABSL_FLAG(int, max_reconstructions, 3,
           "How many times one task may run again to rebuild results lost with their workers; "
           "-1 for no limit. Separate from each task's max_retries.");
+ABSL_FLAG(std::string, state_dir, "",
+          "Keep the scheduler's state durably in this directory (an embedded RocksDB); a "
+          "scheduler started again on it (after a crash or kill -9) takes over its tasks, "
+          "objects and sessions, and waits for the workers and clients to reconnect. Empty: "
+          "state in memory only; a restart loses every job.");
+ABSL_FLAG(bool, state_sync, false,
+          "With --state_dir: each commit waits for the disk, so the state also survives a "
+          "machine crash (slower); by default it survives the scheduler process dying.");
+ABSL_FLAG(absl::Duration, reconnect_window, absl::Seconds(10),
+          "After a restart with --state_dir: how long to wait for the workers that were "
+          "connected to come back before their tasks run again elsewhere and their objects "
+          "are rebuilt. Nothing is dispatched meanwhile (it ends early once all are back).");
+ABSL_FLAG(absl::Duration, client_grace, absl::Seconds(10),
+          "A client whose connection broke (or that had a session before a restart) may "
+          "reconnect within this long and carry on; after it, its refs are released and its "
+          "pending tasks cancelled. 0: at once.");
 ABSL_FLAG(std::string, log_level, "", "trace, debug, info, warn or error (default: $SPDLOG_LEVEL or info).");
 
 int main(int argc, char** argv) {
@@ -59,6 +75,10 @@ int main(int argc, char** argv) {
   options.core.max_pending_tasks = absl::GetFlag(FLAGS_max_pending_tasks);
   options.core.max_lineage_bytes = absl::GetFlag(FLAGS_max_lineage_bytes);
   options.core.max_reconstructions = absl::GetFlag(FLAGS_max_reconstructions);
+  options.state_dir = absl::GetFlag(FLAGS_state_dir);
+  options.state_sync = absl::GetFlag(FLAGS_state_sync);
+  options.core.reconnect_window = absl::GetFlag(FLAGS_reconnect_window);
+  options.core.client_grace = absl::GetFlag(FLAGS_client_grace);
   if (options.core.heartbeat_timeout < absl::Seconds(2)) {
     std::fprintf(stderr,
                  "fleet-scheduler: --heartbeat_timeout=%s would declare healthy workers dead: "

@@ -41,9 +41,14 @@ absl::Status SchedulerCore::AddWorker(const v1::RegisterWorker& registration) {
     return absl::InvalidArgumentError(
         absl::StrCat("worker ", id.Short(), " registered without an address"));
   }
-  if (workers_.contains(id)) {
-    return absl::AlreadyExistsError(absl::StrCat("worker ", id.Short(), " is already registered"));
+  if (auto known = workers_.find(id); known != workers_.end()) {
+    if (!known->second.reconnecting) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("worker ", id.Short(), " is already registered"));
+    }
+    workers_.erase(known);  // back after the scheduler's restart
   }
+  TouchWorker(id);
   Worker& worker = workers_[id];
   worker.id = id;
   worker.address = registration.address();
@@ -52,8 +57,10 @@ absl::Status SchedulerCore::AddWorker(const v1::RegisterWorker& registration) {
   auto cpu = registration.resources().quantities().find("CPU");
   worker.slots = cpu == registration.resources().quantities().end() ? 1 : cpu->second;
   worker.connected_at = worker.last_heard = clock_->Now();
-  GetLogger("scheduler")->info("event=worker_joined worker={} address={} host={} slots={}",
-                               id.Short(), worker.address, worker.hostname, worker.slots);
+  GetLogger("scheduler")->info("event=worker_joined worker={} address={} host={} slots={} resume={}",
+                               id.Short(), worker.address, worker.hostname, worker.slots,
+                               registration.resume());
+  if (registration.resume()) ReclaimFromWorker(worker, registration);
   v1::WorkerInfo info;
   info.set_worker_id(std::string(id.Binary()));
   info.set_address(worker.address);
@@ -67,6 +74,7 @@ void SchedulerCore::RemoveWorker(const WorkerId& id, absl::string_view reason) {
   if (it == workers_.end()) return;
   Worker worker = std::move(it->second);
   workers_.erase(it);
+  TouchWorker(id);
   if (worker.draining) draining_workers_--;
   GetLogger("scheduler")->info("event=worker_left worker={} address={} reason=\"{}\" tasks={}",
                                id.Short(), worker.address, reason, worker.tasks.size());
@@ -86,6 +94,7 @@ void SchedulerCore::RemoveWorker(const WorkerId& id, absl::string_view reason) {
     if (max_retries < 0 || static_cast<int>(task.retries) < max_retries) {
       task.retries++;
       tasks_retried_++;
+      TouchTask(*rit);
       task.state = TaskState::kReady;
       task.ready_at = clock_->Now();
       task.worker = WorkerId();
@@ -176,6 +185,7 @@ absl::Status SchedulerCore::TaskCompleted(const WorkerId& worker_id,
     if (retryable && (max_retries < 0 || static_cast<int>(task.retries) < max_retries)) {
       task.retries++;
       tasks_retried_++;
+      TouchTask(task_id);
       GetLogger("scheduler")->info(
           "event=task_retried task={} attempt={} kind={} reason=\"{}\"", task_id.Short(),
           task.attempt, v1::TaskFailure::Kind_Name(kind), completed.failure().message());
@@ -236,6 +246,7 @@ absl::Status SchedulerCore::TaskCompleted(const WorkerId& worker_id,
   const TaskId done = task_id;
   Task finished = std::move(task);
   tasks_.erase(task_it);
+  TouchTask(done);
   // Lineage first: it holds the arguments that the task no longer does.
   RetainLineage(done, finished);
   ReleaseArgs(finished);
@@ -268,6 +279,7 @@ std::vector<std::pair<WorkerId, std::string>> SchedulerCore::ExpireSilentWorkers
   const absl::Time now = clock_->Now();
   std::vector<std::pair<WorkerId, std::string>> expired;
   for (const auto& [id, worker] : workers_) {
+    if (worker.reconnecting) continue;  // the reconnect window decides
     const absl::Duration silent = now - worker.last_heard;
     if (silent <= config_.heartbeat_timeout) continue;
     expired.emplace_back(
@@ -302,19 +314,41 @@ void SchedulerCore::Heartbeat(const WorkerId& worker_id, const v1::Heartbeat& he
 
 // ---- sessions --------------------------------------------------------------
 
+std::optional<SessionId> SchedulerCore::SessionToResume(const v1::OpenSession& open) const {
+  auto job = JobId::FromBinary(open.job_id());
+  if (!open.resume() || !job.ok()) return std::nullopt;
+  for (const auto& [id, session] : sessions_) {
+    if (session.job == *job) return id;
+  }
+  return std::nullopt;
+}
+
 absl::Status SchedulerCore::OpenSession(SessionId session_id, const v1::OpenSession& open) {
   ASSIGN_OR_RETURN(JobId job, JobId::FromBinary(open.job_id()));
-  if (sessions_.contains(session_id)) {
-    return absl::AlreadyExistsError(absl::StrCat("session ", session_id, " is already open"));
+  if (auto kept = sessions_.find(session_id); kept != sessions_.end()) {
+    if (!open.resume() || kept->second.job != job) {
+      return absl::AlreadyExistsError(absl::StrCat("session ", session_id, " is already open"));
+    }
+    // The client is back (also when its old stream's end has not been
+    // seen yet): the session continues on this stream.
+    kept->second.connected = true;
+    kept->second.received = kept->second.admitted = open.admitted_requests();
+    GetLogger("scheduler")->info("event=job_resumed job={} client={}:{} session={}",
+                                 job.Hex().substr(0, 8), kept->second.hostname,
+                                 kept->second.pid, session_id);
+  } else {
+    TouchSession(job);
+    Session& session = sessions_[session_id];
+    session.received = session.admitted = open.admitted_requests();
+    session.job = job;
+    session.hostname = open.client_hostname();
+    session.pid = open.client_pid();
+    session.opened_at = clock_->Now();
+    GetLogger("scheduler")->info("event=job_started job={} client={}:{}", job.Hex().substr(0, 8),
+                                 session.hostname, session.pid);
   }
-  Session& session = sessions_[session_id];
-  session.job = job;
-  session.hostname = open.client_hostname();
-  session.pid = open.client_pid();
-  session.opened_at = clock_->Now();
-  GetLogger("scheduler")->info("event=job_started job={} client={}:{}", job.Hex().substr(0, 8),
-                               session.hostname, session.pid);
   for (const auto& [id, worker] : workers_) {
+    if (worker.reconnecting) continue;
     v1::WorkerInfo info;
     info.set_worker_id(std::string(id.Binary()));
     info.set_address(worker.address);
@@ -339,11 +373,13 @@ void SchedulerCore::CloseSession(SessionId session_id) {
     auto task_it = tasks_.find(task_id);
     const Task task = std::move(task_it->second);
     tasks_.erase(task_it);
+    TouchTask(task_id);
     ReleaseArgs(task);
     for (uint32_t i = 0; i < std::max<uint32_t>(1, task.spec.num_returns()); ++i) {
       auto result = objects_.find(ObjectId::Of(task_id, i));
       if (result != objects_.end() && result->second.state == ObjectState::kPending) {
         objects_.erase(result);
+        TouchObject(ObjectId::Of(task_id, i));
       }
     }
   }
@@ -352,6 +388,7 @@ void SchedulerCore::CloseSession(SessionId session_id) {
       "event=job_finished job={} submitted={} released_refs={} cancelled_tasks={}",
       it->second.job.Hex().substr(0, 8), it->second.submitted, held.size(), dropped.size());
   for (const ObjectId& id : held) ReleaseObject(session_id, id);
+  TouchSession(it->second.job);
   sessions_.erase(session_id);
 }
 
@@ -368,8 +405,12 @@ absl::Status SchedulerCore::SubmitTask(SessionId session_id, v1::TaskSpec spec) 
     return absl::InvalidArgumentError(absl::StrCat("task ", task_id.Short(),
                                                    " does not belong to the session's job"));
   }
-  if (tasks_.contains(task_id) || objects_.contains(ObjectId::Of(task_id, 0))) {
-    return absl::AlreadyExistsError(absl::StrCat("task ", task_id.Short(), " was already submitted"));
+  if (tasks_.contains(task_id) || objects_.contains(ObjectId::Of(task_id, 0)) ||
+      lineage_.Contains(task_id)) {
+    // Sent again by a client that reconnected without seeing it admitted:
+    // it is here already.
+    GetLogger("scheduler")->debug("event=duplicate_submission task={}", task_id.Short());
+    return absl::OkStatus();
   }
   if (spec.num_returns() == 0) spec.set_num_returns(1);
   tasks_submitted_++;
@@ -377,8 +418,10 @@ absl::Status SchedulerCore::SubmitTask(SessionId session_id, v1::TaskSpec spec) 
 
   Task& task = tasks_[task_id];
   task.owner = session_id;
+  TouchTask(task_id);
   for (uint32_t i = 0; i < spec.num_returns(); ++i) {
     const ObjectId object_id = ObjectId::Of(task_id, i);
+    TouchObject(object_id);
     Object& object = objects_[object_id];
     object.owner = session_id;
     session.held.insert(object_id);
@@ -444,14 +487,18 @@ absl::Status SchedulerCore::PutObject(SessionId session_id, const v1::ObjectInfo
     return absl::FailedPreconditionError(
         absl::StrCat("object put on session ", session_id, " before it was opened"));
   }
+  session_it->second.received++;  // the client counts every request
   ASSIGN_OR_RETURN(ObjectId object_id, ObjectId::FromBinary(info.object_id()));
   if (object_id.task().job() != session_it->second.job) {
     return absl::InvalidArgumentError(
         absl::StrCat("object ", object_id.Short(), " does not belong to the session's job"));
   }
   if (objects_.contains(object_id)) {
-    return absl::AlreadyExistsError(absl::StrCat("object ", object_id.Short(), " already exists"));
+    // Sent again by a client that reconnected without seeing it admitted.
+    GetLogger("scheduler")->debug("event=duplicate_put object={}", object_id.Short());
+    return absl::OkStatus();
   }
+  TouchObject(object_id);
   Object& object = objects_[object_id];
   object.owner = session_id;
   object.put = true;
@@ -486,6 +533,7 @@ void SchedulerCore::ReleaseObject(SessionId session_id, const ObjectId& object_i
   auto it = objects_.find(object_id);
   if (it == objects_.end() || it->second.owner != session_id) return;
   it->second.owner_holds = false;
+  TouchObject(object_id);
   MaybeFree(object_id);
 }
 
@@ -553,7 +601,8 @@ bool SchedulerCore::AnyWorkerCouldRun(const Task& task) const {
 
 void SchedulerCore::Dispatch() {
   if (draining_workers_ > 0) ProgressDrains();
-  while (!ready_.empty()) {
+  const bool recovering = recovering_ && ContinueRecovery();
+  while (!recovering && !ready_.empty()) {
     auto it = tasks_.find(ready_.front());
     if (it == tasks_.end() || it->second.state != TaskState::kReady) {
       ready_.pop_front();
@@ -670,6 +719,7 @@ void SchedulerCore::FailTask(const TaskId& first_id, v1::TaskFailure first_failu
     }
     ReleaseArgs(task);
     tasks_.erase(it);
+    TouchTask(task_id);
     for (uint32_t i = 0; i < num_returns; ++i) MaybeFree(ObjectId::Of(task_id, i));
   }
 }
@@ -677,6 +727,7 @@ void SchedulerCore::FailTask(const TaskId& first_id, v1::TaskFailure first_failu
 void SchedulerCore::MarkObjectReady(const ObjectId& id, Object& object,
                                     const std::string* inline_value) {
   object.state = ObjectState::kReady;
+  TouchObject(id);
   if (object.owner_holds && sessions_.contains(object.owner)) {
     v1::ObjectInfo info = DescribeFor(id, object, nullptr);
     if (!object.has_inline && inline_value != nullptr) info.set_inline_value(*inline_value);
@@ -698,6 +749,7 @@ void SchedulerCore::MarkObjectFailed(const ObjectId& id, Object& object,
                                      std::vector<std::pair<TaskId, v1::TaskFailure>>& to_fail) {
   object.state = ObjectState::kFailed;
   object.failure = failure;
+  TouchObject(id);
   if (object.has_inline) {
     inline_cache_used_bytes_ -= object.inline_value.size();
     object.has_inline = false;
@@ -731,6 +783,7 @@ void SchedulerCore::MaybeFree(const ObjectId& first) {
     Object& object = it->second;
     if (Needed(object) || object.state == ObjectState::kPending) continue;
     DropCopies(id, object);
+    TouchObject(id);
     // Nothing reads it now, but a retained spec downstream may have to run
     // again: its record stays while its producer's spec does, to rebuild it.
     const bool rebuildable =

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,7 @@
 #include "scheduler/cluster_snapshot.h"
 #include "scheduler/histogram.h"
 #include "scheduler/lineage.h"
+#include "scheduler/state_store.h"
 
 namespace fleet::scheduler {
 
@@ -47,7 +49,7 @@ class SchedulerOutput {
   virtual void NotifyWorkerJoined(SessionId session, const v1::WorkerInfo& worker) = 0;
   virtual void NotifyWorkerLeft(SessionId session, const WorkerId& worker) = 0;
   // The session's submissions admitted so far (see SchedulerConfig).
-  virtual void NotifyAdmitted(SessionId session, uint64_t admitted_submissions) = 0;
+  virtual void NotifyAdmitted(SessionId session, uint64_t admitted_requests) = 0;
 };
 
 struct SchedulerConfig {
@@ -76,6 +78,17 @@ struct SchedulerConfig {
   // (-1: no limit). These re-runs do not use its max_retries, which bound
   // the attempts lost to dead workers within each run.
   int max_reconstructions = 3;
+  // Durable state (--state_dir): the core records what each batch changed
+  // (CollectChanges) for the loop to commit before anything it decided
+  // leaves the scheduler.
+  bool durable = false;
+  // After a restart, how long the core waits for the workers it knew to
+  // reconnect before it re-runs their tasks and rebuilds their objects.
+  absl::Duration reconnect_window = absl::Seconds(10);
+  // A client whose stream broke without a goodbye (or that had a session
+  // before a restart) keeps its session this long to reconnect; then its
+  // refs are released and its pending tasks cancelled.
+  absl::Duration client_grace = absl::Seconds(10);
 };
 
 class SchedulerCore {
@@ -120,7 +133,20 @@ class SchedulerCore {
   std::vector<std::pair<WorkerId, std::string>> ExpireSilentWorkers();
 
   // ---- client sessions
+  // For a client that comes back (`open.resume`) while its job's session
+  // is still kept: that session's id, to open again, continuing with its
+  // refs, tasks and counts.
+  std::optional<SessionId> SessionToResume(const v1::OpenSession& open) const;
   absl::Status OpenSession(SessionId session, const v1::OpenSession& open);
+  // Completes a resumed open once the requests sent with it are in: the
+  // job's objects the client no longer holds are released, and the client
+  // is sent the state of those it holds (a failure for any unknown here).
+  void ReconcileHeldObjects(SessionId session, const v1::OpenSession& open);
+  // The client's stream broke without a goodbye: its session is kept for
+  // config().client_grace for it to reconnect (closed at once when 0).
+  void DisconnectSession(SessionId session);
+  // Closes the sessions whose clients stayed away past the grace period.
+  void ExpireAbsentSessions();
   // The client is gone: its references are released, and its tasks not yet
   // on a worker are cancelled (those running finish; their results are
   // freed on arrival), so a crashed driver leaks nothing.
@@ -142,6 +168,18 @@ class SchedulerCore {
   void Dispatch();
 
   ClusterSnapshot Snapshot() const;
+
+  // ---- durable state (scheduler_core_durable.cc)
+  // Takes over what a previous run committed: its tasks (none assigned),
+  // objects (without locations), sessions (disconnected: their clients
+  // have client_grace to come back) and workers (reconnecting). Until they
+  // are all back or reconnect_window has passed, nothing is dispatched;
+  // then those still away are removed (their tasks re-run, their objects
+  // rebuilt) and scheduling resumes. Call once, before any event.
+  absl::Status Restore(const StoredState& state);
+  // Appends the records changed since the last call (config().durable).
+  void CollectChanges(StateChanges& changes);
+  bool recovering() const { return recovering_; }
 
   // Test hooks.
   std::size_t NumTasksForTest() const { return tasks_.size(); }
@@ -201,6 +239,7 @@ class SchedulerCore {
     absl::Time last_heard;
     v1::Heartbeat last_heartbeat;
     bool draining = false;
+    bool reconnecting = false;  // restored: known before a restart, not back yet
     bool copying = false;  // its objects are being copied away
     int stranded = 0;      // objects only it held, with no worker to copy them to
     absl::flat_hash_set<ObjectId> copies_awaited;
@@ -215,6 +254,8 @@ class SchedulerCore {
     uint64_t received = 0;  // submissions processed, accepted or not
     uint64_t admitted = 0;  // last count sent with NotifyAdmitted
     absl::Time opened_at;
+    bool connected = true;  // false while its client is away (see DisconnectSession)
+    absl::Time absent_since;
   };
 
   // Whether some copy of a ready object can be read: cached here or in a store.
@@ -225,6 +266,27 @@ class SchedulerCore {
   static bool Needed(const Object& object) {
     return object.owner_holds || object.pending_uses > 0;
   }
+
+  // ---- durable state (scheduler_core_durable.cc)
+  void TouchTask(const TaskId& id) {
+    if (config_.durable) dirty_tasks_.insert(id);
+  }
+  void TouchObject(const ObjectId& id) {
+    if (config_.durable) dirty_objects_.insert(id);
+  }
+  void TouchSession(const JobId& job) {
+    if (config_.durable) dirty_sessions_.insert(job);
+  }
+  void TouchWorker(const WorkerId& id) {
+    if (config_.durable) dirty_workers_.insert(id);
+  }
+  // A worker that registered with `resume`: keeps its copies of objects
+  // known here and the tasks it claims that are not running elsewhere;
+  // has it free or drop the rest.
+  void ReclaimFromWorker(Worker& worker, const v1::RegisterWorker& registration);
+  // Ends the reconnect window once every restored worker is back or the
+  // window has passed; returns whether recovery is still going on.
+  bool ContinueRecovery();
 
   // Moves draining workers along: starts copying their objects once they
   // are idle, and releases them once no object depends on them.
@@ -299,6 +361,13 @@ class SchedulerCore {
   uint64_t tasks_retried_ = 0;        // re-queued after a dead worker, exception or lost argument
   uint64_t tasks_reconstructed_ = 0;  // finished tasks run again to rebuild lost results
   int draining_workers_ = 0;
+  bool recovering_ = false;
+  bool meta_recorded_ = false;  // the epoch is in the state
+  absl::Time recovery_deadline_;
+  absl::flat_hash_set<TaskId> dirty_tasks_;
+  absl::flat_hash_set<ObjectId> dirty_objects_;
+  absl::flat_hash_set<JobId> dirty_sessions_;
+  absl::flat_hash_set<WorkerId> dirty_workers_;
   // Per function name; beyond kMaxTrackedFunctions names, under "(other)".
   absl::flat_hash_map<std::string, FunctionStats> function_stats_;
 };

@@ -57,11 +57,13 @@ void SchedulerCore::RetainLineage(const TaskId& id, Task& task) {
                                   evicted_id.Short(), lineage_.max_bytes());
     ForgetLineage(evicted_id, evicted, to_check);
   }
+  TouchTask(id);
   for (const ObjectId& object_id : to_check) MaybeFree(object_id);
 }
 
 void SchedulerCore::ForgetLineage(const TaskId& id, const Lineage::Entry& entry,
                                   std::vector<ObjectId>& to_check) {
+  TouchTask(id);
   for (const ObjectId& arg : entry.ref_args) {
     auto it = objects_.find(arg);
     if (it == objects_.end()) continue;
@@ -95,6 +97,7 @@ void SchedulerCore::Rebuild(const ObjectId& first, std::string how_lost,
     if (tasks_.contains(id.task())) {
       // Its producer runs again already, to rebuild a sibling result.
       object.state = ObjectState::kPending;
+      TouchObject(id);
       NotifyOwner(id, object);  // pending again: the owner waits, not fetches
       continue;
     }
@@ -143,6 +146,7 @@ bool SchedulerCore::Reconstruct(const TaskId& producer, const ObjectId& lost, st
   Lineage::Entry spec = *lineage_.Take(producer);
   tasks_reconstructed_++;
   Task& task = tasks_[producer];
+  TouchTask(producer);
   task.owner = spec.owner;
   task.attempt = spec.attempt;  // a new attempt: late results of old ones are ignored
   task.reconstructions = spec.reconstructions + 1;
@@ -154,6 +158,7 @@ bool SchedulerCore::Reconstruct(const TaskId& producer, const ObjectId& lost, st
     if (result.state == ObjectState::kReleased ||
         (result.state == ObjectState::kReady && !HasCopy(result))) {
       result.state = ObjectState::kPending;
+      TouchObject(it->first);
       NotifyOwner(it->first, result);  // pending again: the owner waits, not fetches
     }
   }

@@ -1,6 +1,10 @@
 #include "scheduler/scheduler_core.h"
 
+#include <stdlib.h>
+
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -31,8 +35,8 @@ class RecordingOutput : public SchedulerOutput {
   void NotifyWorkerLeft(SessionId session, const WorkerId& worker) override {
     left[session].push_back(worker);
   }
-  void NotifyAdmitted(SessionId session, uint64_t admitted_submissions) override {
-    admitted[session].push_back(admitted_submissions);
+  void NotifyAdmitted(SessionId session, uint64_t admitted_requests) override {
+    admitted[session].push_back(admitted_requests);
   }
   void CancelOnWorker(const WorkerId& worker, const TaskId& task) override {
     cancelled[worker].push_back(task);
@@ -866,7 +870,10 @@ TEST_F(SchedulerCoreTest, RejectsMalformedInput) {
   EXPECT_EQ(core_.SubmitTask(kSession, spec).code(), absl::StatusCode::kInvalidArgument);
   const TaskId t = Submit();
   spec.set_task_id(std::string(t.Binary()));
-  EXPECT_EQ(core_.SubmitTask(kSession, spec).code(), absl::StatusCode::kAlreadyExists);
+  // A duplicate (a client sending again what it did not see admitted) is
+  // taken as already there.
+  EXPECT_TRUE(core_.SubmitTask(kSession, spec).ok());
+  EXPECT_EQ(core_.NumTasksForTest(), 1u);
   EXPECT_EQ(core_.SubmitTask(99, spec).code(), absl::StatusCode::kFailedPrecondition);
   v1::RegisterWorker reg;
   reg.set_worker_id("bad");
@@ -1004,6 +1011,218 @@ TEST_F(SchedulerCoreTest, LastWorkerDrainsAtOnceWhenNoneCanTakeItsObjects) {
   core_.Dispatch();
   EXPECT_TRUE(out_.copies.empty());
   EXPECT_THAT(out_.released, ::testing::ElementsAre(only));
+}
+
+// ---- durable state and restarts --------------------------------------------
+
+SchedulerConfig DurableConfig() {
+  SchedulerConfig config;
+  config.durable = true;
+  config.reconnect_window = absl::Seconds(5);
+  config.client_grace = absl::Seconds(20);
+  return config;
+}
+
+// Commits what the core records into a real StateStore, and starts a
+// second core on it, as a scheduler killed and started again would.
+class DurableCoreTest : public SchedulerCoreTest {
+ protected:
+  DurableCoreTest() : SchedulerCoreTest(DurableConfig()) {
+    char dir[] = "/tmp/fleet-state-test-XXXXXX";
+    dir_ = mkdtemp(dir);
+    auto store = StateStore::Open(dir_, /*sync=*/false);
+    EXPECT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+  }
+  ~DurableCoreTest() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void Commit() {
+    StateChanges changes;
+    core_.CollectChanges(changes);
+    ASSERT_TRUE(store_->Commit(changes).ok());
+  }
+
+  std::unique_ptr<SchedulerCore> Restart() {
+    Commit();
+    absl::StatusOr<StoredState> state = store_->Load();
+    EXPECT_TRUE(state.ok()) << state.status();
+    SchedulerConfig config = DurableConfig();
+    config.epoch = 2;
+    auto core = std::make_unique<SchedulerCore>(config, &after_, &clock_);
+    EXPECT_TRUE(core->Restore(*state).ok());
+    return core;
+  }
+
+  static v1::RegisterWorker Registration(const WorkerId& id, bool resume) {
+    v1::RegisterWorker reg;
+    reg.set_worker_id(std::string(id.Binary()));
+    reg.set_address("10.0.1.1:7000");
+    (*reg.mutable_resources()->mutable_quantities())["CPU"] = 2;
+    reg.set_resume(resume);
+    return reg;
+  }
+
+  static void CompleteOn(SchedulerCore& core, const WorkerId& worker, const TaskId& task,
+                         uint32_t attempt, const std::string& value) {
+    v1::TaskCompleted done;
+    done.set_task_id(std::string(task.Binary()));
+    done.set_attempt(attempt);
+    v1::ObjectInfo* result = done.add_results();
+    result->set_object_id(std::string(ObjectId::Of(task, 0).Binary()));
+    result->set_size_bytes(value.size());
+    result->set_inline_value(value);
+    EXPECT_TRUE(core.TaskCompleted(worker, done).ok());
+  }
+
+  std::vector<TaskId> AssignedAfter(const WorkerId& worker) {
+    std::vector<TaskId> tasks;
+    for (const v1::TaskAssignment& a : after_.assigned[worker]) tasks.push_back(TaskOf(a));
+    return tasks;
+  }
+
+  v1::OpenSession ResumeOpen(const std::vector<ObjectId>& held) {
+    v1::OpenSession open;
+    open.set_job_id(std::string(job_.Binary()));
+    open.set_resume(true);
+    for (const ObjectId& id : held) open.add_held_objects(std::string(id.Binary()));
+    return open;
+  }
+
+  std::string dir_;
+  std::unique_ptr<StateStore> store_;
+  RecordingOutput after_;  // what the restarted core says
+};
+
+TEST_F(DurableCoreTest, RestartKeepsTasksAndResultsAndTakesBackWhatWorkersRun) {
+  const WorkerId w = AddWorker(1);
+  const TaskId done_inline = Submit();
+  const TaskId done_large = Submit();
+  const TaskId running = Submit();
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[w], SizeIs(3));
+  Complete(w, done_inline, 1, "one");
+  CompleteLarge(w, done_large);
+
+  std::unique_ptr<SchedulerCore> restarted = Restart();
+  EXPECT_TRUE(restarted->recovering());
+  EXPECT_EQ(restarted->Snapshot().tasks_finished, 2u);
+  // A new worker gets nothing while the old one may still come back.
+  const WorkerId newcomer = WorkerId::Random();
+  ASSERT_TRUE(restarted->AddWorker(Registration(newcomer, false)).ok());
+  restarted->Dispatch();
+  EXPECT_THAT(AssignedAfter(newcomer), IsEmpty());
+
+  // The old worker is back: it still runs `running` and holds the large result.
+  v1::RegisterWorker back = Registration(w, true);
+  v1::TaskClaim* claim = back.add_running_tasks();
+  claim->set_task_id(std::string(running.Binary()));
+  claim->set_attempt(3);
+  back.add_held_objects()->set_object_id(std::string(ObjectId::Of(done_large, 0).Binary()));
+  const ObjectId stranger = ObjectId::Of(TaskId::Of(JobId::Random(), 1), 0);
+  back.add_held_objects()->set_object_id(std::string(stranger.Binary()));
+  ASSERT_TRUE(restarted->AddWorker(back).ok());
+  restarted->Dispatch();
+  EXPECT_FALSE(restarted->recovering());
+  EXPECT_THAT(AssignedAfter(newcomer), IsEmpty());  // not run a second time
+  EXPECT_THAT(AssignedAfter(w), IsEmpty());
+  EXPECT_THAT(after_.freed[w], ::testing::ElementsAre(stranger));
+  CompleteOn(*restarted, w, running, 3, "three");
+  EXPECT_EQ(restarted->Snapshot().tasks_finished, 3u);
+
+  // The client comes back holding all three results and learns their state.
+  const v1::OpenSession open = ResumeOpen({ObjectId::Of(done_inline, 0),
+                                           ObjectId::Of(done_large, 0),
+                                           ObjectId::Of(running, 0)});
+  std::optional<SessionId> session = restarted->SessionToResume(open);
+  ASSERT_TRUE(session.has_value());
+  ASSERT_TRUE(restarted->OpenSession(*session, open).ok());
+  restarted->ReconcileHeldObjects(*session, open);
+  std::map<std::string, v1::ObjectInfo> last;
+  for (const v1::ObjectInfo& info : after_.notified[*session]) last[info.object_id()] = info;
+  EXPECT_EQ(last[std::string(ObjectId::Of(done_inline, 0).Binary())].inline_value(), "one");
+  EXPECT_EQ(last[std::string(ObjectId::Of(done_large, 0).Binary())].location().worker_id(),
+            w.Binary());
+  EXPECT_EQ(last[std::string(ObjectId::Of(running, 0).Binary())].inline_value(), "three");
+}
+
+TEST_F(DurableCoreTest, WorkerThatStaysAwayHasItsTasksRunAgainAndObjectsRebuilt) {
+  const WorkerId w = AddWorker(2);
+  const TaskId producer = Submit();
+  core_.Dispatch();
+  CompleteLarge(w, producer);
+  const TaskId consumer = Submit({ObjectId::Of(producer, 0)});
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[w], SizeIs(2));
+
+  std::unique_ptr<SchedulerCore> restarted = Restart();
+  const WorkerId newcomer = WorkerId::Random();
+  ASSERT_TRUE(restarted->AddWorker(Registration(newcomer, false)).ok());
+  restarted->Dispatch();
+  EXPECT_THAT(AssignedAfter(newcomer), IsEmpty());
+  clock_.Advance(absl::Seconds(6));  // past the reconnect window
+  restarted->Dispatch();
+  EXPECT_FALSE(restarted->recovering());
+  // The producer runs again to rebuild the consumer's argument, then the consumer.
+  EXPECT_THAT(AssignedAfter(newcomer), ::testing::ElementsAre(producer));
+  CompleteOn(*restarted, newcomer, producer, after_.assigned[newcomer][0].attempt(), "p");
+  restarted->Dispatch();
+  EXPECT_THAT(AssignedAfter(newcomer), ::testing::ElementsAre(producer, consumer));
+  EXPECT_EQ(restarted->Snapshot().tasks_reconstructed, 1u);
+}
+
+TEST_F(DurableCoreTest, ClientThatDoesNotComeBackIsReleasedAfterItsGrace) {
+  Submit();
+  Submit();
+  std::unique_ptr<SchedulerCore> restarted = Restart();
+  clock_.Advance(absl::Seconds(10));
+  restarted->ExpireAbsentSessions();
+  EXPECT_EQ(restarted->Snapshot().sessions, 1u);
+  clock_.Advance(absl::Seconds(11));
+  restarted->ExpireAbsentSessions();
+  EXPECT_EQ(restarted->Snapshot().sessions, 0u);
+  EXPECT_EQ(restarted->Snapshot().tasks_cancelled, 2u);
+  EXPECT_EQ(restarted->NumObjectsForTest(), 0u);
+}
+
+TEST_F(DurableCoreTest, ResumingClientLosesWhatItReleasedAndLearnsWhatIsUnknown) {
+  const WorkerId w = AddWorker(1);
+  const TaskId dropped = Submit();
+  core_.Dispatch();
+  Complete(w, dropped, 1, "d");
+  const TaskId kept = Submit();
+  std::unique_ptr<SchedulerCore> restarted = Restart();
+  EXPECT_EQ(restarted->NumObjectsForTest(), 2u);
+  const ObjectId unknown = ObjectId::Of(TaskId::Of(job_, 999), 0);
+  const v1::OpenSession open = ResumeOpen({ObjectId::Of(kept, 0), unknown});
+  const SessionId session = *restarted->SessionToResume(open);
+  ASSERT_TRUE(restarted->OpenSession(session, open).ok());
+  // Sent again, as the client had not seen it admitted: taken as there.
+  v1::TaskSpec again;
+  again.set_task_id(std::string(kept.Binary()));
+  again.set_function_name("f");
+  ASSERT_TRUE(restarted->SubmitTask(session, again).ok());
+  restarted->ReconcileHeldObjects(session, open);
+  EXPECT_EQ(restarted->NumTasksForTest(), 1u);
+  EXPECT_EQ(restarted->NumObjectsForTest(), 1u);  // the client no longer held `dropped`'s
+  ASSERT_THAT(after_.notified[session], SizeIs(1));
+  EXPECT_EQ(after_.notified[session][0].object_id(), unknown.Binary());
+  EXPECT_EQ(after_.notified[session][0].failure().kind(), v1::TaskFailure::OBJECT_LOST);
+}
+
+TEST_F(DurableCoreTest, ClientStreamBreakKeepsTheSessionForItsGrace) {
+  const TaskId t = Submit();
+  core_.DisconnectSession(kSession);
+  EXPECT_EQ(core_.Snapshot().sessions, 1u);
+  const v1::OpenSession open = ResumeOpen({ObjectId::Of(t, 0)});
+  ASSERT_EQ(core_.SessionToResume(open), kSession);
+  ASSERT_TRUE(core_.OpenSession(kSession, open).ok());
+  clock_.Advance(absl::Seconds(30));
+  core_.ExpireAbsentSessions();
+  EXPECT_EQ(core_.Snapshot().sessions, 1u);  // it came back in time
+  EXPECT_EQ(core_.NumTasksForTest(), 1u);
 }
 
 }  // namespace

@@ -6,24 +6,56 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/net.h"
+#include "common/status_macros.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "grpcpp/security/server_credentials.h"
 #include "common/event_loop.h"
 #include "scheduler/scheduler_service.h"
+#include "scheduler/state_store.h"
 #include "scheduler/status_http.h"
 
 namespace fleet::scheduler {
 
 absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(SchedulerOptions options) {
   std::unique_ptr<SchedulerServer> server(new SchedulerServer());
-  if (options.core.epoch == 0) {
-    options.core.epoch = static_cast<uint64_t>(absl::ToUnixMicros(absl::Now()));
+  StoredState stored;
+  if (!options.state_dir.empty()) {
+    ASSIGN_OR_RETURN(server->state_, StateStore::Open(options.state_dir, options.state_sync));
+    ASSIGN_OR_RETURN(stored, server->state_->Load());
+    options.core.durable = true;
   }
-  server->router_ = std::make_unique<StreamRouter>();
+  if (options.core.epoch == 0) {
+    // Each start has a larger epoch than any before it on this state.
+    options.core.epoch = std::max<uint64_t>(static_cast<uint64_t>(absl::ToUnixMicros(absl::Now())),
+                                            stored.meta.epoch() + 1);
+  }
+  server->router_ = std::make_unique<StreamRouter>(/*hold=*/server->state_ != nullptr);
   server->core_ = std::make_unique<SchedulerCore>(options.core, server->router_.get());
   SchedulerCore* core = server->core_.get();
-  server->loop_ = std::make_unique<EventLoop>([core] { core->Dispatch(); });
+  if (!stored.fresh) RETURN_IF_ERROR(core->Restore(stored));
+  if (server->state_ != nullptr) {
+    StateChanges changes;
+    core->CollectChanges(changes);  // the new epoch
+    RETURN_IF_ERROR(server->state_->Commit(changes));
+  }
+  server->loop_ = std::make_unique<EventLoop>(
+      [core, router = server->router_.get(), state = server->state_.get()] {
+        core->Dispatch();
+        if (state != nullptr) {
+          StateChanges changes;
+          core->CollectChanges(changes);
+          if (absl::Status committed = state->Commit(changes); !committed.ok()) {
+            // What this batch decided would not survive a restart, and the
+            // workers and clients must not act on it: stop here, and let a
+            // restart take over from the last commit.
+            GetLogger("scheduler")->critical("event=state_commit_failed status=\"{}\"",
+                                             committed.ToString());
+            std::_Exit(1);
+          }
+        }
+        router->Flush();
+      });
   server->service_ = std::make_unique<SchedulerService>(server->loop_.get(), core,
                                                         server->router_.get());
 
@@ -55,13 +87,15 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(Schedule
         for (const auto& [id, reason] : raw->core_->ExpireSilentWorkers()) {
           raw->router_->FenceWorker(id, reason);
         }
+        raw->core_->ExpireAbsentSessions();
       });
     }
   });
   GetLogger("scheduler")->info(
-      "event=scheduler_started grpc_port={} http_port={} epoch={} heartbeat_timeout={}",
+      "event=scheduler_started grpc_port={} http_port={} epoch={} heartbeat_timeout={} "
+      "state_dir=\"{}\" restored={}",
       server->port_, server->http_port(), options.core.epoch,
-      absl::FormatDuration(options.core.heartbeat_timeout));
+      absl::FormatDuration(options.core.heartbeat_timeout), options.state_dir, !stored.fresh);
   return server;
 }
 

@@ -26,11 +26,17 @@ namespace fleet::scheduler {
 class StreamRouter;
 class SchedulerService;
 class StatusHttpServer;
+class StateStore;
 
 struct SchedulerOptions {
   std::string host = "0.0.0.0";
   int port = 50051;       // 0: any free port
   int http_port = 8265;   // 0: any free port; -1: no HTTP endpoint
+  // Where the durable state lives (RocksDB); empty: in memory only. A
+  // scheduler started again on the same directory takes over its state.
+  std::string state_dir;
+  // Each commit waits for the disk, not only the OS (see StateStore).
+  bool state_sync = false;
   SchedulerConfig core;
 };
 
@@ -56,6 +62,7 @@ class SchedulerServer {
 
   // Declared in dependency order: each member uses only those above it, and
   // they are destroyed bottom-up.
+  std::unique_ptr<StateStore> state_;
   std::unique_ptr<StreamRouter> router_;
   std::unique_ptr<SchedulerCore> core_;
   std::unique_ptr<EventLoop> loop_;

@@ -34,26 +34,96 @@ void ForEachId(const Ids& ids, absl::string_view from, Use use) {
 
 // ---- StreamRouter ----------------------------------------------------------
 
+template <typename Stream, typename AddFn>
+void StreamRouter::Deliver(const std::shared_ptr<Stream>& stream, std::size_t bytes, AddFn&& add) {
+  if (!hold_) {
+    stream->Send(bytes, std::forward<AddFn>(add));
+    return;
+  }
+  auto& held = [&]() -> auto& {
+    if constexpr (std::is_same_v<Stream, WorkerStream>) {
+      return held_workers_[stream];
+    } else {
+      return held_clients_[stream];
+    }
+  }();
+  if (held.empty() || held.back().first + bytes > kDefaultBatchCapBytes) held.emplace_back();
+  add(held.back().second);
+  held.back().first += bytes;
+}
+
+template <typename Stream>
+void StreamRouter::End(const std::shared_ptr<Stream>& stream, grpc::Status status) {
+  if (!hold_) {
+    stream->Abort(std::move(status));
+    return;
+  }
+  held_ends_.emplace_back(stream, std::move(status));
+}
+
+void StreamRouter::Flush() {
+  auto send_all = [](auto& held_by_stream) {
+    for (auto& [stream, held] : held_by_stream) {
+      for (auto& [bytes, message] : held) {
+        stream->Send(bytes, [&](auto& batch) { batch.MergeFrom(message); });
+      }
+    }
+    held_by_stream.clear();
+  };
+  send_all(held_workers_);
+  send_all(held_clients_);
+  for (auto& [stream, status] : held_ends_) stream->Abort(std::move(status));
+  held_ends_.clear();
+  for (const WorkerId& id : completions_to_tell_) {
+    auto it = workers_.find(id);
+    if (it == workers_.end()) continue;
+    const uint64_t count = completions_[id];
+    it->second->Send(12, [&](v1::SchedulerToWorker& batch) {
+      batch.set_completions_recorded(count);  // cumulative: the latest wins
+    });
+  }
+  completions_to_tell_.clear();
+}
+
 void StreamRouter::AddWorker(const WorkerId& id, std::shared_ptr<WorkerStream> stream) {
   workers_[id] = std::move(stream);
+  completions_[id] = 0;
 }
-void StreamRouter::RemoveWorker(const WorkerId& id) { workers_.erase(id); }
+bool StreamRouter::RemoveWorker(const WorkerId& id, const WorkerStream* stream) {
+  auto it = workers_.find(id);
+  if (it == workers_.end() || it->second.get() != stream) return false;
+  workers_.erase(it);
+  completions_.erase(id);
+  return true;
+}
+void StreamRouter::CountCompletions(const WorkerId& id, int count) {
+  if (count == 0 || !workers_.contains(id)) return;
+  completions_[id] += static_cast<uint64_t>(count);
+  completions_to_tell_.insert(id);
+}
 void StreamRouter::FenceWorker(const WorkerId& id, const std::string& reason) {
   auto it = workers_.find(id);
   if (it == workers_.end()) return;
-  it->second->Abort(grpc::Status(grpc::StatusCode::UNAVAILABLE, reason));
+  // ABORTED: the worker exits rather than reconnect (see SchedulerConnection).
+  End(it->second, grpc::Status(grpc::StatusCode::ABORTED, reason));
   workers_.erase(it);
+  completions_.erase(id);
 }
 void StreamRouter::AddSession(SessionId id, std::shared_ptr<ClientStream> stream) {
   sessions_[id] = std::move(stream);
 }
-void StreamRouter::RemoveSession(SessionId id) { sessions_.erase(id); }
+bool StreamRouter::RemoveSession(SessionId id, const ClientStream* stream) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end() || it->second.get() != stream) return false;
+  sessions_.erase(it);
+  return true;
+}
 
 void StreamRouter::AssignTask(const WorkerId& worker, v1::TaskAssignment assignment) {
   auto it = workers_.find(worker);
   if (it == workers_.end()) return;
   const std::size_t bytes = assignment.ByteSizeLong();
-  it->second->Send(bytes, [&](v1::SchedulerToWorker& batch) {
+  Deliver(it->second, bytes, [&](v1::SchedulerToWorker& batch) {
     *batch.add_assignments() = std::move(assignment);
   });
 }
@@ -61,7 +131,7 @@ void StreamRouter::AssignTask(const WorkerId& worker, v1::TaskAssignment assignm
 void StreamRouter::FreeObject(const WorkerId& worker, const ObjectId& object) {
   auto it = workers_.find(worker);
   if (it == workers_.end()) return;
-  it->second->Send(ObjectId::kSize + 2, [&](v1::SchedulerToWorker& batch) {
+  Deliver(it->second, ObjectId::kSize + 2, [&](v1::SchedulerToWorker& batch) {
     batch.add_free_objects(std::string(object.Binary()));
   });
 }
@@ -69,7 +139,7 @@ void StreamRouter::FreeObject(const WorkerId& worker, const ObjectId& object) {
 void StreamRouter::CancelOnWorker(const WorkerId& worker, const TaskId& task) {
   auto it = workers_.find(worker);
   if (it == workers_.end()) return;
-  it->second->Send(TaskId::kSize + 2, [&](v1::SchedulerToWorker& batch) {
+  Deliver(it->second, TaskId::kSize + 2, [&](v1::SchedulerToWorker& batch) {
     batch.add_cancel_tasks(std::string(task.Binary()));
   });
 }
@@ -77,7 +147,7 @@ void StreamRouter::CancelOnWorker(const WorkerId& worker, const TaskId& task) {
 void StreamRouter::CopyObject(const WorkerId& worker, const v1::ObjectInfo& object) {
   auto it = workers_.find(worker);
   if (it == workers_.end()) return;
-  it->second->Send(object.ByteSizeLong(), [&](v1::SchedulerToWorker& batch) {
+  Deliver(it->second, object.ByteSizeLong(), [&](v1::SchedulerToWorker& batch) {
     *batch.add_copy_objects() = object;
   });
 }
@@ -85,15 +155,16 @@ void StreamRouter::CopyObject(const WorkerId& worker, const v1::ObjectInfo& obje
 void StreamRouter::ReleaseWorker(const WorkerId& worker) {
   auto it = workers_.find(worker);
   if (it == workers_.end()) return;
-  it->second->Abort(grpc::Status::OK);  // the worker's stream ends cleanly: it exits
+  End(it->second, grpc::Status::OK);  // the worker's stream ends cleanly: it exits
   workers_.erase(it);
+  completions_.erase(worker);
 }
 
 void StreamRouter::NotifyOutput(SessionId session, v1::TaskOutput output) {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
   const std::size_t bytes = output.ByteSizeLong();
-  it->second->Send(bytes, [&](v1::SchedulerToClient& batch) {
+  Deliver(it->second, bytes, [&](v1::SchedulerToClient& batch) {
     *batch.add_output() = std::move(output);
   });
 }
@@ -102,7 +173,7 @@ void StreamRouter::NotifyObject(SessionId session, v1::ObjectInfo info) {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
   const std::size_t bytes = info.ByteSizeLong();
-  it->second->Send(bytes, [&](v1::SchedulerToClient& batch) {
+  Deliver(it->second, bytes, [&](v1::SchedulerToClient& batch) {
     *batch.add_ready() = std::move(info);
   });
 }
@@ -110,7 +181,7 @@ void StreamRouter::NotifyObject(SessionId session, v1::ObjectInfo info) {
 void StreamRouter::NotifyWorkerJoined(SessionId session, const v1::WorkerInfo& worker) {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
-  it->second->Send(worker.ByteSizeLong(), [&](v1::SchedulerToClient& batch) {
+  Deliver(it->second, worker.ByteSizeLong(), [&](v1::SchedulerToClient& batch) {
     *batch.add_workers() = worker;
   });
 }
@@ -118,16 +189,16 @@ void StreamRouter::NotifyWorkerJoined(SessionId session, const v1::WorkerInfo& w
 void StreamRouter::NotifyWorkerLeft(SessionId session, const WorkerId& worker) {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
-  it->second->Send(WorkerId::kSize + 2, [&](v1::SchedulerToClient& batch) {
+  Deliver(it->second, WorkerId::kSize + 2, [&](v1::SchedulerToClient& batch) {
     batch.add_workers_left(std::string(worker.Binary()));
   });
 }
 
-void StreamRouter::NotifyAdmitted(SessionId session, uint64_t admitted_submissions) {
+void StreamRouter::NotifyAdmitted(SessionId session, uint64_t admitted_requests) {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
-  it->second->Send(12, [&](v1::SchedulerToClient& batch) {
-    batch.set_admitted_submissions(admitted_submissions);  // cumulative: the latest wins
+  Deliver(it->second, 12, [&](v1::SchedulerToClient& batch) {
+    batch.set_admitted_requests(admitted_requests);  // cumulative: the latest wins
   });
 }
 
@@ -146,10 +217,11 @@ grpc::ServerBidiReactor<v1::WorkerToScheduler, v1::SchedulerToWorker>* Scheduler
           OnWorkerMessage(stream, registered, std::move(message));
         });
       },
-      [this, registered] {
-        loop_->Post([this, registered] {
+      [this, registered, stream_holder] {
+        loop_->Post([this, registered, stream = stream_holder->lock()] {
           if (registered->IsNil()) return;
-          router_->RemoveWorker(*registered);
+          // Unless the worker has already come back on a new stream.
+          if (!router_->RemoveWorker(*registered, stream.get())) return;
           core_->RemoveWorker(*registered, "its stream closed");
         });
       });
@@ -185,6 +257,7 @@ void SchedulerService::OnWorkerMessage(const std::shared_ptr<WorkerStream>& stre
   for (const v1::TaskCompleted& done : message.completed()) {
     LogRejected(core_->TaskCompleted(*registered, done), registered->Short());
   }
+  router_->CountCompletions(*registered, message.completed_size());
   for (const v1::ObjectStored& stored : message.stored()) {
     LogRejected(core_->ObjectStored(*registered, stored), registered->Short());
   }
@@ -199,7 +272,8 @@ void SchedulerService::OnWorkerMessage(const std::shared_ptr<WorkerStream>& stre
 
 grpc::ServerBidiReactor<v1::ClientToScheduler, v1::SchedulerToClient>* SchedulerService::Session(
     grpc::CallbackServerContext* context) {
-  const SessionId session = next_session_.fetch_add(1);
+  auto session = std::make_shared<SessionStream>();  // touched on the loop only
+  session->id = next_session_.fetch_add(1);
   auto stream_holder = std::make_shared<std::weak_ptr<ClientStream>>();
   auto stream = ClientStream::Start(
       [this, session, stream_holder](v1::ClientToScheduler message) {
@@ -209,10 +283,15 @@ grpc::ServerBidiReactor<v1::ClientToScheduler, v1::SchedulerToClient>* Scheduler
           OnClientMessage(stream, session, std::move(message));
         });
       },
-      [this, session] {
-        loop_->Post([this, session] {
-          router_->RemoveSession(session);
-          core_->CloseSession(session);
+      [this, session, stream_holder] {
+        loop_->Post([this, session, stream = stream_holder->lock()] {
+          // Unless the client has already come back on a new stream.
+          if (!router_->RemoveSession(session->id, stream.get())) return;
+          if (session->goodbye) {
+            core_->CloseSession(session->id);
+          } else {
+            core_->DisconnectSession(session->id);
+          }
         });
       });
   *stream_holder = stream;
@@ -220,15 +299,17 @@ grpc::ServerBidiReactor<v1::ClientToScheduler, v1::SchedulerToClient>* Scheduler
 }
 
 void SchedulerService::OnClientMessage(const std::shared_ptr<ClientStream>& stream,
-                                       SessionId session, v1::ClientToScheduler message) {
-  const std::string from = absl::StrCat("session ", session);
+                                       const std::shared_ptr<SessionStream>& session_stream,
+                                       v1::ClientToScheduler message) {
   if (message.has_open()) {
+    session_stream->id =
+        core_->SessionToResume(message.open()).value_or(session_stream->id);
     // Route first: opening tells the session about every worker.
-    router_->AddSession(session, stream);
-    absl::Status status = core_->OpenSession(session, message.open());
+    router_->AddSession(session_stream->id, stream);
+    absl::Status status = core_->OpenSession(session_stream->id, message.open());
     if (!status.ok()) {
-      router_->RemoveSession(session);
-      LogRejected(status, from);
+      router_->RemoveSession(session_stream->id, stream.get());
+      LogRejected(status, absl::StrCat("session ", session_stream->id));
       return;
     }
     v1::SessionAck ack;
@@ -238,6 +319,8 @@ void SchedulerService::OnClientMessage(const std::shared_ptr<ClientStream>& stre
       *batch.mutable_ack() = ack;
     });
   }
+  const SessionId session = session_stream->id;
+  const std::string from = absl::StrCat("session ", session);
   for (const v1::PutObject& put : message.put()) {
     LogRejected(core_->PutObject(session, put.object()), from);
   }
@@ -248,6 +331,8 @@ void SchedulerService::OnClientMessage(const std::shared_ptr<ClientStream>& stre
                     [&](const TaskId& id) { core_->CancelTask(session, id); });
   ForEachId<ObjectId>(message.release(), from,
                       [&](const ObjectId& id) { core_->ReleaseObject(session, id); });
+  if (message.open().resume()) core_->ReconcileHeldObjects(session, message.open());
+  if (message.goodbye()) session_stream->goodbye = true;
 }
 
 // ---- status ----------------------------------------------------------------

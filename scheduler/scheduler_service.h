@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "common/ids.h"
 #include "fleet/v1/scheduler.grpc.pb.h"
 #include "common/event_loop.h"
@@ -20,15 +21,29 @@ using WorkerStream = ServerStream<v1::WorkerToScheduler, v1::SchedulerToWorker>;
 using ClientStream = ServerStream<v1::ClientToScheduler, v1::SchedulerToClient>;
 
 // Routes the core's output to the open streams. Owned by the loop thread.
+//
+// With `hold` (durable state), what the core sends during a batch of
+// events waits until Flush, which the loop calls once the batch's changes
+// are committed: nothing the scheduler decided reaches a worker or client
+// before it would survive a restart.
 class StreamRouter : public SchedulerOutput {
  public:
+  explicit StreamRouter(bool hold = false) : hold_(hold) {}
+
   void AddWorker(const WorkerId& id, std::shared_ptr<WorkerStream> stream);
-  void RemoveWorker(const WorkerId& id);
+  // Drops the worker's route if it is still `stream`; returns whether it was.
+  bool RemoveWorker(const WorkerId& id, const WorkerStream* stream);
   // Ends the stream of a worker declared dead, telling it why; whatever it
   // still sends is dropped with the stream.
   void FenceWorker(const WorkerId& id, const std::string& reason);
   void AddSession(SessionId id, std::shared_ptr<ClientStream> stream);
-  void RemoveSession(SessionId id);
+  // Drops the session's route if it is still `stream`; returns whether it was.
+  bool RemoveSession(SessionId id, const ClientStream* stream);
+  // The worker's completions the core has taken in on its current stream;
+  // Flush tells the worker the count, and it forgets them.
+  void CountCompletions(const WorkerId& id, int count);
+  // Sends what was held, then the completion counts. Call after each batch.
+  void Flush();
 
   void AssignTask(const WorkerId& worker, v1::TaskAssignment assignment) override;
   void FreeObject(const WorkerId& worker, const ObjectId& object) override;
@@ -39,11 +54,26 @@ class StreamRouter : public SchedulerOutput {
   void NotifyObject(SessionId session, v1::ObjectInfo info) override;
   void NotifyWorkerJoined(SessionId session, const v1::WorkerInfo& worker) override;
   void NotifyWorkerLeft(SessionId session, const WorkerId& worker) override;
-  void NotifyAdmitted(SessionId session, uint64_t admitted_submissions) override;
+  void NotifyAdmitted(SessionId session, uint64_t admitted_requests) override;
 
  private:
+  // Messages held for one stream until Flush, each within the batch cap.
+  template <typename Out>
+  using Held = std::vector<std::pair<std::size_t, Out>>;
+
+  template <typename Stream, typename AddFn>
+  void Deliver(const std::shared_ptr<Stream>& stream, std::size_t bytes, AddFn&& add);
+  template <typename Stream>
+  void End(const std::shared_ptr<Stream>& stream, grpc::Status status);
+
+  const bool hold_;
   absl::flat_hash_map<WorkerId, std::shared_ptr<WorkerStream>> workers_;
   absl::flat_hash_map<SessionId, std::shared_ptr<ClientStream>> sessions_;
+  absl::flat_hash_map<WorkerId, uint64_t> completions_;  // on the worker's current stream
+  absl::flat_hash_set<WorkerId> completions_to_tell_;
+  absl::flat_hash_map<std::shared_ptr<WorkerStream>, Held<v1::SchedulerToWorker>> held_workers_;
+  absl::flat_hash_map<std::shared_ptr<ClientStream>, Held<v1::SchedulerToClient>> held_clients_;
+  std::vector<std::pair<std::shared_ptr<WorkerStream>, grpc::Status>> held_ends_;
 };
 
 class SchedulerService final : public v1::Scheduler::CallbackService {
@@ -61,9 +91,16 @@ class SchedulerService final : public v1::Scheduler::CallbackService {
                                       v1::GetStatusReply* reply) override;
 
  private:
+  // What the loop knows of one client stream.
+  struct SessionStream {
+    SessionId id = 0;  // changes when the open resumes a kept session
+    bool goodbye = false;
+  };
+
   void OnWorkerMessage(const std::shared_ptr<WorkerStream>& stream,
                        std::shared_ptr<WorkerId> registered, v1::WorkerToScheduler message);
-  void OnClientMessage(const std::shared_ptr<ClientStream>& stream, SessionId session,
+  void OnClientMessage(const std::shared_ptr<ClientStream>& stream,
+                       const std::shared_ptr<SessionStream>& session,
                        v1::ClientToScheduler message);
 
   EventLoop* const loop_;
