@@ -16,21 +16,34 @@ namespace {
 // How long Stop gives the scheduler to close the session after our last
 // batch before cancelling it.
 constexpr absl::Duration kCloseTimeout = absl::Seconds(2);
+constexpr absl::Duration kAttemptTimeout = absl::Seconds(2);
+constexpr absl::Duration kFirstBackoff = absl::Milliseconds(100);
+constexpr absl::Duration kMaxBackoff = absl::Seconds(2);
 
 }  // namespace
 
 ClientSession::ClientSession(std::string scheduler_address, JobId job,
                              std::shared_ptr<ObjectTable> table, uint64_t submit_window,
-                             OnTaskOutput on_task_output)
+                             OnTaskOutput on_task_output, absl::Duration reconnect_timeout)
     : scheduler_address_(std::move(scheduler_address)),
       job_(job),
       table_(std::move(table)),
       submit_window_(std::max<uint64_t>(1, submit_window)),
-      on_task_output_(std::move(on_task_output)) {}
+      on_task_output_(std::move(on_task_output)),
+      reconnect_timeout_(reconnect_timeout) {}
 
 ClientSession::~ClientSession() { Stop(); }
 
 absl::Status ClientSession::Start(absl::Duration timeout) {
+  if (absl::Status opened = Open(/*resume=*/false, timeout); !opened.ok()) {
+    RetireStream();
+    return opened;
+  }
+  supervisor_ = std::thread([this] { Supervise(); });
+  return absl::OkStatus();
+}
+
+absl::Status ClientSession::Open(bool resume, absl::Duration timeout) {
   // Its own channel: the connection closes with the session.
   auto channel = NewChannel(scheduler_address_);
   if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + timeout))) {
@@ -39,60 +52,189 @@ absl::Status ClientSession::Start(absl::Duration timeout) {
                      absl::FormatDuration(timeout),
                      "; is fleet-scheduler running there, and is the address right?"));
   }
-  stub_ = v1::Scheduler::NewStub(channel);
   v1::OpenSession open;
   open.set_job_id(std::string(job_.Binary()));
   open.set_client_hostname(Hostname());
   open.set_client_pid(static_cast<uint32_t>(getpid()));
-  stream_.Send(open.ByteSizeLong(),
-               [&](v1::ClientToScheduler& batch) { *batch.mutable_open() = open; });
-  stream_.Start([this](grpc::ClientContext* context) { return stub_->Session(context); },
-                [this](v1::SchedulerToClient& message) { OnMessage(message); },
-                [this](absl::Status status) { OnEnd(std::move(status)); });
-  if (!opened_.WaitForNotificationWithTimeout(timeout)) {
-    return absl::UnavailableError(absl::StrCat("the fleet scheduler at ", scheduler_address_,
-                                               " did not open a session within ",
-                                               absl::FormatDuration(timeout)));
+  if (resume) {
+    open.set_resume(true);
+    for (const ObjectId& id : table_->HeldIds()) open.add_held_objects(std::string(id.Binary()));
   }
-  return absl::OkStatus();
+  {
+    // The scheduler tells a new stream about every worker.
+    absl::MutexLock lock(&workers_mu_);
+    workers_.clear();
+  }
+  Stream* stream = nullptr;
+  v1::Scheduler::Stub* stub = nullptr;
+  uint64_t generation = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    stub_ = v1::Scheduler::NewStub(channel);
+    stream_ = std::make_unique<Stream>();
+    stream = stream_.get();
+    stub = stub_.get();
+    generation = ++generation_;
+    opened_ = false;
+    stream_end_.reset();
+    open.set_admitted_requests(admitted_);
+    // One first message: the open, then every request not admitted, in order.
+    stream_->Send(open.ByteSizeLong(),
+                  [&](v1::ClientToScheduler& batch) { *batch.mutable_open() = std::move(open); });
+    for (const v1::ClientToScheduler& request : unadmitted_) {
+      stream_->Send(request.ByteSizeLong(),
+                    [&](v1::ClientToScheduler& batch) { batch.MergeFrom(request); });
+    }
+  }
+  stream->Start([stub](grpc::ClientContext* context) { return stub->Session(context); },
+                [this, generation](v1::SchedulerToClient& message) {
+                  OnMessage(generation, message);
+                },
+                [this, generation](absl::Status status) { OnEnd(generation, std::move(status)); });
+  absl::MutexLock lock(&mu_);
+  auto answered = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return opened_ || stream_end_.has_value() || stopping_;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&answered), timeout);
+  if (opened_) return absl::OkStatus();
+  if (stream_end_.has_value() && !stream_end_->ok()) return *stream_end_;
+  return absl::UnavailableError(absl::StrCat("the fleet scheduler at ", scheduler_address_,
+                                             " did not open a session within ",
+                                             absl::FormatDuration(timeout)));
+}
+
+void ClientSession::RetireStream() {
+  std::unique_ptr<Stream> stream;
+  std::unique_ptr<v1::Scheduler::Stub> stub;
+  {
+    absl::MutexLock lock(&mu_);
+    stream = std::move(stream_);
+    stub = std::move(stub_);
+    generation_++;  // whatever the old stream still reports is ignored
+  }
+  if (stream != nullptr) stream->Stop(absl::ZeroDuration());
 }
 
 void ClientSession::Stop() {
-  {
-    absl::MutexLock lock(&window_mu_);
-    ended_ = true;
-  }
-  stream_.Stop(kCloseTimeout);
-}
-
-void ClientSession::Submit(v1::TaskSpec spec) {
-  {
-    absl::MutexLock lock(&window_mu_);
-    auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(window_mu_) {
-      return ended_ || submitted_ - admitted_ < submit_window_;
-    };
-    window_mu_.Await(absl::Condition(&room));
-    submitted_++;
-  }
-  const std::size_t bytes = spec.ByteSizeLong();
-  stream_.Send(bytes, [&](v1::ClientToScheduler& batch) { *batch.add_submit() = std::move(spec); });
-}
-
-void ClientSession::Put(v1::ObjectInfo info) {
-  const std::size_t bytes = info.ByteSizeLong();
-  stream_.Send(bytes, [&](v1::ClientToScheduler& batch) {
-    *batch.add_put()->mutable_object() = std::move(info);
+  std::call_once(stop_once_, [this] {
+    std::unique_ptr<Stream> stream;
+    std::unique_ptr<v1::Scheduler::Stub> stub;
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+      ended_ = true;  // a blocked Submit returns
+      if (stream_ != nullptr) {
+        // On purpose: the scheduler closes the session now rather than
+        // keep it for a reconnect.
+        stream_->Send(2, [](v1::ClientToScheduler& batch) { batch.set_goodbye(true); });
+      }
+    }
+    if (supervisor_.joinable()) supervisor_.join();
+    {
+      absl::MutexLock lock(&mu_);
+      stream = std::move(stream_);
+      stub = std::move(stub_);
+    }
+    if (stream != nullptr) stream->Stop(kCloseTimeout);
   });
 }
 
+void ClientSession::Supervise() {
+  while (true) {
+    absl::Status why;
+    {
+      absl::MutexLock lock(&mu_);
+      auto over = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stream_end_.has_value() || stopping_;
+      };
+      mu_.Await(absl::Condition(&over));
+      if (stopping_) return;
+      why = *stream_end_;
+    }
+    GetLogger("client")->warn(
+        "event=session_lost scheduler={} status=\"{}\" hint=\"reconnecting for up to {}; "
+        "pending results wait\"",
+        scheduler_address_, why.ToString(), absl::FormatDuration(reconnect_timeout_));
+    const absl::Time deadline = absl::Now() + reconnect_timeout_;
+    absl::Duration backoff = kFirstBackoff;
+    absl::Status last = why;
+    bool reconnected = false;
+    while (!reconnected && absl::Now() < deadline) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (stopping_) return;
+      }
+      RetireStream();
+      last = Open(/*resume=*/true, std::min(kAttemptTimeout, deadline - absl::Now()));
+      reconnected = last.ok();
+      if (!reconnected) {
+        absl::MutexLock lock(&mu_);
+        auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+        if (mu_.AwaitWithTimeout(absl::Condition(&stop), backoff)) return;
+        backoff = std::min(backoff * 2, kMaxBackoff);
+      }
+    }
+    if (reconnected) {
+      GetLogger("client")->info("event=session_resumed scheduler={}", scheduler_address_);
+      continue;
+    }
+    RetireStream();
+    {
+      absl::MutexLock lock(&mu_);
+      ended_ = true;  // a blocked Submit returns; its Get reports the loss
+    }
+    GetLogger("client")->error("event=session_ended scheduler={} status=\"{}\"",
+                               scheduler_address_, last.ToString());
+    table_->Break(absl::UnavailableError(absl::StrCat(
+        "lost the connection to the fleet scheduler at ", scheduler_address_,
+        " and could not reconnect within ", absl::FormatDuration(reconnect_timeout_), " (",
+        last.ToString(), "); results still pending are unavailable")));
+    return;
+  }
+}
+
+void ClientSession::SendRequestLocked(v1::ClientToScheduler request) {
+  submitted_++;
+  if (stream_ != nullptr) {
+    stream_->Send(request.ByteSizeLong(),
+                  [&](v1::ClientToScheduler& batch) { batch.MergeFrom(request); });
+  }
+  unadmitted_.push_back(std::move(request));
+}
+
+void ClientSession::Submit(v1::TaskSpec spec) {
+  absl::MutexLock lock(&mu_);
+  auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return ended_ || submitted_ - admitted_ < submit_window_;
+  };
+  mu_.Await(absl::Condition(&room));
+  if (ended_) return;
+  v1::ClientToScheduler request;
+  *request.add_submit() = std::move(spec);
+  SendRequestLocked(std::move(request));
+}
+
+void ClientSession::Put(v1::ObjectInfo info) {
+  absl::MutexLock lock(&mu_);
+  if (ended_) return;
+  v1::ClientToScheduler request;
+  *request.add_put()->mutable_object() = std::move(info);
+  SendRequestLocked(std::move(request));
+}
+
 void ClientSession::Cancel(const TaskId& id) {
-  stream_.Send(TaskId::kSize + 2, [&](v1::ClientToScheduler& batch) {
+  absl::MutexLock lock(&mu_);
+  if (stream_ == nullptr) return;
+  stream_->Send(TaskId::kSize + 2, [&](v1::ClientToScheduler& batch) {
     batch.add_cancel(std::string(id.Binary()));
   });
 }
 
 void ClientSession::Release(const ObjectId& id) {
-  stream_.Send(ObjectId::kSize + 2, [&](v1::ClientToScheduler& batch) {
+  // Lost with a broken stream: a resumed session lists the refs held.
+  absl::MutexLock lock(&mu_);
+  if (stream_ == nullptr) return;
+  stream_->Send(ObjectId::kSize + 2, [&](v1::ClientToScheduler& batch) {
     batch.add_release(std::string(id.Binary()));
   });
 }
@@ -113,14 +255,19 @@ absl::StatusOr<v1::WorkerInfo> ClientSession::PickWorkerForPut(absl::Duration ti
   return workers_[next_worker_++ % workers_.size()];
 }
 
-void ClientSession::OnMessage(v1::SchedulerToClient& message) {
-  if (message.has_ack()) {
-    inline_threshold_bytes_ = message.ack().inline_threshold_bytes();
-    opened_.Notify();
-  }
-  if (message.admitted_requests() > 0) {
-    absl::MutexLock lock(&window_mu_);
-    admitted_ = std::max(admitted_, message.admitted_requests());
+void ClientSession::OnMessage(uint64_t generation, v1::SchedulerToClient& message) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (generation != generation_) return;
+    if (message.has_ack()) {
+      inline_threshold_bytes_ = message.ack().inline_threshold_bytes();
+      opened_ = true;
+    }
+    if (message.admitted_requests() > admitted_) {
+      const uint64_t newly = message.admitted_requests() - admitted_;
+      for (uint64_t i = 0; i < newly && !unadmitted_.empty(); ++i) unadmitted_.pop_front();
+      admitted_ = message.admitted_requests();
+    }
   }
   if (message.workers_size() > 0 || message.workers_left_size() > 0) {
     absl::MutexLock lock(&workers_mu_);
@@ -140,17 +287,10 @@ void ClientSession::OnMessage(v1::SchedulerToClient& message) {
   }
 }
 
-void ClientSession::OnEnd(absl::Status status) {
-  {
-    absl::MutexLock lock(&window_mu_);
-    ended_ = true;  // a blocked Submit returns; its Get reports the loss
-  }
-  if (status.ok()) return;  // we closed it
-  GetLogger("client")->error("event=session_lost scheduler={} status=\"{}\"", scheduler_address_,
-                             status.ToString());
-  table_->Break(absl::UnavailableError(
-      absl::StrCat("lost the connection to the fleet scheduler at ", scheduler_address_, " (",
-                   status.ToString(), "); results still pending are unavailable")));
+void ClientSession::OnEnd(uint64_t generation, absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  if (generation != generation_ || stopping_) return;
+  stream_end_ = std::move(status);
 }
 
 }  // namespace fleet::client

@@ -2,14 +2,25 @@
 // releases go up in batches; results, failures and worker changes come down
 // as pushes.
 //
+// Each request (a submission or a Put) is kept until the scheduler admits
+// it. When the stream breaks (the scheduler restarted, the network
+// dropped), the session reconnects and resumes: it says which refs it
+// holds and sends again what was not admitted, while Get and Wait keep
+// waiting. It gives up after the reconnect timeout, and then every pending
+// result fails with that error.
+//
 // Thread-safe.
 #ifndef FLEET_CLIENT_CLIENT_SESSION_H_
 #define FLEET_CLIENT_CLIENT_SESSION_H_
 
-#include <functional>
 #include <atomic>
+#include <deque>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -31,17 +42,20 @@ class ClientSession {
   using OnTaskOutput = std::function<void(const v1::TaskOutput&)>;
 
   ClientSession(std::string scheduler_address, JobId job, std::shared_ptr<ObjectTable> table,
-                uint64_t submit_window, OnTaskOutput on_task_output = nullptr);
+                uint64_t submit_window, OnTaskOutput on_task_output = nullptr,
+                absl::Duration reconnect_timeout = absl::Seconds(60));
   ~ClientSession();
 
   // Dials the scheduler and opens the session. Returns Unavailable naming
   // the address when the scheduler does not answer within `timeout`.
   absl::Status Start(absl::Duration timeout);
-  // Flushes what is queued and closes the session. Idempotent.
+  // Flushes what is queued and closes the session (the scheduler cancels
+  // its tasks that have not started). Idempotent.
   void Stop();
 
   // Blocks while the window of unadmitted submissions is full (until the
-  // scheduler admits some, or the session ends).
+  // scheduler admits some, or the session ends). While the session is
+  // reconnecting, requests wait to be sent with the resumed open.
   void Submit(v1::TaskSpec spec);
   void Put(v1::ObjectInfo info);
   void Release(const ObjectId& id);
@@ -56,29 +70,46 @@ class ClientSession {
   absl::StatusOr<v1::WorkerInfo> PickWorkerForPut(absl::Duration timeout);
 
  private:
-  void OnMessage(v1::SchedulerToClient& message);
-  void OnEnd(absl::Status status);
+  using Stream = ClientStream<v1::ClientToScheduler, v1::SchedulerToClient>;
+
+  // Opens a new stream whose first message opens the session (resuming
+  // it, with the refs held and the requests not admitted, when `resume`)
+  // and waits up to `timeout` for the acknowledgement.
+  absl::Status Open(bool resume, absl::Duration timeout);
+  void RetireStream();
+  // Sends a request and keeps it until it is admitted.
+  void SendRequestLocked(v1::ClientToScheduler request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnMessage(uint64_t generation, v1::SchedulerToClient& message);
+  void OnEnd(uint64_t generation, absl::Status status);
+  // Reconnects after a broken stream, or fails what is pending.
+  void Supervise();
 
   const std::string scheduler_address_;
   const JobId job_;
   const std::shared_ptr<ObjectTable> table_;
-  std::atomic<uint64_t> inline_threshold_bytes_{100 << 10};  // from the scheduler's ack
-  std::unique_ptr<v1::Scheduler::Stub> stub_;
-  absl::Notification opened_;
-
   const uint64_t submit_window_;
-  const OnTaskOutput on_task_output_;  // reader thread only
-  absl::Mutex window_mu_;
-  uint64_t submitted_ ABSL_GUARDED_BY(window_mu_) = 0;
-  uint64_t admitted_ ABSL_GUARDED_BY(window_mu_) = 0;
-  bool ended_ ABSL_GUARDED_BY(window_mu_) = false;
+  const OnTaskOutput on_task_output_;  // reader threads only, one stream at a time
+  const absl::Duration reconnect_timeout_;
+  std::atomic<uint64_t> inline_threshold_bytes_{100 << 10};  // from the scheduler's ack
+
+  absl::Mutex mu_;
+  std::unique_ptr<v1::Scheduler::Stub> stub_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<Stream> stream_ ABSL_GUARDED_BY(mu_);  // null between streams
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;         // of the current stream
+  bool opened_ ABSL_GUARDED_BY(mu_) = false;             // the current stream's ack came
+  std::optional<absl::Status> stream_end_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;  // for good: nothing more is sent
+  // Requests (one submit or put each) sent but not admitted, oldest first.
+  std::deque<v1::ClientToScheduler> unadmitted_ ABSL_GUARDED_BY(mu_);
+  uint64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;  // requests, in all
+  uint64_t admitted_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread supervisor_;
+  std::once_flag stop_once_;
 
   absl::Mutex workers_mu_;
   std::vector<v1::WorkerInfo> workers_ ABSL_GUARDED_BY(workers_mu_);
   std::size_t next_worker_ ABSL_GUARDED_BY(workers_mu_) = 0;
-
-  // Last: its threads call the members above.
-  ClientStream<v1::ClientToScheduler, v1::SchedulerToClient> stream_;
 };
 
 }  // namespace fleet::client

@@ -202,6 +202,14 @@ absl::StatusOr<std::vector<bool>> ObjectTable::Wait(const std::vector<ObjectHand
   return ready;
 }
 
+std::vector<ObjectId> ObjectTable::HeldIds() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<ObjectId> ids;
+  ids.reserve(objects_.size());
+  for (const auto& [id, state] : objects_) ids.push_back(id);
+  return ids;
+}
+
 std::size_t ObjectTable::size() const {
   absl::MutexLock lock(&mu_);
   return objects_.size();

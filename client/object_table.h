@@ -74,6 +74,8 @@ class ObjectTable : public std::enable_shared_from_this<ObjectTable> {
                                          std::optional<absl::Duration> timeout);
 
   std::size_t size() const;
+  // The ids of every object held (what a resuming session reports).
+  std::vector<ObjectId> HeldIds() const;
 
  private:
   internal::ObjectHandle Track(internal::ObjectState* state);

@@ -80,7 +80,7 @@ class Runtime {
     runtime->table_ = std::make_shared<client::ObjectTable>();
     runtime->session_ = std::make_unique<client::ClientSession>(
         address, runtime->job_, runtime->table_, options.submit_window,
-        TaskOutputHandler(options));
+        TaskOutputHandler(options), absl::FromChrono(options.scheduler_reconnect_timeout));
     absl::Duration timeout = absl::FromChrono(options.connect_timeout);
     if (auto status = runtime->session_->Start(timeout); !status.ok()) return status;
     client::ClientSession* session = runtime->session_.get();

@@ -28,6 +28,10 @@ ABSL_FLAG(int, port, 0, "Port of the Worker service (object transfer); 0 picks a
 ABSL_FLAG(std::string, advertise_address, "",
           "host:port peers and clients use to reach this worker (default: detected).");
 ABSL_FLAG(int, connect_timeout_s, 10, "Seconds to wait for the scheduler at start.");
+ABSL_FLAG(absl::Duration, scheduler_reconnect_timeout, absl::Seconds(60),
+          "When the stream to the scheduler breaks (it restarted, the network dropped), keep "
+          "running what this worker holds and try to reconnect for this long; then exit. 0: "
+          "exit at once.");
 ABSL_FLAG(int64_t, store_memory, 0,
           "Bytes of shared memory for the object store; objects beyond it spill to disk. "
           "0 means 30% of this host's (or container's) memory: give each worker an explicit "
@@ -118,6 +122,7 @@ int main(int argc, char** argv) {
   options.port = absl::GetFlag(FLAGS_port);
   options.advertise_address = absl::GetFlag(FLAGS_advertise_address);
   options.connect_timeout = absl::Seconds(absl::GetFlag(FLAGS_connect_timeout_s));
+  options.scheduler_reconnect_timeout = absl::GetFlag(FLAGS_scheduler_reconnect_timeout);
   if (absl::GetFlag(FLAGS_store_memory) < 0 || absl::GetFlag(FLAGS_store_prefault) < 0) {
     std::fprintf(stderr, "fleet-worker: --store_memory and --store_prefault take bytes >= 0\n");
     return 2;

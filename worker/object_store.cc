@@ -336,6 +336,16 @@ absl::Status ObjectStore::RestoreLocked(View& view) {
   return absl::OkStatus();
 }
 
+std::vector<std::pair<ObjectId, uint64_t>> ObjectStore::SealedObjects() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::pair<ObjectId, uint64_t>> sealed;
+  sealed.reserve(entries_.size());
+  for (const auto& [id, entry] : entries_) {
+    if (entry->sealed && !entry->deleted) sealed.emplace_back(id, entry->size);
+  }
+  return sealed;
+}
+
 bool ObjectStore::Contains(const ObjectId& id) const {
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(id);

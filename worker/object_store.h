@@ -150,6 +150,8 @@ class ObjectStore {
   // file cannot be read.
   absl::StatusOr<View> Get(const ObjectId& id);
   bool Contains(const ObjectId& id) const;
+  // Every sealed object with its size (what a reconnecting worker reports).
+  std::vector<std::pair<ObjectId, uint64_t>> SealedObjects() const;
   // The address a secondary copy of `id` was fetched from, when that copy
   // was evicted since (the scheduler may still list this worker as holding
   // it). Forgotten when `id` is stored again or deleted.

@@ -105,8 +105,15 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
     heartbeat.set_bytes_shared_locally(self->local_store_->bytes_mapped());
     heartbeat.set_executor_restarts(self->executor_->executor_restarts());
   };
-  server->connection_ =
-      std::make_unique<SchedulerConnection>(options.scheduler_address, std::move(handlers));
+  handlers.fill_held_objects = [self](v1::RegisterWorker& registration) {
+    for (const auto& [id, size] : self->store_->SealedObjects()) {
+      v1::ObjectStored* held = registration.add_held_objects();
+      held->set_object_id(std::string(id.Binary()));
+      held->set_size_bytes(size);
+    }
+  };
+  server->connection_ = std::make_unique<SchedulerConnection>(
+      options.scheduler_address, std::move(handlers), options.scheduler_reconnect_timeout);
   Executor::Options executor_options;
   executor_options.slots = server->slots_;
   executor_options.isolation =

@@ -43,6 +43,9 @@ struct WorkerOptions {
   // address on the route to the scheduler, with the bound port.
   std::string advertise_address;
   absl::Duration connect_timeout = absl::Seconds(10);
+  // After losing the scheduler's stream, how long to keep trying to
+  // reconnect (tasks keep running meanwhile); zero: exit at once.
+  absl::Duration scheduler_reconnect_timeout = absl::Seconds(60);
   // Object store: its memory limit (0: DefaultStoreMemoryBytes(), 30% of
   // this host's or container's memory), how much of it to pre-fault at
   // start, and where to spill (a subdirectory named after the worker id is

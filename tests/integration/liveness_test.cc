@@ -30,7 +30,11 @@ constexpr int kTaskMs = 1000;
 
 class LivenessTest : public ClusterTest {
  protected:
-  std::vector<std::string> SchedulerFlags() const override { return {"--heartbeat_timeout=2s"}; }
+  // A killed client's session is kept for --client_grace (it could be a
+  // client reconnecting); a short one keeps the test short.
+  std::vector<std::string> SchedulerFlags() const override {
+    return {"--heartbeat_timeout=2s", "--client_grace=1s"};
+  }
 
   void TearDown() override {
     if (stopped_pid_ > 0) kill(stopped_pid_, SIGCONT);  // so that the cluster can stop it

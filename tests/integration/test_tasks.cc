@@ -1,5 +1,6 @@
 #include "tests/integration/test_tasks.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -63,6 +64,19 @@ int SleepMs(int ms) {
   return ms;
 }
 FLEET_REMOTE(SleepMs);
+
+int64_t LoggedSquare(std::string log_path, int64_t i, int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  // One write(2) with O_APPEND: lines from concurrent runs never interleave.
+  const std::string line = std::to_string(i) + "\n";
+  const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (fd < 0 || write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+    throw std::runtime_error("cannot append to " + log_path);
+  }
+  close(fd);
+  return i * i;
+}
+FLEET_REMOTE(LoggedSquare);
 
 int WorkerPid() { return DaemonPid(); }
 FLEET_REMOTE(WorkerPid);

@@ -30,6 +30,9 @@ int ThrowInvalidInput(std::string message);
 int FailTimesThenCount(std::string path, int failures);
 // Sleeps `ms` milliseconds, then returns `ms`.
 int SleepMs(int ms);
+// Sleeps `ms` milliseconds, appends "<i>\n" to the file at `log_path` (one
+// line per run that finished: an execution log), and returns i * i.
+int64_t LoggedSquare(std::string log_path, int64_t i, int ms);
 // The pid of the fleet-worker daemon that ran the task (not of its
 // executor process).
 int WorkerPid();

@@ -133,6 +133,9 @@ LocalProcessCluster::~LocalProcessCluster() {
       "--http_port_file=" + http_port_file, "--log_level=" + options_.log_level};
   scheduler_args.insert(scheduler_args.end(), options_.scheduler_flags.begin(),
                         options_.scheduler_flags.end());
+  scheduler_flags_ = {"--host=127.0.0.1", "--log_level=" + options_.log_level};
+  scheduler_flags_.insert(scheduler_flags_.end(), options_.scheduler_flags.begin(),
+                          options_.scheduler_flags.end());
   if (!Spawn(scheduler_, bin_dir_ + "/fleet-scheduler", scheduler_args,
              &error)) {
     return Fail(error);
@@ -314,6 +317,32 @@ std::optional<int> LocalProcessCluster::TerminateScheduler(std::chrono::millisec
   return Terminate(scheduler_, timeout);
 }
 
+::testing::AssertionResult LocalProcessCluster::KillAndRestartScheduler() {
+  if (!started_) return ::testing::AssertionFailure() << "the cluster was not started";
+  if (scheduler_.pid > 0) {
+    kill(scheduler_.pid, SIGKILL);
+    int status = 0;
+    if (waitpid(scheduler_.pid, &status, 0) == scheduler_.pid) scheduler_.exit_status = status;
+    scheduler_.pid = -1;
+  }
+  std::vector<std::string> args = scheduler_flags_;
+  args.push_back("--port=" + std::to_string(port_));
+  args.push_back("--http_port=" + std::to_string(http_port_));
+  // The new process appends to the same log, after a marker.
+  std::string error;
+  if (!Spawn(scheduler_, bin_dir_ + "/fleet-scheduler", args, &error)) return Fail(error);
+  bool died = false;
+  const bool answering = PollUntil(
+      [&] {
+        if (!CheckAlive(scheduler_)) return died = true;
+        return TryStatus().has_value();
+      },
+      options_.start_timeout, kPollInterval);
+  if (died) return Fail("the restarted fleet-scheduler " + DescribeWaitStatus(*scheduler_.exit_status));
+  if (!answering) return Fail("the restarted fleet-scheduler did not answer /status in time");
+  return ::testing::AssertionSuccess();
+}
+
 std::optional<int> LocalProcessCluster::WaitForWorkerExit(int i,
                                                           std::chrono::milliseconds timeout) {
   if (i < 0 || i >= num_workers()) return std::nullopt;
@@ -419,7 +448,7 @@ bool LocalProcessCluster::Spawn(Process& process, const std::string& binary,
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, process.log_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
 
   // A clean signal state: whatever the test process blocks or ignores (a

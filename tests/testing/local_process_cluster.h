@@ -116,6 +116,10 @@ class LocalProcessCluster {
   // when it did not exit in time, in which case it has been SIGKILLed.
   std::optional<int> TerminateWorker(int i, std::chrono::milliseconds timeout);
   std::optional<int> TerminateScheduler(std::chrono::milliseconds timeout);
+  // SIGKILLs the scheduler and reaps it; then starts it again with the same
+  // flags on the same ports, and waits until it answers /status. On
+  // failure the message includes the logs. REQUIRES: Start succeeded.
+  ::testing::AssertionResult KillAndRestartScheduler();
   // Waits up to `timeout` for worker `i` to exit on its own; returns its wait
   // status, or nullopt when it is still running.
   std::optional<int> WaitForWorkerExit(int i, std::chrono::milliseconds timeout);
@@ -156,6 +160,7 @@ class LocalProcessCluster {
   std::string bin_dir_;
   std::string temp_dir_;
   Process scheduler_;
+  std::vector<std::string> scheduler_flags_;  // all but the ports
   std::vector<Process> workers_;
   int port_ = 0;
   int http_port_ = 0;

@@ -49,6 +49,10 @@ struct InitOptions {
   int local_slots = 0;
   // How long Init waits for the scheduler to answer before it throws.
   std::chrono::milliseconds connect_timeout{10'000};
+  // When the connection to the scheduler breaks (it restarted, the network
+  // dropped): how long to keep reconnecting, while Get and Wait keep
+  // waiting and Remote() queues, before every pending result fails.
+  std::chrono::milliseconds scheduler_reconnect_timeout{60'000};
   // spdlog level of fleet's own log lines: trace, debug, info, warn, error.
   std::string log_level = "warn";
   // Back-pressure: how many submissions may be in flight to the scheduler
