@@ -39,6 +39,7 @@ struct WorkerSnapshot {
   uint64_t neighbour_reads = 0;
   uint64_t executor_restarts = 0;
   bool draining = false;
+  bool reconnecting = false;  // known before a restart, not back yet
   double mean_task_run_ms = 0;
   absl::Duration uptime;
   absl::Duration last_heard;
@@ -65,6 +66,9 @@ struct ClusterSnapshot {
   uint64_t objects = 0;
   uint64_t inline_cache_bytes = 0;
   uint64_t sessions = 0;
+  uint64_t sessions_away = 0;  // kept for clients to reconnect (--client_grace)
+  bool durable = false;        // --state_dir
+  bool recovering = false;     // in the reconnect window after a restart
   std::map<std::string, FunctionStats> functions;  // by function name
 };
 

@@ -90,6 +90,12 @@ std::string PrometheusText(const ClusterSnapshot& s) {
       .Sample(static_cast<double>(s.workers.size()));
   Family(out, "fleet_sessions", "gauge", "Client sessions open.")
       .Sample(static_cast<double>(s.sessions));
+  Family(out, "fleet_sessions_away", "gauge",
+         "Sessions kept for their client to reconnect (--client_grace).")
+      .Sample(static_cast<double>(s.sessions_away));
+  Family(out, "fleet_scheduler_recovering", "gauge",
+         "1 while a restarted scheduler waits for its workers to reconnect.")
+      .Sample(s.recovering ? 1.0 : 0.0);
   Family(out, "fleet_tasks", "gauge", "Unfinished tasks by state.")
       .Sample(static_cast<double>(s.tasks_waiting), "state=\"waiting\"")
       .Sample(static_cast<double>(s.tasks_ready), "state=\"ready\"")

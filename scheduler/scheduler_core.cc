@@ -886,6 +886,7 @@ ClusterSnapshot SchedulerCore::Snapshot() const {
     w.neighbour_reads = worker.last_heartbeat.neighbour_reads();
     w.executor_restarts = worker.last_heartbeat.executor_restarts();
     w.draining = worker.draining;
+    w.reconnecting = worker.reconnecting;
     w.mean_task_run_ms = worker.mean_run_us / 1000.0;
     w.uptime = now - worker.connected_at;
     w.last_heard = now - worker.last_heard;
@@ -911,6 +912,9 @@ ClusterSnapshot SchedulerCore::Snapshot() const {
   snapshot.objects = objects_.size();
   snapshot.inline_cache_bytes = inline_cache_used_bytes_;
   snapshot.sessions = sessions_.size();
+  for (const auto& [id, session] : sessions_) snapshot.sessions_away += !session.connected;
+  snapshot.durable = config_.durable;
+  snapshot.recovering = recovering_;
   snapshot.functions.insert(function_stats_.begin(), function_stats_.end());
   return snapshot;
 }

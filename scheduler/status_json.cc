@@ -16,7 +16,7 @@ std::string StatusJson(const ClusterSnapshot& snapshot) {
         {"address", w.address},
         {"hostname", w.hostname},
         {"pid", w.pid},
-        {"state", w.draining ? "draining" : "alive"},
+        {"state", w.reconnecting ? "reconnecting" : w.draining ? "draining" : "alive"},
         {"slots", w.slots},
         {"tasks_assigned", w.assigned},
         {"tasks_running", w.running},
@@ -64,6 +64,9 @@ std::string StatusJson(const ClusterSnapshot& snapshot) {
         {"evicted", snapshot.lineage_evicted}}},
       {"objects", {{"count", snapshot.objects}, {"inline_cache_bytes", snapshot.inline_cache_bytes}}},
       {"sessions", snapshot.sessions},
+      {"sessions_away", snapshot.sessions_away},
+      {"durable", snapshot.durable},
+      {"recovering", snapshot.recovering},
   };
   return status.dump(2);
 }
