@@ -9,6 +9,7 @@
 // Re-run one seed with --gtest_filter='*Seed2'. FLEET_TEST_KEEP_LOGS=1
 // keeps the daemons' logs.
 #include <signal.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -47,8 +48,20 @@ constexpr const char* kSeeFaults = "(the faults injected are listed above)";
 class ChaosTest : public fleet_it::ClusterTest, public ::testing::WithParamInterface<uint32_t> {
  protected:
   int NumWorkers() const override { return kWorkers; }
-  // Short, so that a paused worker is declared dead (and fenced) quickly.
-  std::vector<std::string> SchedulerFlags() const override { return {"--heartbeat_timeout=2s"}; }
+  ChaosTest() {
+    char dir[] = "/tmp/fleet-chaos-state-XXXXXX";
+    state_dir_ = mkdtemp(dir);
+  }
+  ~ChaosTest() override { std::filesystem::remove_all(state_dir_); }
+
+  // A short heartbeat timeout, so that a paused worker is declared dead
+  // (and fenced) quickly; durable state, so that the scheduler can be
+  // killed and started again.
+  std::vector<std::string> SchedulerFlags() const override {
+    return {"--heartbeat_timeout=2s", "--state_dir=" + state_dir_, "--reconnect_window=5s"};
+  }
+
+  std::string state_dir_;
 };
 
 // Whether an always_crash task's error says why it failed: its own SIGSEGV

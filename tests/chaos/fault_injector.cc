@@ -46,6 +46,8 @@ const char* FaultName(Fault fault) {
       return "drain_worker";
     case Fault::kPauseWorker:
       return "pause_worker";
+    case Fault::kRestartScheduler:
+      return "restart_scheduler";
   }
   return "unknown";
 }
@@ -93,7 +95,9 @@ Fault FaultInjector::NextFault() {
 void FaultInjector::Inject(Fault fault) {
   // A fault that removes a worker needs another one to carry the job
   // while its replacement starts.
-  if (fault != Fault::kKillExecutor && active_.size() < 2) fault = Fault::kKillExecutor;
+  const bool removes_a_worker = fault == Fault::kKillWorker || fault == Fault::kDrainWorker ||
+                                fault == Fault::kPauseWorker;
+  if (removes_a_worker && active_.size() < 2) fault = Fault::kKillExecutor;
   switch (fault) {
     case Fault::kKillWorker:
       return KillWorker(PickWorker(/*remove=*/true));
@@ -103,6 +107,8 @@ void FaultInjector::Inject(Fault fault) {
       return DrainWorker(PickWorker(/*remove=*/true));
     case Fault::kPauseWorker:
       return PauseWorker(PickWorker(/*remove=*/true));
+    case Fault::kRestartScheduler:
+      return RestartScheduler();
   }
 }
 
@@ -193,6 +199,36 @@ void FaultInjector::PauseWorker(int index) {
             std::to_string(options_.declared_dead_timeout.count()) + " ms: " + status.dump());
   }
   ExpectExit(index, 1, options_.fenced_exit_timeout, "fenced", " of SIGCONT");
+}
+
+void FaultInjector::RestartScheduler() {
+  const pid_t old_pid = cluster_.scheduler_pid();
+  const ::testing::AssertionResult restarted = cluster_.KillAndRestartScheduler();
+  Note(Fault::kRestartScheduler, "kill -9 scheduler (pid " + std::to_string(old_pid) +
+                                     ") and start it again on its --state_dir");
+  if (!restarted) {
+    Problem(std::string("the scheduler did not start again: ") + restarted.message());
+    replacement_failed_ = true;  // nothing more can be learnt
+    return;
+  }
+  // The same worker processes come back; none is declared dead.
+  std::set<pid_t> expected;
+  for (int index : active_) expected.insert(cluster_.worker_pid(index));
+  nlohmann::json status;
+  const bool all_back = cluster_.WaitForStatus(
+      [&](const nlohmann::json& s) {
+        if (s.value("recovering", true) || !s.contains("workers")) return false;
+        std::set<pid_t> alive;
+        for (const nlohmann::json& w : s["workers"]) {
+          if (w.value("state", "") == "alive") alive.insert(w.value("pid", 0));
+        }
+        return alive == expected;
+      },
+      options_.reconnect_timeout, &status);
+  if (!all_back) {
+    Problem("after the scheduler's restart, its workers did not all reconnect within " +
+            std::to_string(options_.reconnect_timeout.count()) + " ms: " + status.dump());
+  }
 }
 
 void FaultInjector::ExpectExit(int index, int code, std::chrono::milliseconds timeout,

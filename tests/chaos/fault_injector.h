@@ -11,8 +11,12 @@
 //   pause_worker     SIGSTOP a worker and start a replacement; once the
 //                    scheduler has declared it dead (--heartbeat_timeout)
 //                    SIGCONT it: it must find itself fenced and exit with 1
+//   restart_scheduler
+//                    kill -9 the scheduler and start it again on the same
+//                    address and --state_dir: every worker must reconnect
+//                    (none restarted) and the job carry on
 //
-// The first four faults are the four kinds in a seeded random order, so
+// The first five faults are the five kinds in a seeded random order, so
 // every seed exercises each; later ones are drawn at random. A worker is
 // removed only while another one runs, and each removal starts a
 // replacement, so the cluster never runs out of workers.
@@ -37,9 +41,10 @@
 
 namespace fleet_chaos {
 
-enum class Fault { kKillWorker, kKillExecutor, kDrainWorker, kPauseWorker };
+enum class Fault { kKillWorker, kKillExecutor, kDrainWorker, kPauseWorker, kRestartScheduler };
 inline constexpr Fault kAllFaults[] = {Fault::kKillWorker, Fault::kKillExecutor,
-                                       Fault::kDrainWorker, Fault::kPauseWorker};
+                                       Fault::kDrainWorker, Fault::kPauseWorker,
+                                       Fault::kRestartScheduler};
 const char* FaultName(Fault fault);
 
 struct FaultInjectorOptions {
@@ -54,6 +59,7 @@ struct FaultInjectorOptions {
   std::chrono::milliseconds drain_timeout{45'000};          // SIGTERM to exit
   std::chrono::milliseconds fenced_exit_timeout{20'000};    // SIGCONT to exit
   std::chrono::milliseconds executor_restart_timeout{10'000};
+  std::chrono::milliseconds reconnect_timeout{30'000};  // restart to all workers back
 };
 
 class FaultInjector {
@@ -86,6 +92,7 @@ class FaultInjector {
   void KillExecutor(int index);
   void DrainWorker(int index);
   void PauseWorker(int index);
+  void RestartScheduler();
   // Starts a replacement worker and adds it to active_; false (and a
   // problem) when it does not join.
   bool StartReplacement();
