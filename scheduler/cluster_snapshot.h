@@ -65,6 +65,9 @@ struct ClusterSnapshot {
   uint64_t objects = 0;
   uint64_t inline_cache_bytes = 0;
   uint64_t sessions = 0;
+  // Tasks finished per second over the last 10 and 60 whole seconds.
+  double tasks_per_s_10s = 0;
+  double tasks_per_s_60s = 0;
   std::map<std::string, FunctionStats> functions;  // by function name
 };
 

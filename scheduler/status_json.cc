@@ -64,6 +64,9 @@ std::string StatusJson(const ClusterSnapshot& snapshot) {
         {"evicted", snapshot.lineage_evicted}}},
       {"objects", {{"count", snapshot.objects}, {"inline_cache_bytes", snapshot.inline_cache_bytes}}},
       {"sessions", snapshot.sessions},
+      {"throughput",
+       {{"tasks_per_s_10s", snapshot.tasks_per_s_10s},
+        {"tasks_per_s_60s", snapshot.tasks_per_s_60s}}},
   };
   return status.dump(2);
 }
