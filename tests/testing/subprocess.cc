@@ -118,6 +118,13 @@ bool Subprocess::ReadSome(std::chrono::milliseconds wait) {
   return out_fd_ >= 0 || err_fd_ >= 0;
 }
 
+void Subprocess::ReadAvailable() {
+  for (;;) {
+    const std::size_t before = out_.size() + err_.size();
+    if (!ReadSome(std::chrono::milliseconds(0)) || out_.size() + err_.size() == before) return;
+  }
+}
+
 bool Subprocess::WaitForOutput(
     const std::function<bool(const std::string&, const std::string&)>& done,
     std::chrono::milliseconds timeout) {

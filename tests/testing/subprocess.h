@@ -49,6 +49,11 @@ class Subprocess {
   // it (killing it first at the timeout).
   CommandResult Finish(std::chrono::milliseconds timeout);
 
+  // Reads what is already written, without waiting: a caller that does
+  // not wait for output calls this now and then, so that a chatty child
+  // never blocks on a full pipe.
+  void ReadAvailable();
+
   const std::string& out() const { return out_; }
   const std::string& err() const { return err_; }
   pid_t pid() const { return pid_; }
