@@ -17,12 +17,12 @@ namespace {
 using ::testing::HasSubstr;
 
 absl::StatusOr<CommandLine> Parse(std::vector<std::string> args) {
-  return ParseCommandLine(args, [](const std::string& name)
-                                    -> std::optional<std::vector<FlagSpec>> {
-    const Command* command = FindCommand(name);
-    if (command == nullptr) return std::nullopt;
-    return command->flags;
-  });
+  return ParseCommandLine(args,
+                          [](const std::string& name) -> std::optional<std::vector<FlagSpec>> {
+                            const Command* command = FindCommand(name);
+                            if (command == nullptr) return std::nullopt;
+                            return command->flags;
+                          });
 }
 
 TEST(CommandLineTest, TakesFlagsInEitherFormAndOrder) {

@@ -36,15 +36,14 @@ std::string CommandLine::Get(const std::string& name, const std::string& fallbac
   return it == flags.end() ? fallback : it->second;
 }
 
-absl::StatusOr<int64_t> CommandLine::GetInt(const std::string& name, int64_t fallback,
-                                            int64_t min, int64_t max) const {
+absl::StatusOr<int64_t> CommandLine::GetInt(const std::string& name, int64_t fallback, int64_t min,
+                                            int64_t max) const {
   auto it = flags.find(name);
   if (it == flags.end()) return fallback;
   int64_t value = 0;
   if (!absl::SimpleAtoi(it->second, &value) || value < min || value > max) {
-    return absl::InvalidArgumentError(absl::StrCat("--", name, "=", it->second,
-                                                   ": expected a whole number from ", min,
-                                                   " to ", max));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", name, "=", it->second, ": expected a whole number from ", min, " to ", max));
   }
   return value;
 }

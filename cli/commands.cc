@@ -1,11 +1,11 @@
 #include "cli/commands.h"
 
-#include <csignal>
-#include <thread>
+#include <algorithm>
+#include <cstdint>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/ascii.h"
 #include "cli/views.h"
 #include "common/status_macros.h"
 
@@ -53,9 +53,9 @@ absl::Status RunStatus(const CommandLine& line, SchedulerClient& client, std::os
     std::string frame = text + "\n";
     if (!json) {
       ASSIGN_OR_RETURN(std::string rendered, RenderStatus(status));
-      frame = absl::StrCat(
-          "every ", absl::FormatDuration(interval), " from ", client.address(), " at ",
-          absl::FormatTime("%H:%M:%S", absl::Now(), absl::LocalTimeZone()), "\n\n", rendered);
+      frame = absl::StrCat("every ", absl::FormatDuration(interval), " from ", client.address(),
+                           " at ", absl::FormatTime("%H:%M:%S", absl::Now(), absl::LocalTimeZone()),
+                           "\n\n", rendered);
     }
     out << "\033[H\033[2J" << frame << std::flush;  // home, clear screen
   }
@@ -81,8 +81,7 @@ absl::Status RunTasks(const CommandLine& line, SchedulerClient& client, std::ost
         absl::StrCat("--state=", state, ": expected waiting, ready or assigned"));
   }
   ASSIGN_OR_RETURN(int64_t limit, line.GetInt("limit", 100, 1, kMaxTaskListLimit));
-  ASSIGN_OR_RETURN(v1::ListTasksReply reply,
-                   client.ListTasks(state, static_cast<uint32_t>(limit)));
+  ASSIGN_OR_RETURN(v1::ListTasksReply reply, client.ListTasks(state, static_cast<uint32_t>(limit)));
   out << (line.Has("json") ? Dump(TasksJson(reply), 2) + "\n" : RenderTasks(reply));
   return absl::OkStatus();
 }
@@ -92,8 +91,8 @@ absl::Status RunCancel(const CommandLine& line, SchedulerClient& client, std::os
     return absl::InvalidArgumentError("cancel takes one TASK_ID (as `fleet tasks` prints it)");
   }
   const std::string& hex = line.positional[0];
-  const bool is_hex = std::all_of(hex.begin(), hex.end(),
-                                  [](char c) { return absl::ascii_isxdigit(c); });
+  const bool is_hex =
+      std::all_of(hex.begin(), hex.end(), [](char c) { return absl::ascii_isxdigit(c); });
   if (!is_hex || hex.size() != 2 * TaskId::kSize) {
     return absl::InvalidArgumentError(
         absl::StrCat("\"", hex, "\" is not a task id: expected ", 2 * TaskId::kSize,
@@ -118,7 +117,8 @@ absl::Status RunLogs(const CommandLine& line, SchedulerClient& client, std::ostr
   });
 }
 
-const FlagSpec kJsonFlag = {.name = "json", .is_switch = true,
+const FlagSpec kJsonFlag = {.name = "json",
+                            .is_switch = true,
                             .help = "--json               print JSON instead of a table"};
 
 }  // namespace
@@ -132,7 +132,8 @@ const std::vector<Command>& Commands() {
                   "state and their totals, throughput over 10 s and 60 s) and a table of the\n"
                   "workers. --json prints the scheduler's /status document as it is.\n",
        .flags = {kJsonFlag,
-                 {.name = "watch", .is_switch = true,
+                 {.name = "watch",
+                  .is_switch = true,
                   .help = "--watch              redraw every --interval until Ctrl-C"},
                  {.name = "interval",
                   .help = "--interval=DURATION  between redraws with --watch (default 1s)"},
@@ -179,9 +180,11 @@ const std::vector<Command>& Commands() {
                   "--follow then prints new events as they happen, and the lines tasks\n"
                   "print, until Ctrl-C.\n",
        .flags = {kJsonFlag,
-                 {.name = "follow", .is_switch = true,
+                 {.name = "follow",
+                  .is_switch = true,
                   .help = "--follow             keep printing new events as they happen"},
-                 {.name = "no-output", .is_switch = true,
+                 {.name = "no-output",
+                  .is_switch = true,
                   .help = "--no-output          with --follow, leave out what tasks print"},
                  {.name = "tail",
                   .help = "--tail=N             start with only the last N events"}},

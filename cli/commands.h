@@ -19,8 +19,8 @@ struct Command {
   std::string details = {};  // what --help adds
   std::vector<FlagSpec> flags = {};
   // Writes the command's output to `out`. InvalidArgument is a usage error.
-  absl::Status (*run)(const CommandLine& line, SchedulerClient& client, std::ostream& out) =
-      nullptr;
+  absl::Status (*run)(const CommandLine& line, SchedulerClient& client,
+                      std::ostream& out) = nullptr;
 };
 
 const std::vector<Command>& Commands();

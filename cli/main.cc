@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,8 +44,7 @@ int main(int argc, char** argv) {
   if (line->command.empty() || line->command == "help") {
     const Command* topic =
         line->positional.empty() ? nullptr : fleet::cli::FindCommand(line->positional[0]);
-    std::cout << (topic != nullptr ? fleet::cli::CommandHelp(*topic)
-                                   : fleet::cli::TopLevelHelp());
+    std::cout << (topic != nullptr ? fleet::cli::CommandHelp(*topic) : fleet::cli::TopLevelHelp());
     // `fleet` alone is a usage error; asking for help is not.
     return line->command.empty() && !line->Has("help") ? kExitUsage : 0;
   }

@@ -40,8 +40,8 @@ absl::Status SchedulerClient::Explain(const grpc::Status& status) const {
   } else {
     why = status.error_message();
   }
-  return absl::UnavailableError(absl::StrCat("cannot reach the scheduler at ", address_, " (",
-                                             why, "); is it running? set --address or "
+  return absl::UnavailableError(absl::StrCat("cannot reach the scheduler at ", address_, " (", why,
+                                             "); is it running? set --address or "
                                              "FLEET_ADDRESS"));
 }
 
@@ -55,7 +55,7 @@ absl::StatusOr<std::string> SchedulerClient::GetStatusJson() {
 }
 
 absl::StatusOr<v1::ListTasksReply> SchedulerClient::ListTasks(const std::string& state,
-                                                             uint32_t limit) {
+                                                              uint32_t limit) {
   grpc::ClientContext context;
   SetDeadline(context);
   v1::ListTasksRequest request;

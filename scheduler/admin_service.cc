@@ -10,7 +10,6 @@
 #include "common/batch_queue.h"
 #include "common/grpc_status.h"
 #include "common/ids.h"
-#include "common/logging.h"
 
 namespace fleet::scheduler {
 namespace {
@@ -27,9 +26,8 @@ template <typename Fn>
 grpc::ServerUnaryReactor* AnswerOnLoop(grpc::CallbackServerContext* context, EventLoop* loop,
                                        Fn answer) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  loop->Post([reactor, answer = std::move(answer)]() mutable {
-    reactor->Finish(ToGrpcStatus(answer()));
-  });
+  loop->Post(
+      [reactor, answer = std::move(answer)]() mutable { reactor->Finish(ToGrpcStatus(answer())); });
   return reactor;
 }
 

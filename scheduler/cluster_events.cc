@@ -37,8 +37,7 @@ void ClusterEventLog::PublishOutput(const v1::TaskOutput& output,
 }
 
 std::vector<v1::ClusterEvent> ClusterEventLog::Recent(std::size_t max_events) const {
-  const std::size_t count =
-      max_events == 0 ? events_.size() : std::min(max_events, events_.size());
+  const std::size_t count = max_events == 0 ? events_.size() : std::min(max_events, events_.size());
   return std::vector<v1::ClusterEvent>(events_.end() - static_cast<std::ptrdiff_t>(count),
                                        events_.end());
 }

@@ -27,7 +27,7 @@ namespace fleet::scheduler {
 struct EventFields {
   std::string worker_id = {};  // hex
   std::string worker_address = {};
-  std::string job_id = {};  // hex
+  std::string job_id = {};   // hex
   std::string task_id = {};  // hex
   std::string function_name = {};
   std::string failure_kind = {};

@@ -1,6 +1,7 @@
 // SchedulerCore's operator queries: listing the tasks it holds and
 // cancelling one on an operator's behalf (see scheduler_core.h).
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,11 +30,11 @@ absl::StatusOr<v1::ListTasksReply> SchedulerCore::ListTasks(
   } else if (request.state() == "assigned") {
     wanted = TaskState::kAssigned;
   } else if (!request.state().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown task state \"", request.state(), "\": use waiting, ready or assigned"));
+    return absl::InvalidArgumentError(absl::StrCat("unknown task state \"", request.state(),
+                                                   "\": use waiting, ready or assigned"));
   }
-  const uint32_t limit = request.limit() == 0 ? kDefaultTaskListLimit
-                                              : std::min(request.limit(), kMaxTaskListLimit);
+  const uint32_t limit =
+      request.limit() == 0 ? kDefaultTaskListLimit : std::min(request.limit(), kMaxTaskListLimit);
 
   std::vector<std::pair<const TaskId*, const Task*>> matching;
   for (const auto& [id, task] : tasks_) {
@@ -59,9 +60,15 @@ absl::StatusOr<v1::ListTasksReply> SchedulerCore::ListTasks(
     summary->set_task_id(std::string(id->Binary()));
     summary->set_function_name(task->spec.function_name());
     switch (task->state) {
-      case TaskState::kWaiting: summary->set_state("waiting"); break;
-      case TaskState::kReady: summary->set_state("ready"); break;
-      case TaskState::kAssigned: summary->set_state("assigned"); break;
+      case TaskState::kWaiting:
+        summary->set_state("waiting");
+        break;
+      case TaskState::kReady:
+        summary->set_state("ready");
+        break;
+      case TaskState::kAssigned:
+        summary->set_state("assigned");
+        break;
     }
     if (task->state == TaskState::kAssigned) {
       summary->set_worker_id(std::string(task->worker.Binary()));
@@ -84,7 +91,7 @@ absl::StatusOr<std::string> SchedulerCore::CancelTaskAsOperator(const TaskId& ta
       return absl::FailedPreconditionError(absl::StrCat(
           "task ", task_id.Short(), " already finished",
           result != objects_.end() && result->second.state == ObjectState::kFailed ? " (it failed)"
-                                                                                    : ""));
+                                                                                   : ""));
     }
     return absl::NotFoundError(absl::StrCat(
         "the scheduler holds no task ", task_id.Hex(),
@@ -95,8 +102,9 @@ absl::StatusOr<std::string> SchedulerCore::CancelTaskAsOperator(const TaskId& ta
   const bool running = task.state == TaskState::kAssigned;
   std::string state = running ? "assigned" : task.state == TaskState::kReady ? "ready" : "waiting";
   if (running) output_->CancelOnWorker(task.worker, task_id);
-  GetLogger("scheduler")->info("event=task_cancelled_by_operator task={} function={} state={}",
-                               task_id.Short(), task.spec.function_name(), state);
+  GetLogger("scheduler")
+      ->info("event=task_cancelled_by_operator task={} function={} state={}", task_id.Short(),
+             task.spec.function_name(), state);
   v1::TaskFailure failure;
   failure.set_kind(v1::TaskFailure::CANCELLED);
   failure.set_message(running ? "cancelled by an operator (fleet cancel) while running; it was "

@@ -53,7 +53,8 @@ TEST_F(ClusterTest, DashboardListsEveryWorkerAndCountsAJobInABrowser) {
   // Every worker of /status, by address, in the table.
   std::set<std::string> expected;
   const nlohmann::json status = cluster().Status();
-  for (const nlohmann::json& w : status["workers"]) expected.insert(w["address"].get<std::string>());
+  for (const nlohmann::json& w : status["workers"])
+    expected.insert(w["address"].get<std::string>());
   ASSERT_EQ(expected.size(), static_cast<std::size_t>(kWorkers));
   std::set<std::string> shown;
   const bool listed = fleet::test::PollUntil(
@@ -71,9 +72,8 @@ TEST_F(ClusterTest, DashboardListsEveryWorkerAndCountsAJobInABrowser) {
         return shown == expected;
       },
       kPageTimeout, std::chrono::milliseconds(200));
-  EXPECT_TRUE(listed) << "the page's worker table shows "
-                      << nlohmann::json(shown).dump() << ", /status has "
-                      << nlohmann::json(expected).dump() << " " << error;
+  EXPECT_TRUE(listed) << "the page's worker table shows " << nlohmann::json(shown).dump()
+                      << ", /status has " << nlohmann::json(expected).dump() << " " << error;
 
   long before = -1;
   ASSERT_TRUE(fleet::test::PollUntil([&] { return (before = FinishedOnPage(*page)) >= 0; },
@@ -104,9 +104,9 @@ TEST_F(ClusterTest, DashboardListsEveryWorkerAndCountsAJobInABrowser) {
   for (int i = 0; i < kTasks; ++i) ASSERT_EQ(refs[i].Get(kResultTimeout), i * i);
   // Once the job is done, the page counts every task.
   long after = -1;
-  EXPECT_TRUE(fleet::test::PollUntil(
-      [&] { return (after = FinishedOnPage(*page)) >= before + kTasks; }, kPageTimeout,
-      std::chrono::milliseconds(200)))
+  EXPECT_TRUE(
+      fleet::test::PollUntil([&] { return (after = FinishedOnPage(*page)) >= before + kTasks; },
+                             kPageTimeout, std::chrono::milliseconds(200)))
       << "the page shows " << after << " finished, expected at least " << before + kTasks;
 }
 

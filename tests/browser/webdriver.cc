@@ -50,8 +50,7 @@ std::unique_ptr<WebDriver> WebDriver::Start(int width, int height, std::string* 
   std::unique_ptr<WebDriver> driver(new WebDriver());
   const int port = FreePort();
   driver->driver_ = Subprocess::Start(
-      {kChromedriverBinary, "--port=" + std::to_string(port), "--log-level=SEVERE"}, {},
-      error);
+      {kChromedriverBinary, "--port=" + std::to_string(port), "--log-level=SEVERE"}, {}, error);
   if (driver->driver_ == nullptr) return nullptr;
   driver->http_ = std::make_unique<httplib::Client>("127.0.0.1", port);
   driver->http_->set_connection_timeout(2);
@@ -85,8 +84,7 @@ std::unique_ptr<WebDriver> WebDriver::Start(int width, int height, std::string* 
              {"--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
               "--hide-scrollbars", "--user-data-dir=" + driver->profile_dir_,
               "--window-size=" + std::to_string(width) + "," + std::to_string(height)}}}}}}}}};
-  std::optional<nlohmann::json> session =
-      driver->Command("POST", "/session", capabilities, error);
+  std::optional<nlohmann::json> session = driver->Command("POST", "/session", capabilities, error);
   if (!session) return nullptr;
   driver->session_ = session->value("sessionId", "");
   if (driver->session_.empty()) {
@@ -108,8 +106,7 @@ WebDriver::~WebDriver() {
   }
 }
 
-std::optional<nlohmann::json> WebDriver::Command(const std::string& method,
-                                                 const std::string& path,
+std::optional<nlohmann::json> WebDriver::Command(const std::string& method, const std::string& path,
                                                  const nlohmann::json& body, std::string* error) {
   driver_->ReadAvailable();
   httplib::Result res = method == "GET"      ? http_->Get(path)
@@ -141,15 +138,14 @@ std::optional<nlohmann::json> WebDriver::Execute(const std::string& script, std:
                  {{"script", script}, {"args", nlohmann::json::array()}}, error);
 }
 
-std::optional<std::string> WebDriver::TextOf(const std::string& css_selector,
-                                             std::string* error) {
+std::optional<std::string> WebDriver::TextOf(const std::string& css_selector, std::string* error) {
   std::optional<nlohmann::json> element =
       Command("POST", "/session/" + session_ + "/element",
               {{"using", "css selector"}, {"value", css_selector}}, error);
   if (!element || !element->contains(kElementKey)) return std::nullopt;
   std::optional<nlohmann::json> text = Command(
-      "GET", "/session/" + session_ + "/element/" + (*element)[kElementKey].get<std::string>() +
-                 "/text",
+      "GET",
+      "/session/" + session_ + "/element/" + (*element)[kElementKey].get<std::string>() + "/text",
       nullptr, error);
   if (!text || !text->is_string()) return std::nullopt;
   return text->get<std::string>();

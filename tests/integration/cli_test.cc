@@ -2,7 +2,6 @@
 // cluster: its figures match /status, it lists workers and tasks, cancels a
 // task of another client, shows and follows the cluster's events, and says
 // clearly when it cannot reach the scheduler.
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <set>
@@ -19,9 +18,9 @@
 namespace fleet_it {
 namespace {
 
-using ::testing::HasSubstr;
 using fleet::test::CommandResult;
 using fleet::test::RunCommand;
+using ::testing::HasSubstr;
 
 // Bound of every CLI run expected to end (its own --timeout is 5 s).
 constexpr std::chrono::seconds kCliTimeout(30);
@@ -63,7 +62,8 @@ class CliTest : public ClusterTest {
 
 TEST_F(CliTest, StatusJsonIsTheStatusDocumentDuringAJob) {
   const int quick = 20;
-  for (int i = 0; i < quick; ++i) EXPECT_EQ(fleet::Task(Square).Remote(i).Get(kResultTimeout), i * i);
+  for (int i = 0; i < quick; ++i)
+    EXPECT_EQ(fleet::Task(Square).Remote(i).Get(kResultTimeout), i * i);
   std::vector<fleet::ObjectRef<int>> refs = SubmitGated(2 * kWorkers * kSlotsPerWorker);
   ASSERT_TRUE(cluster().WaitForStatus(EveryWorkerRunsATask, kStatusTimeout));
 
@@ -201,9 +201,9 @@ TEST_F(CliTest, LogsShowWorkersJoiningAndTheJob) {
   ASSERT_EQ(logs.exit_code, 0) << Describe(logs);
   const nlohmann::json status = cluster().Status();
   for (const nlohmann::json& w : status["workers"]) {
-    EXPECT_THAT(logs.out, HasSubstr("worker_joined  worker=" +
-                                    w["id"].get<std::string>().substr(0, 8) +
-                                    " address=" + w["address"].get<std::string>()));
+    EXPECT_THAT(logs.out,
+                HasSubstr("worker_joined  worker=" + w["id"].get<std::string>().substr(0, 8) +
+                          " address=" + w["address"].get<std::string>()));
   }
   EXPECT_THAT(logs.out, HasSubstr("job_started"));  // this test's client
 }
@@ -211,13 +211,14 @@ TEST_F(CliTest, LogsShowWorkersJoiningAndTheJob) {
 TEST_F(CliTest, LogsFollowStreamsEventsAndTaskOutputAsTheyHappen) {
   std::string error;
   std::unique_ptr<fleet::test::Subprocess> follow = fleet::test::Subprocess::Start(
-      {FLEET_CLI, "--address=" + cluster().scheduler_address(), "logs", "--follow", "--tail=1"},
-      {}, &error);
+      {FLEET_CLI, "--address=" + cluster().scheduler_address(), "logs", "--follow", "--tail=1"}, {},
+      &error);
   ASSERT_NE(follow, nullptr) << error;
   // The one recent event comes first; from then on it follows.
-  ASSERT_TRUE(follow->WaitForOutput(
-      [](const std::string& out, const std::string&) { return out.find('\n') != std::string::npos; },
-      kCliTimeout))
+  ASSERT_TRUE(
+      follow->WaitForOutput([](const std::string& out,
+                               const std::string&) { return out.find('\n') != std::string::npos; },
+                            kCliTimeout))
       << follow->out() << follow->err();
 
   EXPECT_EQ(fleet::Task(PrintLines).Remote(std::string("followed"), 3).Get(kResultTimeout), 3);

@@ -140,9 +140,9 @@ bool Subprocess::WaitForOutput(
 
 CommandResult Subprocess::Finish(std::chrono::milliseconds timeout) {
   CommandResult result;
-  const bool ended = WaitForOutput([this](const std::string&, const std::string&) {
-    return out_fd_ < 0 && err_fd_ < 0;
-  }, timeout);
+  const bool ended = WaitForOutput(
+      [this](const std::string&, const std::string&) { return out_fd_ < 0 && err_fd_ < 0; },
+      timeout);
   if (!ended) {
     result.timed_out = true;
     kill(pid_, SIGKILL);

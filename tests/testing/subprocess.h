@@ -19,10 +19,10 @@
 namespace fleet::test {
 
 struct CommandResult {
-  int exit_code = -1;       // -1 when it was killed (by a signal, or at the timeout)
+  int exit_code = -1;  // -1 when it was killed (by a signal, or at the timeout)
   bool timed_out = false;
-  std::string out = {};     // stdout
-  std::string err = {};     // stderr
+  std::string out = {};  // stdout
+  std::string err = {};  // stderr
 };
 
 // Runs `argv` (argv[0] is a path) to completion, with `env` (NAME=value)
@@ -34,8 +34,7 @@ class Subprocess {
  public:
   // Returns nullptr and sets `error` when the program cannot be started.
   static std::unique_ptr<Subprocess> Start(const std::vector<std::string>& argv,
-                                           const std::vector<std::string>& env,
-                                           std::string* error);
+                                           const std::vector<std::string>& env, std::string* error);
   ~Subprocess();  // SIGKILL and reap, if still running
 
   Subprocess(const Subprocess&) = delete;
