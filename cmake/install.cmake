@@ -22,7 +22,7 @@ install(TARGETS fleet_task fleet_client
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
-install(TARGETS fleet-scheduler fleet-worker fleet-executor
+install(TARGETS fleet-scheduler fleet-worker fleet-executor fleet
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/client/include/fleet

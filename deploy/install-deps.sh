@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev nlohmann-json3-dev libssl-dev librocksdb-dev
   curl procps python3 util-linux iproute2
+  chromium chromium-driver   # the dashboard's browser test (tests/browser/)
 )
 
 missing=()

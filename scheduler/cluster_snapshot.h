@@ -69,6 +69,9 @@ struct ClusterSnapshot {
   uint64_t sessions_away = 0;  // kept for clients to reconnect (--client_grace)
   bool durable = false;        // --state_dir
   bool recovering = false;     // in the reconnect window after a restart
+  // Tasks finished per second over the last 10 and 60 whole seconds.
+  double tasks_per_s_10s = 0;
+  double tasks_per_s_60s = 0;
   std::map<std::string, FunctionStats> functions;  // by function name
 };
 

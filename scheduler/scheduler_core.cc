@@ -61,6 +61,10 @@ absl::Status SchedulerCore::AddWorker(const v1::RegisterWorker& registration) {
                                id.Short(), worker.address, worker.hostname, worker.slots,
                                registration.resume());
   if (registration.resume()) ReclaimFromWorker(worker, registration);
+  events_.Record(worker.connected_at, "worker_joined",
+                 {.worker_id = id.Hex(), .worker_address = worker.address,
+                  .detail = absl::StrCat("host=", worker.hostname, " slots=", worker.slots,
+                                         registration.resume() ? " resumed" : "")});
   v1::WorkerInfo info;
   info.set_worker_id(std::string(id.Binary()));
   info.set_address(worker.address);
@@ -78,6 +82,9 @@ void SchedulerCore::RemoveWorker(const WorkerId& id, absl::string_view reason) {
   if (worker.draining) draining_workers_--;
   GetLogger("scheduler")->info("event=worker_left worker={} address={} reason=\"{}\" tasks={}",
                                id.Short(), worker.address, reason, worker.tasks.size());
+  events_.Record(clock_->Now(), "worker_left",
+                 {.worker_id = id.Hex(), .worker_address = worker.address,
+                  .detail = absl::StrCat("reason=\"", reason, "\" tasks=", worker.tasks.size())});
   for (const auto& [session_id, session] : sessions_) output_->NotifyWorkerLeft(session_id, id);
 
   // Tasks it held go back to the front of the queue, oldest first, while
@@ -207,6 +214,7 @@ absl::Status SchedulerCore::TaskCompleted(const WorkerId& worker_id,
 
   worker.finished++;
   tasks_finished_++;
+  finish_rate_.Add(clock_->Now());
   StatsFor(task.spec.function_name())
       .run_time.Add(static_cast<double>(completed.run_time_us()) / 1e6);
   for (int i = 0; i < completed.results_size(); ++i) {
@@ -289,7 +297,12 @@ std::vector<std::pair<WorkerId, std::string>> SchedulerCore::ExpireSilentWorkers
                          "); its tasks were re-queued. Restart the worker: it joins as a new "
                          "one"));
   }
-  for (const auto& [id, reason] : expired) RemoveWorker(id, reason);
+  for (const auto& [id, reason] : expired) {
+    events_.Record(now, "worker_declared_dead",
+                   {.worker_id = id.Hex(), .worker_address = workers_[id].address,
+                    .detail = reason});
+    RemoveWorker(id, reason);
+  }
   return expired;
 }
 
@@ -297,6 +310,7 @@ void SchedulerCore::ForwardOutput(const WorkerId& worker, v1::TaskOutput output)
   auto worker_it = workers_.find(worker);
   absl::StatusOr<TaskId> task = TaskId::FromBinary(output.task_id());
   if (worker_it == workers_.end() || !task.ok()) return;
+  events_.PublishOutput(output, worker_it->second.address);
   for (const auto& [session_id, session] : sessions_) {
     if (session.job != task->job()) continue;
     output.set_worker(worker_it->second.address);
@@ -336,6 +350,10 @@ absl::Status SchedulerCore::OpenSession(SessionId session_id, const v1::OpenSess
     GetLogger("scheduler")->info("event=job_resumed job={} client={}:{} session={}",
                                  job.Hex().substr(0, 8), kept->second.hostname,
                                  kept->second.pid, session_id);
+    events_.Record(clock_->Now(), "job_resumed",
+                   {.job_id = job.Hex(),
+                    .detail = absl::StrCat("client=", kept->second.hostname, ":",
+                                           kept->second.pid)});
   } else {
     TouchSession(job);
     Session& session = sessions_[session_id];
@@ -346,6 +364,9 @@ absl::Status SchedulerCore::OpenSession(SessionId session_id, const v1::OpenSess
     session.opened_at = clock_->Now();
     GetLogger("scheduler")->info("event=job_started job={} client={}:{}", job.Hex().substr(0, 8),
                                  session.hostname, session.pid);
+    events_.Record(session.opened_at, "job_started",
+                   {.job_id = job.Hex(),
+                    .detail = absl::StrCat("client=", session.hostname, ":", session.pid)});
   }
   for (const auto& [id, worker] : workers_) {
     if (worker.reconnecting) continue;
@@ -387,6 +408,10 @@ void SchedulerCore::CloseSession(SessionId session_id) {
   GetLogger("scheduler")->info(
       "event=job_finished job={} submitted={} released_refs={} cancelled_tasks={}",
       it->second.job.Hex().substr(0, 8), it->second.submitted, held.size(), dropped.size());
+  events_.Record(clock_->Now(), "job_finished",
+                 {.job_id = it->second.job.Hex(),
+                  .detail = absl::StrCat("submitted=", it->second.submitted,
+                                         " cancelled_tasks=", dropped.size())});
   for (const ObjectId& id : held) ReleaseObject(session_id, id);
   TouchSession(it->second.job);
   sessions_.erase(session_id);
@@ -419,6 +444,7 @@ absl::Status SchedulerCore::SubmitTask(SessionId session_id, v1::TaskSpec spec) 
   Task& task = tasks_[task_id];
   task.owner = session_id;
   TouchTask(task_id);
+  task.submitted_at = clock_->Now();
   for (uint32_t i = 0; i < spec.num_returns(); ++i) {
     const ObjectId object_id = ObjectId::Of(task_id, i);
     TouchObject(object_id);
@@ -709,6 +735,10 @@ void SchedulerCore::FailTask(const TaskId& first_id, v1::TaskFailure first_failu
     GetLogger("scheduler")->debug("event=task_failed task={} function={} kind={}",
                                   task_id.Short(), task.spec.function_name(),
                                   v1::TaskFailure::Kind_Name(failure.kind()));
+    events_.Record(clock_->Now(), "task_failed",
+                   {.task_id = task_id.Hex(), .function_name = task.spec.function_name(),
+                    .failure_kind = v1::TaskFailure::Kind_Name(failure.kind()),
+                    .detail = failure.message()});
     const uint32_t num_returns = std::max<uint32_t>(1, task.spec.num_returns());
     for (uint32_t i = 0; i < num_returns; ++i) {
       const ObjectId object_id = ObjectId::Of(task_id, i);
@@ -915,6 +945,8 @@ ClusterSnapshot SchedulerCore::Snapshot() const {
   for (const auto& [id, session] : sessions_) snapshot.sessions_away += !session.connected;
   snapshot.durable = config_.durable;
   snapshot.recovering = recovering_;
+  snapshot.tasks_per_s_10s = finish_rate_.PerSecond(now, 10);
+  snapshot.tasks_per_s_60s = finish_rate_.PerSecond(now, 60);
   snapshot.functions.insert(function_stats_.begin(), function_stats_.end());
   return snapshot;
 }

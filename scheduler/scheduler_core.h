@@ -18,14 +18,17 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/ids.h"
 #include "fleet/v1/scheduler.pb.h"
+#include "scheduler/cluster_events.h"
 #include "scheduler/cluster_snapshot.h"
 #include "scheduler/histogram.h"
 #include "scheduler/lineage.h"
 #include "scheduler/state_store.h"
+#include "scheduler/rate_meter.h"
 
 namespace fleet::scheduler {
 
@@ -180,6 +183,19 @@ class SchedulerCore {
   // Appends the records changed since the last call (config().durable).
   void CollectChanges(StateChanges& changes);
   bool recovering() const { return recovering_; }
+  // ---- operator queries (scheduler_core_admin.cc), for the Admin service
+  // and the `fleet` tool.
+  // Up to `request.limit()` (0: 100, at most 10,000) of the tasks held in
+  // `request.state()` (waiting, ready, assigned; empty: all), oldest
+  // first. Returns InvalidArgument for another state.
+  absl::StatusOr<v1::ListTasksReply> ListTasks(const v1::ListTasksRequest& request) const;
+  // Cancels the task whichever session owns it, as CancelTask does for its
+  // client; returns the state it was in. NotFound: the scheduler holds no
+  // such task; FailedPrecondition: it already finished.
+  absl::StatusOr<std::string> CancelTaskAsOperator(const TaskId& task);
+  // The recent cluster events (worker and job lifecycle, task failures).
+  ClusterEventLog& events() { return events_; }
+  // ---- end of operator queries
 
   // Test hooks.
   std::size_t NumTasksForTest() const { return tasks_.size(); }
@@ -204,6 +220,7 @@ class SchedulerCore {
     int reconstructions = 0;  // runs that rebuilt lost results
     absl::InlinedVector<ObjectId, 2> ref_args;  // distinct
     absl::Time ready_at;  // when it last became ready to run
+    absl::Time submitted_at;
     // Per ref arg, the worker the current attempt was told to fetch it from
     // (nil when it went inline).
     absl::InlinedVector<WorkerId, 2> arg_sources;
@@ -370,6 +387,10 @@ class SchedulerCore {
   absl::flat_hash_set<WorkerId> dirty_workers_;
   // Per function name; beyond kMaxTrackedFunctions names, under "(other)".
   absl::flat_hash_map<std::string, FunctionStats> function_stats_;
+  // For operators (scheduler_core_admin.cc): what happened lately, and
+  // tasks finished per second.
+  ClusterEventLog events_;
+  RateMeter finish_rate_{started_at_};
 };
 
 }  // namespace fleet::scheduler

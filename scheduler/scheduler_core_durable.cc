@@ -208,6 +208,7 @@ absl::Status SchedulerCore::Restore(const StoredState& state) {
     task.retries = record.retries();
     task.reconstructions = record.reconstructions();
     task.ref_args = DistinctRefArgs(task.spec);
+    task.submitted_at = now;  // its age, for operators, counts from the restart
     pending.push_back(*id);
   }
   // Oldest first, as they were submitted.
@@ -266,6 +267,9 @@ bool SchedulerCore::ContinueRecovery() {
       "event=recovery_finished workers_back={} workers_gone={} objects_rebuilt_or_lost={} "
       "tasks_queued={}",
       workers_.size(), away.size(), lost.size(), ready_.size());
+  events_.Record(clock_->Now(), "recovery_finished",
+                 {.detail = absl::StrCat("workers_back=", workers_.size(), " workers_gone=",
+                                         away.size(), " objects_rebuilt_or_lost=", lost.size())});
   return false;
 }
 
@@ -377,6 +381,10 @@ void SchedulerCore::ExpireAbsentSessions() {
   for (SessionId id : gone) {
     GetLogger("scheduler")->info("event=client_gone session={} grace={}", id,
                                  absl::FormatDuration(config_.client_grace));
+    events_.Record(now, "client_gone",
+                   {.job_id = sessions_[id].job.Hex(),
+                    .detail = absl::StrCat("away longer than --client_grace=",
+                                           absl::FormatDuration(config_.client_grace))});
     CloseSession(id);
   }
 }

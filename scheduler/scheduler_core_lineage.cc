@@ -182,6 +182,7 @@ bool SchedulerCore::Reconstruct(const TaskId& producer, const ObjectId& lost, st
   task.spec = std::move(spec.spec);
   task.state = TaskState::kReady;
   task.ready_at = clock_->Now();
+  task.submitted_at = task.ready_at;  // its age, for operators, counts from the rebuild
   ready_.push_front(producer);  // someone is waiting for it already
   return true;
 }

@@ -20,6 +20,9 @@ void SchedulerCore::DrainWorker(const WorkerId& id) {
   draining_workers_++;
   GetLogger("scheduler")->info("event=worker_draining worker={} address={} tasks={}",
                                id.Short(), it->second.address, it->second.assigned);
+  events_.Record(clock_->Now(), "worker_draining",
+                 {.worker_id = id.Hex(), .worker_address = it->second.address,
+                  .detail = absl::StrCat("tasks=", it->second.assigned)});
 }
 
 void SchedulerCore::ProgressDrains() {

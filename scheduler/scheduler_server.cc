@@ -11,6 +11,7 @@
 #include "grpcpp/server_builder.h"
 #include "grpcpp/security/server_credentials.h"
 #include "common/event_loop.h"
+#include "scheduler/admin_service.h"
 #include "scheduler/scheduler_service.h"
 #include "scheduler/state_store.h"
 #include "scheduler/status_http.h"
@@ -65,6 +66,8 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(Schedule
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   builder.RegisterService(server->service_.get());
+  server->admin_ = std::make_unique<AdminService>(server->loop_.get(), core);
+  builder.RegisterService(server->admin_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.host, ":",

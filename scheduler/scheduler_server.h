@@ -25,6 +25,7 @@ namespace fleet::scheduler {
 
 class StreamRouter;
 class SchedulerService;
+class AdminService;
 class StatusHttpServer;
 class StateStore;
 
@@ -67,6 +68,7 @@ class SchedulerServer {
   std::unique_ptr<SchedulerCore> core_;
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<SchedulerService> service_;
+  std::unique_ptr<AdminService> admin_;  // operators' calls (the `fleet` tool)
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<StatusHttpServer> http_;
   // Declares silent workers dead (SchedulerCore::ExpireSilentWorkers).

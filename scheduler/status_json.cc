@@ -67,6 +67,9 @@ std::string StatusJson(const ClusterSnapshot& snapshot) {
       {"sessions_away", snapshot.sessions_away},
       {"durable", snapshot.durable},
       {"recovering", snapshot.recovering},
+      {"throughput",
+       {{"tasks_per_s_10s", snapshot.tasks_per_s_10s},
+        {"tasks_per_s_60s", snapshot.tasks_per_s_60s}}},
   };
   return status.dump(2);
 }

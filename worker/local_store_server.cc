@@ -70,7 +70,8 @@ LocalStoreServer::LocalStoreServer(ObjectStore* store, const WorkerId& worker_id
 LocalStoreServer::~LocalStoreServer() {
   const uint64_t one = 1;
   if (write(wake_fd_, &one, sizeof(one)) < 0) {
-    GetLogger("worker")->error("event=local_store_stop_failed error={}", std::strerror(errno));
+    GetLogger("worker")->error("event=local_store_stop_failed error=\"{}\"",
+                               std::strerror(errno));
   }
   if (acceptor_.joinable()) acceptor_.join();
   std::vector<std::thread> threads;
@@ -106,7 +107,8 @@ void LocalStoreServer::AcceptLoop() {
   while (true) {
     if (poll(watched, 2, -1) < 0) {
       if (errno == EINTR) continue;
-      GetLogger("worker")->error("event=local_store_poll_failed error={}", std::strerror(errno));
+      GetLogger("worker")->error("event=local_store_poll_failed error=\"{}\"",
+                                 std::strerror(errno));
       return;
     }
     if (watched[1].revents != 0) return;
