@@ -306,6 +306,17 @@ std::vector<std::pair<WorkerId, std::string>> SchedulerCore::ExpireSilentWorkers
   return expired;
 }
 
+void SchedulerCore::ExcuseSilence(absl::Duration gap) {
+  const absl::Time now = clock_->Now();
+  for (auto& [id, worker] : workers_) {
+    if (!worker.reconnecting) worker.last_heard = std::max(worker.last_heard, now);
+  }
+  GetLogger("scheduler")->warn(
+      "event=scheduler_stalled gap={} hint=\"the scheduler did not run for this long (stopped, "
+      "host frozen or overloaded); workers get a full --heartbeat_timeout again\"",
+      absl::FormatDuration(gap));
+}
+
 void SchedulerCore::ForwardOutput(const WorkerId& worker, v1::TaskOutput output) {
   auto worker_it = workers_.find(worker);
   absl::StatusOr<TaskId> task = TaskId::FromBinary(output.task_id());

@@ -134,6 +134,10 @@ class SchedulerCore {
   // config().heartbeat_timeout, and returns them with the reason, so that
   // their streams can be ended: whatever they send later is ignored.
   std::vector<std::pair<WorkerId, std::string>> ExpireSilentWorkers();
+  // The scheduler itself did not run for `gap` (it was stopped, its host
+  // froze, its loop was stuck): no worker could be heard meanwhile, so each
+  // is treated as heard now.
+  void ExcuseSilence(absl::Duration gap);
 
   // ---- client sessions
   // For a client that comes back (`open.resume`) while its job's session

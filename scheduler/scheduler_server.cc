@@ -84,9 +84,20 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(Schedule
   // quarter of the timeout after it expires.
   const absl::Duration check_every =
       std::clamp(options.core.heartbeat_timeout / 4, absl::Milliseconds(50), absl::Seconds(1));
-  server->liveness_ = std::thread([raw = server.get(), check_every] {
+  // A gap between two checks far beyond `check_every` means the scheduler
+  // itself was not running (stopped, its host frozen, its loop stuck): the
+  // workers' heartbeats could not be heard, so their silence proves
+  // nothing, and they get a full timeout again.
+  const absl::Duration stalled_after = std::max(3 * check_every, absl::Seconds(2));
+  server->last_liveness_check_ = absl::Now();
+  server->liveness_ = std::thread([raw = server.get(), check_every, stalled_after] {
     while (!raw->stop_liveness_.WaitForNotificationWithTimeout(check_every)) {
-      raw->loop_->Post([raw] {
+      raw->loop_->Post([raw, stalled_after] {
+        const absl::Time now = absl::Now();
+        if (now - raw->last_liveness_check_ > stalled_after) {
+          raw->core_->ExcuseSilence(now - raw->last_liveness_check_);
+        }
+        raw->last_liveness_check_ = now;
         for (const auto& [id, reason] : raw->core_->ExpireSilentWorkers()) {
           raw->router_->FenceWorker(id, reason);
         }

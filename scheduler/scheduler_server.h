@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "scheduler/scheduler_core.h"
 
 namespace grpc {
@@ -74,6 +75,7 @@ class SchedulerServer {
   // Declares silent workers dead (SchedulerCore::ExpireSilentWorkers).
   absl::Notification stop_liveness_;
   std::thread liveness_;
+  absl::Time last_liveness_check_;  // the loop thread's, once the thread runs
   int port_ = 0;
 };
 

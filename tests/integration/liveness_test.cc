@@ -15,6 +15,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fleet/fleet.h"
@@ -92,6 +93,29 @@ TEST_F(LivenessTest, SilentWorkerIsDeclaredDeadItsTasksRerunAndItIsFenced) {
 // A driver killed with work queued: the scheduler notices its session end,
 // cancels the tasks not yet on a worker, lets the running ones finish and
 // frees everything, so a crashed driver leaks nothing.
+TEST_F(LivenessTest, StalledSchedulerDoesNotDeclareItsWorkersDead) {
+  std::vector<fleet::ObjectRef<int>> refs;
+  for (int i = 0; i < kTasks; ++i) refs.push_back(fleet::Task(SleepThenPid).Remote(kTaskMs));
+  ASSERT_TRUE(cluster().WaitForStatus(EveryWorkerRunsATask, kStatusTimeout));
+  // Frozen for twice --heartbeat_timeout: on waking it hears nothing from
+  // the workers for a moment, which is its own silence, not theirs.
+  ASSERT_EQ(kill(cluster().scheduler_pid(), SIGSTOP), 0);
+  stopped_pid_ = cluster().scheduler_pid();
+  std::this_thread::sleep_for(4s);
+  ASSERT_EQ(kill(cluster().scheduler_pid(), SIGCONT), 0);
+  stopped_pid_ = -1;
+
+  for (const auto& ref : refs) ref.Get(kResultTimeout);
+  const nlohmann::json status = cluster().Status();
+  EXPECT_EQ(status["workers"].size(), static_cast<std::size_t>(kWorkers)) << status.dump();
+  EXPECT_EQ(status["tasks"]["retried"].get<int>(), 0) << status.dump();
+  for (int i = 0; i < kWorkers; ++i) {
+    EXPECT_FALSE(cluster().WaitForWorkerExit(i, 0ms).has_value()) << "worker-" << i << " exited";
+  }
+  const std::string log = ReadFile(cluster().temp_dir() + "/scheduler.log");
+  EXPECT_NE(log.find("event=scheduler_stalled"), std::string::npos) << log;
+}
+
 TEST_F(LivenessTest, KilledClientsQueuedTasksAreCancelledAndNothingLeaks) {
   constexpr int kQueued = 200;
   std::vector<std::string> args = {FLEET_ABANDONING_CLIENT, cluster().scheduler_address(),
