@@ -230,6 +230,19 @@ void ClientSession::Cancel(const TaskId& id) {
   });
 }
 
+void ClientSession::ReportLostPut(const ObjectId& id) {
+  absl::MutexLock lock(&mu_);
+  if (stream_ == nullptr) return;  // asked again after a reconnect
+  stream_->Send(ObjectId::kSize + 2, [&](v1::ClientToScheduler& batch) {
+    batch.add_lost_puts(std::string(id.Binary()));
+  });
+}
+
+void ClientSession::SetReuploadHandler(OnReupload handler) {
+  absl::MutexLock lock(&reupload_mu_);
+  on_reupload_ = std::move(handler);
+}
+
 void ClientSession::Release(const ObjectId& id) {
   // Lost with a broken stream: a resumed session lists the refs held.
   absl::MutexLock lock(&mu_);
@@ -282,6 +295,16 @@ void ClientSession::OnMessage(uint64_t generation, v1::SchedulerToClient& messag
     }
   }
   for (const v1::ObjectInfo& info : message.ready()) table_->Resolve(info);
+  for (const std::string& bytes : message.reupload()) {
+    auto id = ObjectId::FromBinary(bytes);
+    if (!id.ok()) continue;
+    absl::MutexLock lock(&reupload_mu_);
+    if (on_reupload_) {
+      on_reupload_(*id);
+    } else {
+      ReportLostPut(*id);
+    }
+  }
   if (on_task_output_) {
     for (const v1::TaskOutput& output : message.output()) on_task_output_(output);
   }

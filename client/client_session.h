@@ -40,6 +40,10 @@ class ClientSession {
   // a time: Submit blocks beyond that (back-pressure).
   // Lines the session's tasks print, as the scheduler passes them on.
   using OnTaskOutput = std::function<void(const v1::TaskOutput&)>;
+  // The scheduler asks for a lost Put object's value again (see
+  // SchedulerToClient.reupload). Runs on the connection's thread: hand the
+  // work to another.
+  using OnReupload = std::function<void(const ObjectId&)>;
 
   ClientSession(std::string scheduler_address, JobId job, std::shared_ptr<ObjectTable> table,
                 uint64_t submit_window, OnTaskOutput on_task_output = nullptr,
@@ -60,6 +64,11 @@ class ClientSession {
   void Put(v1::ObjectInfo info);
   void Release(const ObjectId& id);
   void Cancel(const TaskId& id);
+  // Tells the scheduler that the value of a Put object it asked for again
+  // is not held here.
+  void ReportLostPut(const ObjectId& id);
+  // Set once, before the first request for it can come (right after Start).
+  void SetReuploadHandler(OnReupload handler);
 
   uint64_t inline_threshold_bytes() const { return inline_threshold_bytes_.load(); }
   const std::string& scheduler_address() const { return scheduler_address_; }
@@ -106,6 +115,9 @@ class ClientSession {
   uint64_t admitted_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread supervisor_;
   std::once_flag stop_once_;
+
+  absl::Mutex reupload_mu_;
+  OnReupload on_reupload_ ABSL_GUARDED_BY(reupload_mu_);
 
   absl::Mutex workers_mu_;
   std::vector<v1::WorkerInfo> workers_ ABSL_GUARDED_BY(workers_mu_);

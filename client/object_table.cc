@@ -202,6 +202,12 @@ absl::StatusOr<std::vector<bool>> ObjectTable::Wait(const std::vector<ObjectHand
   return ready;
 }
 
+std::shared_ptr<const std::string> ObjectTable::HeldValue(const ObjectId& id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = objects_.find(id);
+  return it == objects_.end() ? nullptr : it->second->value;
+}
+
 std::vector<ObjectId> ObjectTable::HeldIds() const {
   absl::MutexLock lock(&mu_);
   std::vector<ObjectId> ids;

@@ -74,6 +74,9 @@ class ObjectTable : public std::enable_shared_from_this<ObjectTable> {
                                          std::optional<absl::Duration> timeout);
 
   std::size_t size() const;
+  // The bytes of the object when this table holds them (a small value, or
+  // a large one fetched and kept); null otherwise.
+  std::shared_ptr<const std::string> HeldValue(const ObjectId& id) const;
   // The ids of every object held (what a resuming session reports).
   std::vector<ObjectId> HeldIds() const;
 

@@ -14,6 +14,7 @@
 #include "client/client_session.h"
 #include "client/local_cluster.h"
 #include "client/object_table.h"
+#include "common/event_loop.h"
 #include "common/ids.h"
 #include "common/local_store_link.h"
 #include "common/logging.h"
@@ -85,6 +86,11 @@ class Runtime {
     if (auto status = runtime->session_->Start(timeout); !status.ok()) return status;
     client::ClientSession* session = runtime->session_.get();
     runtime->table_->SetReleaseSink([session](const ObjectId& id) { session->Release(id); });
+    Runtime* raw = runtime.get();
+    runtime->reuploads_ = std::make_unique<EventLoop>();
+    session->SetReuploadHandler([raw](const ObjectId& id) {
+      raw->reuploads_->Post([raw, id] { raw->Reupload(id); });
+    });
     return runtime;
   }
 
@@ -92,6 +98,7 @@ class Runtime {
     table_->SetReleaseSink(nullptr);
     table_->Break(absl::FailedPreconditionError("fleet::Shutdown was called"));
     session_->Stop();
+    reuploads_.reset();  // after the session: it posts there
     local_.reset();
   }
 
@@ -201,6 +208,44 @@ class Runtime {
 
   client::ObjectTable& table() { return *table_; }
 
+  // The scheduler lost every copy of Put object `id`: stores the value
+  // again, as Put did, when this client still holds it.
+  void Reupload(const ObjectId& id) {
+    std::shared_ptr<const std::string> value = table_->HeldValue(id);
+    absl::Status status = absl::NotFoundError("the value is not held here");
+    v1::WorkerInfo worker;
+    if (value != nullptr) {
+      absl::StatusOr<v1::WorkerInfo> picked = session_->PickWorkerForPut(kPutWorkerWait);
+      status = picked.status();
+      if (picked.ok()) {
+        worker = *std::move(picked);
+        status = absl::UnavailableError("no same-host store");
+        if (std::shared_ptr<LocalStoreLink> link = LocalStoreLink::To(worker.address())) {
+          absl::StatusOr<char*> out = link->Create(id, value->size());
+          if (out.ok()) {
+            std::memcpy(*out, value->data(), value->size());
+            status = link->Seal(id);
+          }
+        }
+        if (!status.ok()) status = UploadObjectTo(worker.address(), id, *value);
+      }
+    }
+    if (!status.ok()) {
+      GetLogger("client")->warn("event=put_not_reuploaded object={} reason=\"{}\"", id.Short(),
+                                status.message());
+      session_->ReportLostPut(id);
+      return;
+    }
+    GetLogger("client")->info("event=put_reuploaded object={} worker={} bytes={}", id.Short(),
+                              worker.address(), value->size());
+    v1::ObjectInfo info;
+    info.set_object_id(std::string(id.Binary()));
+    info.set_size_bytes(value->size());
+    info.mutable_location()->set_worker_id(worker.worker_id());
+    info.mutable_location()->set_address(worker.address());
+    session_->Put(std::move(info));
+  }
+
   void Cancel(const ObjectId& id) { session_->Cancel(id.task()); }
 
  private:
@@ -225,6 +270,7 @@ class Runtime {
   std::unique_ptr<client::LocalCluster> local_;
   std::shared_ptr<client::ObjectTable> table_;
   std::unique_ptr<client::ClientSession> session_;
+  std::unique_ptr<EventLoop> reuploads_;  // lost Puts stored again, off the session's thread
 };
 
 absl::Mutex runtime_mu(absl::kConstInit);

@@ -393,6 +393,14 @@ absl::Status SchedulerCore::OpenSession(SessionId session_id, const v1::OpenSess
 void SchedulerCore::CloseSession(SessionId session_id) {
   auto it = sessions_.find(session_id);
   if (it == sessions_.end()) return;
+  // Lost Puts it was to upload again: nobody will now.
+  std::vector<ObjectId> unreuploaded;
+  for (const ObjectId& id : it->second.held) {
+    auto object = objects_.find(id);
+    if (object != objects_.end() && object->second.awaiting_reupload) unreuploaded.push_back(id);
+  }
+  for (const ObjectId& id : unreuploaded) PutNotReuploadable(session_id, id);
+  it = sessions_.find(session_id);
   std::vector<ObjectId> held(it->second.held.begin(), it->second.held.end());
   // Nobody can read the results of its tasks any more: those not on a
   // worker yet are dropped; those running finish, and their results are
@@ -530,7 +538,11 @@ absl::Status SchedulerCore::PutObject(SessionId session_id, const v1::ObjectInfo
     return absl::InvalidArgumentError(
         absl::StrCat("object ", object_id.Short(), " does not belong to the session's job"));
   }
-  if (objects_.contains(object_id)) {
+  if (auto existing = objects_.find(object_id); existing != objects_.end()) {
+    Object& object = existing->second;
+    if (object.awaiting_reupload && object.owner == session_id) {
+      return CompleteReupload(object_id, object, info);
+    }
     // Sent again by a client that reconnected without seeing it admitted.
     GetLogger("scheduler")->debug("event=duplicate_put object={}", object_id.Short());
     return absl::OkStatus();
@@ -562,6 +574,51 @@ absl::Status SchedulerCore::PutObject(SessionId session_id, const v1::ObjectInfo
   object.state = ObjectState::kReady;
   object.locations.push_back(holder);
   return absl::OkStatus();
+}
+
+absl::Status SchedulerCore::CompleteReupload(const ObjectId& id, Object& object,
+                                             const v1::ObjectInfo& info) {
+  if (info.has_inline_value()) {
+    object.has_inline = true;
+    object.inline_value = info.inline_value();
+    inline_cache_used_bytes_ += object.inline_value.size();
+  } else {
+    ASSIGN_OR_RETURN(WorkerId holder, WorkerId::FromBinary(info.location().worker_id()));
+    if (!workers_.contains(holder)) {
+      // Gone again already: ask once more.
+      output_->RequestReupload(object.owner, id);
+      return absl::OkStatus();
+    }
+    object.locations.push_back(holder);
+  }
+  object.awaiting_reupload = false;
+  object.how_lost.clear();
+  GetLogger("scheduler")->info("event=put_reuploaded object={} bytes={}", id.Short(),
+                               info.size_bytes());
+  MarkObjectReady(id, object, nullptr);
+  return absl::OkStatus();
+}
+
+void SchedulerCore::PutNotReuploadable(SessionId session_id, const ObjectId& id) {
+  auto it = objects_.find(id);
+  if (it == objects_.end() || !it->second.awaiting_reupload || it->second.owner != session_id) {
+    return;
+  }
+  Object& object = it->second;
+  object.awaiting_reupload = false;
+  GetLogger("scheduler")->warn("event=object_lost object={} reason=\"{}\" not_rebuilt=\"its "
+                               "client no longer holds the value\"",
+                               id.Short(), object.how_lost);
+  v1::TaskFailure failure;
+  failure.set_kind(v1::TaskFailure::OBJECT_LOST);
+  failure.set_message(absl::StrCat(
+      "object ", id.Short(), " was lost: ", object.how_lost,
+      "; it was stored with Put and its client no longer holds the value to upload it again; "
+      "Put the value again"));
+  std::vector<std::pair<TaskId, v1::TaskFailure>> to_fail;
+  MarkObjectFailed(id, object, failure, to_fail);
+  NotifyOwner(id, object);
+  for (auto& [task_id, task_failure] : to_fail) FailTask(task_id, std::move(task_failure));
 }
 
 void SchedulerCore::ReleaseObject(SessionId session_id, const ObjectId& object_id) {

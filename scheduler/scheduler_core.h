@@ -45,6 +45,10 @@ class SchedulerOutput {
   virtual void CopyObject(const WorkerId& /*worker*/, const v1::ObjectInfo& /*object*/) {}
   // The draining worker is done: end its stream so that it exits.
   virtual void ReleaseWorker(const WorkerId& /*worker*/) {}
+  // Every copy of the session's Put object is gone: it should upload the
+  // value again if it still has it (PutObject), or say it cannot
+  // (SchedulerCore::PutNotReuploadable).
+  virtual void RequestReupload(SessionId /*session*/, const ObjectId& /*object*/) {}
   // A line one of the session's tasks printed.
   virtual void NotifyOutput(SessionId /*session*/, v1::TaskOutput /*output*/) {}
   // A result (or failure) of one of the session's tasks, or a change to it.
@@ -164,6 +168,9 @@ class SchedulerCore {
   absl::Status SubmitTask(SessionId session, v1::TaskSpec spec);
   absl::Status PutObject(SessionId session, const v1::ObjectInfo& object);
   void ReleaseObject(SessionId session, const ObjectId& object);
+  // The session was asked to upload its lost Put object again and no
+  // longer has the value: the object fails as lost, and so its dependents.
+  void PutNotReuploadable(SessionId session, const ObjectId& object);
   // Fails the session's task with CANCELLED (and its dependents with that
   // cause) unless it already finished; a running one's late result is
   // ignored. Unknown or finished tasks are left alone.
@@ -243,6 +250,10 @@ class SchedulerCore {
     int pending_uses = 0;     // unfinished tasks that take it as an argument
     int lineage_uses = 0;     // retained specs that take it as an argument
     std::vector<TaskId> waiters;  // tasks waiting for it to become ready
+    // A Put whose copies were lost, pending while its owner uploads it
+    // again; `how_lost` completes the failure if the owner cannot.
+    bool awaiting_reupload = false;
+    std::string how_lost;
   };
 
   struct Worker {
@@ -329,6 +340,8 @@ class SchedulerCore {
   void MarkObjectFailed(const ObjectId& id, Object& object, const v1::TaskFailure& failure,
                         std::vector<std::pair<TaskId, v1::TaskFailure>>& to_fail);
   void ReleaseArgs(const Task& task);
+  // The owner uploaded its lost Put object `id` again (`info`).
+  absl::Status CompleteReupload(const ObjectId& id, Object& object, const v1::ObjectInfo& info);
   // Frees the object if nobody needs it; erasing it may release its
   // producer's lineage, and so free that spec's arguments, transitively.
   void MaybeFree(const ObjectId& id);

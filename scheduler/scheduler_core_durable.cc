@@ -173,6 +173,11 @@ absl::Status SchedulerCore::Restore(const StoredState& state) {
     object.owner = owner_of(id->task());
     object.owner_holds = record.owner_holds() && object.owner != 0;
     object.put = record.put();
+    if (object.put && object.state == ObjectState::kPending) {
+      // It was awaiting its client's upload: lost, as at the end of the
+      // reconnect window; asked for again then, or failed.
+      object.state = ObjectState::kReady;
+    }
     if (object.owner_holds) sessions_[object.owner].held.insert(*id);
   }
 
@@ -338,6 +343,8 @@ void SchedulerCore::ReconcileHeldObjects(SessionId session_id, const v1::OpenSes
     if (it != objects_.end() && it->second.owner == session_id &&
         it->second.state != ObjectState::kReleased) {
       if (it->second.state != ObjectState::kPending) NotifyOwner(id, it->second);
+      // The request may have been lost with the old stream.
+      if (it->second.awaiting_reupload) output_->RequestReupload(session_id, id);
       continue;
     }
     unknown++;

@@ -101,8 +101,22 @@ void SchedulerCore::Rebuild(const ObjectId& first, std::string how_lost,
       NotifyOwner(id, object);  // pending again: the owner waits, not fetches
       continue;
     }
+    if (object.put && object.owner_holds && sessions_.contains(object.owner) &&
+        sessions_.at(object.owner).connected) {
+      // No task can make it again, but its client may still hold the value.
+      object.state = ObjectState::kPending;
+      object.awaiting_reupload = true;
+      object.how_lost = how;
+      TouchObject(id);
+      GetLogger("scheduler")->info("event=put_reupload_requested object={} reason=\"{}\"",
+                                   id.Short(), how);
+      output_->RequestReupload(object.owner, id);
+      NotifyOwner(id, object);  // pending again: the owner waits, not fetches
+      continue;
+    }
     std::string why_not =
-        "it was stored with Put, so no task can make it again; Put the value again";
+        "it was stored with Put, so no task can make it again, and its client is not "
+        "connected to upload it again; Put the value again";
     if (!object.put && Reconstruct(id.task(), id, &why_not, lost)) continue;
     GetLogger("scheduler")->warn("event=object_lost object={} reason=\"{}\" not_rebuilt=\"{}\"",
                                  id.Short(), how, why_not);

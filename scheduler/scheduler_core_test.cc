@@ -45,6 +45,9 @@ class RecordingOutput : public SchedulerOutput {
     copies[worker].push_back(object);
   }
   void ReleaseWorker(const WorkerId& worker) override { released.push_back(worker); }
+  void RequestReupload(SessionId session, const ObjectId& object) override {
+    reupload[session].push_back(object);
+  }
 
   std::map<WorkerId, std::vector<v1::TaskAssignment>> assigned;
   std::map<WorkerId, std::vector<ObjectId>> freed;
@@ -55,6 +58,7 @@ class RecordingOutput : public SchedulerOutput {
   std::map<WorkerId, std::vector<TaskId>> cancelled;
   std::map<WorkerId, std::vector<v1::ObjectInfo>> copies;
   std::vector<WorkerId> released;
+  std::map<SessionId, std::vector<ObjectId>> reupload;
 };
 
 constexpr SessionId kSession = 1;
@@ -673,12 +677,38 @@ TEST_F(SchedulerCoreTest, LostObjectNobodyNeedsIsNotRebuilt) {
   EXPECT_EQ(core_.NumTasksForTest(), 1u);
 }
 
+TEST_F(SchedulerCoreTest, LostPutObjectIsUploadedAgainByItsClient) {
+  const WorkerId w = AddWorker(1);
+  const ObjectId put = PutOn(w);
+  core_.RemoveWorker(w, "killed by a test");
+  ASSERT_THAT(out_.reupload[kSession], ::testing::ElementsAre(put));
+  const TaskId user = Submit({put});
+  const WorkerId other = AddWorker(1);
+  core_.Dispatch();
+  EXPECT_TRUE(out_.assigned[other].empty());  // it waits for the value
+  // The client stores it on `other` and says so, as a Put with the same id.
+  v1::ObjectInfo again;
+  again.set_object_id(std::string(put.Binary()));
+  again.set_size_bytes(1 << 20);
+  again.mutable_location()->set_worker_id(std::string(other.Binary()));
+  ASSERT_TRUE(core_.PutObject(kSession, again).ok());
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[other], SizeIs(1));
+  EXPECT_EQ(TaskOf(out_.assigned[other][0]), user);
+  EXPECT_EQ(out_.assigned[other][0].arg_objects(0).location().worker_id(), other.Binary());
+  EXPECT_EQ(LastNotice(put)->location().worker_id(), other.Binary());
+}
+
 TEST_F(SchedulerCoreTest, LostPutObjectFailsNamingTheObjectAndTheWorker) {
   const WorkerId w = AddWorker(1);
   const ObjectId put = PutOn(w);
   const TaskId user = Submit({put});
   core_.RemoveWorker(w, "killed by a test");
   const WorkerId other = AddWorker(1);
+  core_.Dispatch();
+  // Asked for the value again, the client no longer has it.
+  ASSERT_THAT(out_.reupload[kSession], ::testing::ElementsAre(put));
+  core_.PutNotReuploadable(kSession, put);
   core_.Dispatch();
   const v1::ObjectInfo* notice = LastNotice(put);
   ASSERT_NE(notice, nullptr);

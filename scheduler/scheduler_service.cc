@@ -169,6 +169,14 @@ void StreamRouter::NotifyOutput(SessionId session, v1::TaskOutput output) {
   });
 }
 
+void StreamRouter::RequestReupload(SessionId session, const ObjectId& object) {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return;
+  Deliver(it->second, ObjectId::kSize + 2, [&](v1::SchedulerToClient& batch) {
+    batch.add_reupload(std::string(object.Binary()));
+  });
+}
+
 void StreamRouter::NotifyObject(SessionId session, v1::ObjectInfo info) {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
@@ -331,6 +339,8 @@ void SchedulerService::OnClientMessage(const std::shared_ptr<ClientStream>& stre
                     [&](const TaskId& id) { core_->CancelTask(session, id); });
   ForEachId<ObjectId>(message.release(), from,
                       [&](const ObjectId& id) { core_->ReleaseObject(session, id); });
+  ForEachId<ObjectId>(message.lost_puts(), from,
+                      [&](const ObjectId& id) { core_->PutNotReuploadable(session, id); });
   if (message.open().resume()) core_->ReconcileHeldObjects(session, message.open());
   if (message.goodbye()) session_stream->goodbye = true;
 }

@@ -51,6 +51,7 @@ class StreamRouter : public SchedulerOutput {
   void CopyObject(const WorkerId& worker, const v1::ObjectInfo& object) override;
   void ReleaseWorker(const WorkerId& worker) override;
   void NotifyOutput(SessionId session, v1::TaskOutput output) override;
+  void RequestReupload(SessionId session, const ObjectId& object) override;
   void NotifyObject(SessionId session, v1::ObjectInfo info) override;
   void NotifyWorkerJoined(SessionId session, const v1::WorkerInfo& worker) override;
   void NotifyWorkerLeft(SessionId session, const WorkerId& worker) override;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "fleet/fleet.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/cluster_fixture.h"
 #include "tests/integration/test_tasks.h"
@@ -118,6 +119,42 @@ TEST_F(RecoveryTest, LostIntermediateOfAThreeLevelDagIsRebuiltFromLineage) {
   // level2[0] and, its input being freed, level1[0] at least.
   EXPECT_GE(status["tasks"]["reconstructed"].get<int>(), 2) << status.dump(2);
   EXPECT_EQ(status["tasks"]["failed"].get<int>(), 0) << status.dump(2);
+}
+
+// Puts that go over gRPC (no same-host store), so that a Get keeps a copy
+// of the value in the client.
+class PutRecoveryTest : public ClusterTest {
+ protected:
+  int NumWorkers() const override { return 1; }
+  std::vector<std::string> WorkerFlags() const override { return {"--local_store=false"}; }
+};
+
+TEST_F(PutRecoveryTest, LostPutIsUploadedAgainByItsClientWhenItStillHoldsTheValue) {
+  constexpr std::size_t kElements = 256 * 1024;  // 2 MiB: stored on the worker
+  fleet::Array<double> values(kElements);
+  for (std::size_t i = 0; i < kElements; ++i) values[i] = 3.0;
+  fleet::ObjectRef<fleet::Array<double>> kept = fleet::Put(values);
+  fleet::ObjectRef<fleet::Array<double>> not_kept = fleet::Put(values);
+  // Read back: the client now holds that one's value, not the other's.
+  ASSERT_EQ(kept.Get(kResultTimeout).size(), kElements);
+
+  // The only copies die with the worker; another one joins.
+  cluster().KillWorker(0);
+  ASSERT_TRUE(cluster().WaitForStatus(
+      [](const nlohmann::json& s) { return s["workers"].empty(); }, kStatusTimeout));
+  ASSERT_TRUE(cluster().AddWorker());
+
+  EXPECT_DOUBLE_EQ(fleet::Task(SumArray).Remote(kept).Get(kResultTimeout), 3.0 * kElements);
+  try {
+    fleet::Task(SumArray).Remote(not_kept).Get(kResultTimeout);
+    ADD_FAILURE() << "a task read a Put value that nobody could have stored again";
+  } catch (const fleet::TaskError& error) {
+    EXPECT_EQ(error.cause() == nullptr ? error.kind() : error.cause()->kind(), "object_lost")
+        << error.what();
+    EXPECT_THAT(error.what(), ::testing::HasSubstr("no longer holds the value")) << error.what();
+  }
+  const nlohmann::json status = cluster().Status();
+  EXPECT_EQ(status["tasks"]["reconstructed"].get<int>(), 0) << status.dump(2);
 }
 
 }  // namespace
