@@ -43,6 +43,23 @@ class BatchQueue {
     return true;
   }
 
+  // As Add, for a whole message of items: it becomes the next batch itself
+  // when one starts here (no copy), else it is merged into the last.
+  bool AddWhole(std::size_t bytes, Message message) {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return false;
+    if (batches_.empty() || last_batch_bytes_ + bytes > cap_bytes_) {
+      batches_.push_back(std::move(message));
+      last_batch_bytes_ = 0;
+    } else {
+      batches_.back().MergeFrom(message);
+    }
+    last_batch_bytes_ += bytes;
+    if (writing_) return false;
+    writing_ = true;
+    return true;
+  }
+
   // For callback writers: the next batch to write, or nullopt when there is
   // none, in which case the writer is considered idle until the next Add
   // returns true.

@@ -33,6 +33,25 @@ TEST(BatchQueueTest, FirstAddAsksForAWriteLaterAddsJoinTheBatch) {
   EXPECT_TRUE(start);
 }
 
+TEST(BatchQueueTest, AWholeMessageStartsABatchOrJoinsTheOpenOne) {
+  BatchQueue<Batch> q;
+  Batch two;
+  two.add_release("a");
+  two.add_release("b");
+  EXPECT_TRUE(q.AddWhole(60, two));
+  AddRelease(q, nullptr);
+  EXPECT_FALSE(q.AddWhole(60, two));
+  std::optional<Batch> batch = q.TakeForWrite();
+  ASSERT_TRUE(batch.has_value());
+  EXPECT_EQ(batch->release_size(), 5);
+  // Beyond the cap it starts the next batch.
+  BatchQueue<Batch> capped(100);
+  capped.AddWhole(60, two);
+  capped.AddWhole(60, two);
+  EXPECT_EQ(capped.TakeForWrite()->release_size(), 2);
+  EXPECT_EQ(capped.TakeForWrite()->release_size(), 2);
+}
+
 TEST(BatchQueueTest, ItemsAddedDuringAWriteFormTheNextBatch) {
   BatchQueue<Batch> q;
   AddRelease(q, nullptr);

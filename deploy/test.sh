@@ -8,8 +8,5 @@ cd "$(dirname "$0")/.."
 bash deploy/build.sh
 build=${FLEET_BUILD_DIR:-build}
 ctest --test-dir "$build" --output-on-failure -j 2 -LE chaos "$@"
-# A chaos seed aborted once in about twenty runs ("terminate called without
-# an active exception" in the test process, not yet understood; see the
-# session notes): a failing seed runs once more, and fails CI if it fails
-# again.
-ctest --test-dir "$build" --output-on-failure -L chaos --repeat until-pass:2 "$@"
+# The chaos seeds last, one at a time: each keeps the machine busy alone.
+ctest --test-dir "$build" --output-on-failure -L chaos "$@"

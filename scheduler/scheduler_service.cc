@@ -64,9 +64,7 @@ void StreamRouter::End(const std::shared_ptr<Stream>& stream, grpc::Status statu
 void StreamRouter::Flush() {
   auto send_all = [](auto& held_by_stream) {
     for (auto& [stream, held] : held_by_stream) {
-      for (auto& [bytes, message] : held) {
-        stream->Send(bytes, [&](auto& batch) { batch.MergeFrom(message); });
-      }
+      for (auto& [bytes, message] : held) stream->SendWhole(bytes, std::move(message));
     }
     held_by_stream.clear();
   };

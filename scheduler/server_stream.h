@@ -41,6 +41,11 @@ class ServerStream final : public grpc::ServerBidiReactor<In, Out>,
     if (outbox_.Add(item_bytes, std::forward<AddFn>(add))) StartNextWrite();
   }
 
+  // Sends `message` (several items, `bytes` in all) as Send would each.
+  void SendWhole(std::size_t bytes, Out message) {
+    if (outbox_.AddWhole(bytes, std::move(message))) StartNextWrite();
+  }
+
   void OnReadDone(bool ok) override {
     if (!ok) {
       outbox_.Close();

@@ -19,6 +19,8 @@ namespace {
 // them; longer tasks go one at a time, where another slot may take them.
 constexpr double kPipelineCoverUs = 2000;
 constexpr std::size_t kMaxPipelineDepth = 16;
+// How often an idle slot checks that its executor is still there.
+constexpr absl::Duration kIdleCheckInterval = absl::Milliseconds(200);
 constexpr double kRunTimeSmoothing = 0.1;
 
 // The failure a dead executor process means for the task it was running.
@@ -40,21 +42,38 @@ void Executor::RunProcessSlot(Slot& slot) {
   std::deque<Prepared> sent;  // in the executor's order; the front runs
   while (true) {
     std::deque<v1::TaskAssignment> taken;
+    std::optional<absl::Status> gone_while_idle;
     {
       absl::MutexLock lock(&mu_);
       if (sent.empty()) {
-        mu_.Await(absl::Condition(
+        // While idle, the executor is checked now and then: one that died
+        // (killed from outside, say) is replaced at once, not when the
+        // next task comes.
+        const absl::Condition work(
             +[](Executor* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) {
               return !e->queue_.empty() || e->stopping_;
             },
-            this));
+            this);
+        while (!mu_.AwaitWithTimeout(work, kIdleCheckInterval)) {
+          gone_while_idle = slot.process->ReapIfGoneWhileIdle();
+          if (gone_while_idle) break;
+        }
       }
       if (stopping_) break;
       const std::size_t depth = PipelineDepth(slot);
-      while (!queue_.empty() && sent.size() + taken.size() < depth) {
+      while (!gone_while_idle && !queue_.empty() && sent.size() + taken.size() < depth) {
         taken.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+    }
+    if (gone_while_idle) {
+      GetLogger("worker")->warn("event=executor_ended worker={} task=none reason=\"{}\"",
+                                identity_.id.Short(), gone_while_idle->message());
+      if (absl::Status started = StartExecutor(slot); !started.ok()) {
+        GetLogger("worker")->error("event=executor_start_failed worker={} error=\"{}\"",
+                                   identity_.id.Short(), started.message());
+      }
+      continue;
     }
 
     bool delivered = true;

@@ -233,6 +233,13 @@ absl::StatusOr<v1::ExecutorOutcome> ExecutorProcess::Await(const Limits& limits)
   }
 }
 
+std::optional<absl::Status> ExecutorProcess::ReapIfGoneWhileIdle() {
+  if (!alive()) return std::nullopt;
+  pollfd readable{channel_, POLLIN, 0};
+  if (poll(&readable, 1, 0) <= 0) return std::nullopt;
+  return Reap(true, std::nullopt);
+}
+
 absl::Status ExecutorProcess::Reap(bool kill_first, std::optional<absl::Status> why) {
   if (kill_first) kill(pid_, SIGKILL);
   int status = 0;

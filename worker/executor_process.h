@@ -68,6 +68,11 @@ class ExecutorProcess {
   // reason).
   absl::StatusOr<v1::ExecutorOutcome> Await(const Limits& limits);
 
+  // For an executor with no task sent: whether it has gone (killed from
+  // outside, say) and, if so, reaps it and returns how it ended. An idle
+  // executor never writes, so anything on its channel means it is gone.
+  std::optional<absl::Status> ReapIfGoneWhileIdle();
+
   pid_t pid() const { return pid_; }
   bool alive() const { return pid_ > 0; }
 

@@ -29,9 +29,9 @@ constexpr double kShift = 0.5;
 // One array_dag in this many also reads its middle array on the client.
 constexpr int kClientReadsEvery = 4;
 // Faults come about once a second here, far more often than in a real
-// cluster; a margin over the default 3 keeps an unlucky task that is hit
-// repeatedly from failing, which fleet would rightly report.
-constexpr fleet::TaskOptions kUnderChaos{.max_retries = 5};
+// cluster: unlimited retries of machine failures keep an unlucky task that
+// is hit again and again from failing, which fleet would rightly report.
+constexpr fleet::TaskOptions kUnderChaos{.max_retries = -1};
 // An always_crash task is run twice: its error must still name SIGSEGV.
 constexpr fleet::TaskOptions kAlwaysCrash{.max_retries = 1};
 

@@ -160,6 +160,7 @@ void FaultInjector::KillExecutor(int index) {
     Problem("worker-" + std::to_string(index) + " (pid " + std::to_string(worker) +
             ") died after its executor " + std::to_string(victim) + " was killed");
   } else if (!replaced) {
+    fleet::test::DumpThreadStacks(worker, "worker-" + std::to_string(index));
     Problem("worker-" + std::to_string(index) + " did not reap its killed executor " +
             std::to_string(victim) + " and start a new one within " +
             std::to_string(options_.executor_restart_timeout.count()) + " ms");

@@ -68,6 +68,20 @@ TEST_F(IsolationTest, TasksRunInExecutorProcessesOfTheirWorker) {
   EXPECT_THAT(daemons, ::testing::Contains(fleet::Task(WorkerPid).Remote().Get(kResultTimeout)));
 }
 
+TEST_F(IsolationTest, IdleExecutorKilledFromOutsideIsReapedAndReplacedAtOnce) {
+  const int executor = fleet::Task(ProcessPid).Remote().Get(kResultTimeout);
+  nlohmann::json status = cluster().Status();
+  const double restarts = SumOverWorkers(status, "executor_restarts");
+  // No task is sent to it: the worker must notice on its own.
+  ASSERT_EQ(kill(executor, SIGKILL), 0);
+  EXPECT_TRUE(WaitForExecutorRestarts(restarts + 1, &status)) << status.dump();
+  EXPECT_TRUE(fleet::test::PollUntil([&] { return kill(executor, 0) != 0 && errno == ESRCH; },
+                                     kStatusTimeout))
+      << "the killed executor " << executor << " was not reaped";
+  ExpectDaemonsAlive();
+  EXPECT_EQ(fleet::Task(Square).Remote(6).Get(kResultTimeout), 36);
+}
+
 TEST_F(IsolationTest, SegfaultFailsOnlyItsTaskAfterItsRetriesAndNamesTheSignal) {
   std::vector<fleet::ObjectRef<int>> neighbours;
   for (int i = 0; i < 6; ++i) neighbours.push_back(fleet::Task(SleepThenPid).Remote(300));

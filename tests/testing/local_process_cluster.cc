@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -391,15 +392,28 @@ void LocalProcessCluster::Stop() {
   }
 }
 
-void LocalProcessCluster::DumpStacks(const Process& process) const {
+void DumpThreadStacks(pid_t pid, const std::string& name) {
   // Where it hangs is what the failure needs to say; gdb may be missing.
   if (access("/usr/bin/gdb", X_OK) != 0) return;
-  const std::string command = "/usr/bin/gdb -p " + std::to_string(process.pid) +
+  const std::string command = "/usr/bin/gdb -p " + std::to_string(pid) +
                               " -batch -ex 'thread apply all bt' >&2 2>/dev/null";
-  std::fprintf(stderr, "fleet test cluster: the threads of %s:\n", process.name.c_str());
+  std::fprintf(stderr, "fleet test cluster: the threads of %s:\n", name.c_str());
   if (std::system(command.c_str()) != 0) {
-    std::fprintf(stderr, "fleet test cluster: gdb could not attach to %s\n", process.name.c_str());
+    std::fprintf(stderr, "fleet test cluster: gdb could not attach to %s\n", name.c_str());
   }
+}
+
+void DumpStacksOnTerminate() {
+  std::set_terminate([] {
+    std::fprintf(stderr, "fleet test: std::terminate called%s\n",
+                 std::current_exception() ? " with an exception in flight" : "");
+    DumpThreadStacks(getpid(), "this test process");
+    std::abort();
+  });
+}
+
+void LocalProcessCluster::DumpStacks(const Process& process) const {
+  DumpThreadStacks(process.pid, process.name);
 }
 
 bool LocalProcessCluster::ReapAll(std::chrono::milliseconds timeout) {

@@ -42,6 +42,13 @@ namespace fleet::test {
 bool PollUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
                std::chrono::milliseconds interval = std::chrono::milliseconds(20));
 
+// Prints every thread's stack of process `pid` (gdb) to stderr.
+void DumpThreadStacks(pid_t pid, const std::string& name);
+// From now on std::terminate first prints this process's thread stacks, so
+// that an abort ("terminate called without an active exception") says
+// which thread and object caused it.
+void DumpStacksOnTerminate();
+
 struct ClusterOptions {
   int workers = 2;
   int slots_per_worker = 2;
