@@ -45,6 +45,20 @@ struct WorkerSnapshot {
   absl::Duration last_heard;
 };
 
+// One client session: a job.
+struct JobSnapshot {
+  std::string job;     // hex id
+  std::string client;  // host:pid
+  bool connected = true;
+  uint64_t submitted = 0;
+  uint64_t finished = 0;
+  uint64_t failed = 0;
+  uint64_t cancelled = 0;
+  uint64_t pending = 0;    // its tasks the scheduler holds, not finished
+  uint64_t refs_held = 0;  // objects it holds refs to
+  absl::Duration uptime;   // since it opened its session (or the scheduler restored it)
+};
+
 struct ClusterSnapshot {
   uint64_t epoch = 0;
   absl::Duration uptime;
@@ -66,6 +80,7 @@ struct ClusterSnapshot {
   uint64_t objects = 0;
   uint64_t inline_cache_bytes = 0;
   uint64_t sessions = 0;
+  std::vector<JobSnapshot> jobs;  // oldest first
   uint64_t sessions_away = 0;  // kept for clients to reconnect (--client_grace)
   bool durable = false;        // --state_dir
   bool recovering = false;     // in the reconnect window after a restart

@@ -214,6 +214,7 @@ absl::Status SchedulerCore::TaskCompleted(const WorkerId& worker_id,
 
   worker.finished++;
   tasks_finished_++;
+  if (auto owner = sessions_.find(task.owner); owner != sessions_.end()) owner->second.finished++;
   finish_rate_.Add(clock_->Now());
   StatsFor(task.spec.function_name())
       .run_time.Add(static_cast<double>(completed.run_time_us()) / 1e6);
@@ -800,6 +801,10 @@ void SchedulerCore::FailTask(const TaskId& first_id, v1::TaskFailure first_failu
     if (failure.function_name().empty()) failure.set_function_name(task.spec.function_name());
     if (failure.task_id().empty()) failure.set_task_id(std::string(task_id.Binary()));
     (failure.kind() == v1::TaskFailure::CANCELLED ? tasks_cancelled_ : tasks_failed_)++;
+    if (auto owner = sessions_.find(task.owner); owner != sessions_.end()) {
+      (failure.kind() == v1::TaskFailure::CANCELLED ? owner->second.cancelled
+                                                     : owner->second.failed)++;
+    }
     GetLogger("scheduler")->debug("event=task_failed task={} function={} kind={}",
                                   task_id.Short(), task.spec.function_name(),
                                   v1::TaskFailure::Kind_Name(failure.kind()));
@@ -991,7 +996,9 @@ ClusterSnapshot SchedulerCore::Snapshot() const {
   }
   std::sort(snapshot.workers.begin(), snapshot.workers.end(),
             [](const WorkerSnapshot& a, const WorkerSnapshot& b) { return a.address < b.address; });
+  absl::flat_hash_map<SessionId, uint64_t> pending_by_session;
   for (const auto& [id, task] : tasks_) {
+    pending_by_session[task.owner]++;
     switch (task.state) {
       case TaskState::kWaiting: snapshot.tasks_waiting++; break;
       case TaskState::kReady: snapshot.tasks_ready++; break;
@@ -1010,7 +1017,23 @@ ClusterSnapshot SchedulerCore::Snapshot() const {
   snapshot.objects = objects_.size();
   snapshot.inline_cache_bytes = inline_cache_used_bytes_;
   snapshot.sessions = sessions_.size();
-  for (const auto& [id, session] : sessions_) snapshot.sessions_away += !session.connected;
+  for (const auto& [id, session] : sessions_) {
+    snapshot.sessions_away += !session.connected;
+    JobSnapshot& job = snapshot.jobs.emplace_back();
+    job.job = session.job.Hex();
+    job.client = absl::StrCat(session.hostname, ":", session.pid);
+    job.connected = session.connected;
+    job.submitted = session.submitted;
+    job.finished = session.finished;
+    job.failed = session.failed;
+    job.cancelled = session.cancelled;
+    auto pending = pending_by_session.find(id);
+    job.pending = pending == pending_by_session.end() ? 0 : pending->second;
+    job.refs_held = session.held.size();
+    job.uptime = now - session.opened_at;
+  }
+  std::sort(snapshot.jobs.begin(), snapshot.jobs.end(),
+            [](const JobSnapshot& a, const JobSnapshot& b) { return a.uptime > b.uptime; });
   snapshot.durable = config_.durable;
   snapshot.recovering = recovering_;
   snapshot.tasks_per_s_10s = finish_rate_.PerSecond(now, 10);

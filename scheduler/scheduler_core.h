@@ -283,6 +283,9 @@ class SchedulerCore {
     uint32_t pid = 0;
     absl::flat_hash_set<ObjectId> held;
     uint64_t submitted = 0;
+    uint64_t finished = 0;   // its tasks, for /status
+    uint64_t failed = 0;
+    uint64_t cancelled = 0;
     uint64_t received = 0;  // submissions processed, accepted or not
     uint64_t admitted = 0;  // last count sent with NotifyAdmitted
     absl::Time opened_at;

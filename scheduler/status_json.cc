@@ -42,6 +42,21 @@ std::string StatusJson(const ClusterSnapshot& snapshot) {
         {"last_heard_s", absl::ToDoubleSeconds(w.last_heard)},
     });
   }
+  nlohmann::json jobs = nlohmann::json::array();
+  for (const JobSnapshot& j : snapshot.jobs) {
+    jobs.push_back({
+        {"job", j.job},
+        {"client", j.client},
+        {"state", j.connected ? "connected" : "away"},
+        {"submitted", j.submitted},
+        {"finished", j.finished},
+        {"failed", j.failed},
+        {"cancelled", j.cancelled},
+        {"pending", j.pending},
+        {"refs_held", j.refs_held},
+        {"uptime_s", absl::ToDoubleSeconds(j.uptime)},
+    });
+  }
   nlohmann::json status = {
       {"version", kFleetVersion},
       {"epoch", snapshot.epoch},
@@ -64,6 +79,7 @@ std::string StatusJson(const ClusterSnapshot& snapshot) {
         {"evicted", snapshot.lineage_evicted}}},
       {"objects", {{"count", snapshot.objects}, {"inline_cache_bytes", snapshot.inline_cache_bytes}}},
       {"sessions", snapshot.sessions},
+      {"jobs", jobs},
       {"sessions_away", snapshot.sessions_away},
       {"durable", snapshot.durable},
       {"recovering", snapshot.recovering},

@@ -1,6 +1,7 @@
 // The scheduler's HTTP endpoint during a job, and the cluster after a worker
 // process dies.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -125,6 +126,15 @@ TEST_F(ClusterTest, StatusShowsWorkersSlotsAndRunningTasks) {
   EXPECT_GE(done["tasks"]["finished"].get<uint64_t>(), refs.size());
   EXPECT_EQ(SumOverWorkers(done, "tasks_assigned"), 0);
   EXPECT_EQ(done["slots"]["busy"].get<uint64_t>(), 0u);
+  // This client's job, with its own counts.
+  ASSERT_EQ(done["jobs"].size(), 1u) << done.dump(2);
+  const nlohmann::json& job = done["jobs"][0];
+  EXPECT_EQ(job["state"], "connected");
+  EXPECT_EQ(job["submitted"].get<uint64_t>(), refs.size());
+  EXPECT_EQ(job["finished"].get<uint64_t>(), refs.size());
+  EXPECT_EQ(job["pending"].get<uint64_t>(), 0u);
+  EXPECT_GE(job["refs_held"].get<uint64_t>(), refs.size());
+  EXPECT_THAT(job["client"].get<std::string>(), ::testing::EndsWith(":" + std::to_string(getpid())));
 }
 
 TEST_F(ClusterTest, TasksOfAKilledWorkerRunOnTheOtherWorker) {
