@@ -68,6 +68,27 @@ std::string RenderWorkerTable(const nlohmann::json& status) {
   return table.Render();
 }
 
+// The jobs (client sessions); empty when there are none.
+std::string RenderJobTable(const nlohmann::json& status) {
+  if (!status.contains("jobs") || status.at("jobs").empty()) return "";
+  TextTable table({"JOB", "CLIENT", "STATE", ">SUBMITTED", ">FINISHED", ">FAILED", ">PENDING",
+                   ">REFS", ">UP"});
+  for (const nlohmann::json& j : status.at("jobs")) {
+    table.AddRow({
+        j.at("job").get<std::string>().substr(0, 8),
+        j.at("client").get<std::string>(),
+        j.at("state").get<std::string>(),
+        absl::StrCat(j.at("submitted").get<uint64_t>()),
+        absl::StrCat(j.at("finished").get<uint64_t>()),
+        absl::StrCat(j.at("failed").get<uint64_t>() + j.at("cancelled").get<uint64_t>()),
+        absl::StrCat(j.at("pending").get<uint64_t>()),
+        absl::StrCat(j.at("refs_held").get<uint64_t>()),
+        FormatAge(j.at("uptime_s").get<double>()),
+    });
+  }
+  return absl::StrCat("\n", table.Render());
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> RenderStatus(const nlohmann::json& status) {
@@ -84,6 +105,13 @@ absl::StatusOr<std::string> RenderStatus(const nlohmann::json& status) {
                     status.at("sessions").get<uint64_t>(), " client session(s)\n");
     absl::StrAppend(&out, "workers     ", workers.size(),
                     draining > 0 ? absl::StrCat(" (", draining, " draining)") : "", "\n");
+    if (status.value("durable", false)) {
+      absl::StrAppend(&out, "state       durable (--state_dir)",
+                      status.value("recovering", false)
+                          ? ", recovering: waiting for its workers to reconnect"
+                          : "",
+                      "\n");
+    }
     absl::StrAppend(&out, "slots       ", slots.at("busy").get<uint64_t>(), " busy of ",
                     Number(slots.at("total").get<double>()), "\n");
     absl::StrAppend(&out, "tasks       ", tasks.at("waiting").get<uint64_t>(), " waiting, ",
@@ -105,7 +133,7 @@ absl::StatusOr<std::string> RenderStatus(const nlohmann::json& status) {
                     " tracked, lineage ", status.at("lineage").at("specs").get<uint64_t>(),
                     " specs (", FormatBytes(status.at("lineage").at("bytes").get<double>()),
                     ")\n\n");
-    absl::StrAppend(&out, RenderWorkerTable(status));
+    absl::StrAppend(&out, RenderWorkerTable(status), RenderJobTable(status));
     return out;
   });
 }
