@@ -286,7 +286,9 @@ void SchedulerCore::ReclaimFromWorker(Worker& worker, const v1::RegisterWorker& 
     auto id = ObjectId::FromBinary(held.object_id());
     if (!id.ok()) continue;
     auto it = objects_.find(*id);
-    if (it != objects_.end() && it->second.state == ObjectState::kPending) continue;  // see below
+    // The result of a task it finished while away: the completion follows
+    // in the same message and makes it ready here.
+    if (it != objects_.end() && it->second.state == ObjectState::kPending) continue;
     if (it == objects_.end() || it->second.state != ObjectState::kReady) {
       output_->FreeObject(worker.id, *id);
       freed_objects++;
@@ -297,8 +299,6 @@ void SchedulerCore::ReclaimFromWorker(Worker& worker, const v1::RegisterWorker& 
     }
     kept_objects++;
   }
-  // Results of a pending task are left alone: its completion follows in
-  // the same message and makes them ready here.
   for (const v1::TaskClaim& claim : registration.running_tasks()) {
     auto id = TaskId::FromBinary(claim.task_id());
     if (!id.ok()) continue;
