@@ -1,5 +1,6 @@
 #include "scheduler/scheduler_service.h"
 
+#include <type_traits>
 #include <utility>
 
 #include "absl/strings/string_view.h"
