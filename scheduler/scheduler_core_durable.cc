@@ -294,9 +294,12 @@ void SchedulerCore::ReclaimFromWorker(Worker& worker, const v1::RegisterWorker& 
       freed_objects++;
       continue;
     }
+    const bool had_copy = HasCopy(it->second);
     if (!absl::c_linear_search(it->second.locations, worker.id)) {
       it->second.locations.push_back(worker.id);
     }
+    // Its owner may have come back first and been told to wait for it.
+    if (!had_copy) NotifyOwner(*id, it->second);
     kept_objects++;
   }
   for (const v1::TaskClaim& claim : registration.running_tasks()) {
@@ -342,7 +345,13 @@ void SchedulerCore::ReconcileHeldObjects(SessionId session_id, const v1::OpenSes
     auto it = objects_.find(id);
     if (it != objects_.end() && it->second.owner == session_id &&
         it->second.state != ObjectState::kReleased) {
-      if (it->second.state != ObjectState::kPending) NotifyOwner(id, it->second);
+      // A restored object whose holder has not reconnected yet has no copy
+      // to name: the owner hears of it when the holder is back.
+      const Object& object = it->second;
+      if (object.state == ObjectState::kFailed ||
+          (object.state == ObjectState::kReady && HasCopy(object))) {
+        NotifyOwner(id, object);
+      }
       // The request may have been lost with the old stream.
       if (it->second.awaiting_reupload) output_->RequestReupload(session_id, id);
       continue;

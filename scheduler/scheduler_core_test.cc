@@ -1178,6 +1178,26 @@ TEST_F(DurableCoreTest, RestartKeepsTasksAndResultsAndTakesBackWhatWorkersRun) {
   EXPECT_EQ(last[std::string(ObjectId::Of(running, 0).Binary())].inline_value(), "three");
 }
 
+TEST_F(DurableCoreTest, ClientBackBeforeTheHolderHearsWhereItsResultIsOnceTheHolderIsBack) {
+  const WorkerId w = AddWorker(1);
+  const TaskId large = Submit();
+  core_.Dispatch();
+  CompleteLarge(w, large);
+  std::unique_ptr<SchedulerCore> restarted = Restart();
+  const ObjectId result = ObjectId::Of(large, 0);
+  const v1::OpenSession open = ResumeOpen({result});
+  const SessionId session = *restarted->SessionToResume(open);
+  ASSERT_TRUE(restarted->OpenSession(session, open).ok());
+  restarted->ReconcileHeldObjects(session, open);
+  // Nothing to say yet: no copy is known until its holder is back.
+  EXPECT_THAT(after_.notified[session], IsEmpty());
+  v1::RegisterWorker back = Registration(w, true);
+  back.add_held_objects()->set_object_id(std::string(result.Binary()));
+  ASSERT_TRUE(restarted->AddWorker(back).ok());
+  ASSERT_THAT(after_.notified[session], SizeIs(1));
+  EXPECT_EQ(after_.notified[session][0].location().worker_id(), w.Binary());
+}
+
 TEST_F(DurableCoreTest, WorkerThatStaysAwayHasItsTasksRunAgainAndObjectsRebuilt) {
   const WorkerId w = AddWorker(2);
   const TaskId producer = Submit();
