@@ -9,6 +9,7 @@
 #include "common/local_store_link.h"
 #include "common/logging.h"
 #include "common/net.h"
+#include "common/retry.h"
 
 namespace fleet::client {
 namespace {
@@ -16,9 +17,6 @@ namespace {
 // How long Stop gives the scheduler to close the session after our last
 // batch before cancelling it.
 constexpr absl::Duration kCloseTimeout = absl::Seconds(2);
-constexpr absl::Duration kAttemptTimeout = absl::Seconds(2);
-constexpr absl::Duration kFirstBackoff = absl::Milliseconds(100);
-constexpr absl::Duration kMaxBackoff = absl::Seconds(2);
 
 }  // namespace
 
@@ -155,29 +153,27 @@ void ClientSession::Supervise() {
         "event=session_lost scheduler={} status=\"{}\" hint=\"reconnecting for up to {}; "
         "pending results wait\"",
         scheduler_address_, why.ToString(), absl::FormatDuration(reconnect_timeout_));
-    const absl::Time deadline = absl::Now() + reconnect_timeout_;
-    absl::Duration backoff = kFirstBackoff;
-    absl::Status last = why;
-    bool reconnected = false;
-    while (!reconnected && absl::Now() < deadline) {
-      {
-        absl::MutexLock lock(&mu_);
-        if (stopping_) return;
-      }
-      RetireStream();
-      last = Open(/*resume=*/true, std::min(kAttemptTimeout, deadline - absl::Now()));
-      reconnected = last.ok();
-      if (!reconnected) {
-        absl::MutexLock lock(&mu_);
-        auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
-        if (mu_.AwaitWithTimeout(absl::Condition(&stop), backoff)) return;
-        backoff = std::min(backoff * 2, kMaxBackoff);
-      }
-    }
-    if (reconnected) {
+    const std::optional<absl::Status> resumed = RetryWithBackoff(
+        absl::Now() + reconnect_timeout_, why,
+        [this] {
+          absl::MutexLock lock(&mu_);
+          return !stopping_;
+        },
+        [this](absl::Duration timeout) {
+          RetireStream();
+          return Open(/*resume=*/true, timeout);
+        },
+        [this](absl::Duration pause) {
+          absl::MutexLock lock(&mu_);
+          auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+          return !mu_.AwaitWithTimeout(absl::Condition(&stop), pause);
+        });
+    if (!resumed) return;  // stopping
+    if (resumed->ok()) {
       GetLogger("client")->info("event=session_resumed scheduler={}", scheduler_address_);
       continue;
     }
+    const absl::Status& last = *resumed;
     RetireStream();
     {
       absl::MutexLock lock(&mu_);

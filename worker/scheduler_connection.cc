@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/net.h"
+#include "common/retry.h"
 
 namespace fleet::worker {
 namespace {
@@ -14,10 +15,6 @@ constexpr absl::Duration kHeartbeatInterval = absl::Seconds(1);
 // How long Stop gives the scheduler to close the stream after our last
 // reports before cancelling it.
 constexpr absl::Duration kCloseTimeout = absl::Seconds(1);
-// Each reconnection attempt waits this long at most for the scheduler.
-constexpr absl::Duration kAttemptTimeout = absl::Seconds(2);
-constexpr absl::Duration kFirstBackoff = absl::Milliseconds(100);
-constexpr absl::Duration kMaxBackoff = absl::Seconds(2);
 
 }  // namespace
 
@@ -192,27 +189,26 @@ bool SchedulerConnection::Reconnect(const absl::Status& why) {
       "event=scheduler_lost scheduler={} status=\"{}\" hint=\"running tasks carry on; "
       "reconnecting for up to {}\"",
       scheduler_address_, why.ToString(), absl::FormatDuration(reconnect_timeout_));
-  const absl::Time deadline = absl::Now() + reconnect_timeout_;
-  absl::Duration backoff = kFirstBackoff;
-  absl::Status last = why;
-  while (absl::Now() < deadline) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (stopping_flag_) return false;
-      if (draining_) break;  // nobody to hand over to: stop
-    }
-    RetireStream();
-    last = Open(/*resume=*/true, std::min(kAttemptTimeout, deadline - absl::Now()));
-    if (last.ok()) {
-      absl::MutexLock lock(&mu_);
-      GetLogger("worker")->info(
-          "event=scheduler_reconnected scheduler={} claimed_tasks={} unrecorded_completions={}",
-          scheduler_address_, assigned_.size(), unrecorded_.size());
-      return true;
-    }
-    if (stopping_.WaitForNotificationWithTimeout(backoff)) return false;
-    backoff = std::min(backoff * 2, kMaxBackoff);
+  const std::optional<absl::Status> reconnected = RetryWithBackoff(
+      absl::Now() + reconnect_timeout_, why,
+      [this] {
+        absl::MutexLock lock(&mu_);
+        return !stopping_flag_ && !draining_;  // draining: nobody to hand over to
+      },
+      [this](absl::Duration timeout) {
+        RetireStream();
+        return Open(/*resume=*/true, timeout);
+      },
+      [this](absl::Duration pause) { return !stopping_.WaitForNotificationWithTimeout(pause); });
+  if (reconnected && reconnected->ok()) {
+    absl::MutexLock lock(&mu_);
+    GetLogger("worker")->info(
+        "event=scheduler_reconnected scheduler={} claimed_tasks={} unrecorded_completions={}",
+        scheduler_address_, assigned_.size(), unrecorded_.size());
+    return true;
   }
+  if (stopping_.HasBeenNotified()) return false;
+  const absl::Status last = reconnected.value_or(why);  // nullopt: it began to drain
   RetireStream();
   Finish(absl::UnavailableError(absl::StrCat(
       "lost the scheduler at ", scheduler_address_, " and could not reconnect within ",
