@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "httplib.h"
+#include "tests/testing/subprocess.h"
 
 extern char** environ;
 
@@ -465,22 +466,11 @@ bool LocalProcessCluster::Spawn(Process& process, const std::string& binary,
                                    O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
 
-  // A clean signal state: whatever the test process blocks or ignores (a
-  // gRPC thread may ignore SIGPIPE) must not leak into the daemons.
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t empty;
-  sigemptyset(&empty);
-  posix_spawnattr_setsigmask(&attr, &empty);
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  for (int sig : {SIGTERM, SIGINT, SIGPIPE, SIGCHLD, SIGHUP}) sigaddset(&defaults, sig);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  const CleanSignalsSpawnAttributes attributes;
 
   pid_t pid = -1;
-  const int rc = posix_spawn(&pid, program.c_str(), &actions, &attr, argv.data(), environ);
-  posix_spawnattr_destroy(&attr);
+  const int rc =
+      posix_spawn(&pid, program.c_str(), &actions, attributes.get(), argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) {
     *error = "posix_spawn of " + binary + " failed: " + std::strerror(rc);

@@ -24,6 +24,17 @@ void CloseFd(int& fd) {
 
 }  // namespace
 
+CleanSignalsSpawnAttributes::CleanSignalsSpawnAttributes() {
+  posix_spawnattr_init(&attributes_);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attributes_, &none);
+  sigset_t all;
+  sigfillset(&all);
+  posix_spawnattr_setsigdefault(&attributes_, &all);
+  posix_spawnattr_setflags(&attributes_, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+}
+
 std::unique_ptr<Subprocess> Subprocess::Start(const std::vector<std::string>& argv,
                                               const std::vector<std::string>& env,
                                               std::string* error) {
@@ -44,17 +55,7 @@ std::unique_ptr<Subprocess> Subprocess::Start(const std::vector<std::string>& ar
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], STDERR_FILENO);
-  // The child starts with default signal handling and nothing blocked,
-  // whatever the test process changed.
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t empty;
-  sigemptyset(&empty);
-  posix_spawnattr_setsigmask(&attr, &empty);
-  sigset_t defaults;
-  sigfillset(&defaults);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  const CleanSignalsSpawnAttributes attributes;
 
   std::vector<std::string> args = argv;
   std::vector<char*> arg_ptrs;
@@ -69,8 +70,8 @@ std::unique_ptr<Subprocess> Subprocess::Start(const std::vector<std::string>& ar
 
   pid_t pid = -1;
   const int rc =
-      posix_spawn(&pid, args[0].c_str(), &actions, &attr, arg_ptrs.data(), env_ptrs.data());
-  posix_spawnattr_destroy(&attr);
+      posix_spawn(&pid, args[0].c_str(), &actions, attributes.get(), arg_ptrs.data(),
+                  env_ptrs.data());
   posix_spawn_file_actions_destroy(&actions);
   close(out_pipe[1]);
   close(err_pipe[1]);

@@ -7,6 +7,7 @@
 #ifndef FLEET_TESTS_TESTING_SUBPROCESS_H_
 #define FLEET_TESTS_TESTING_SUBPROCESS_H_
 
+#include <spawn.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -17,6 +18,23 @@
 #include <vector>
 
 namespace fleet::test {
+
+// posix_spawn attributes for a child that starts with no signal blocked and
+// every signal's default action, whatever this test process blocks or
+// ignores (a gRPC thread may ignore SIGPIPE).
+class CleanSignalsSpawnAttributes {
+ public:
+  CleanSignalsSpawnAttributes();
+  ~CleanSignalsSpawnAttributes() { posix_spawnattr_destroy(&attributes_); }
+
+  CleanSignalsSpawnAttributes(const CleanSignalsSpawnAttributes&) = delete;
+  CleanSignalsSpawnAttributes& operator=(const CleanSignalsSpawnAttributes&) = delete;
+
+  const posix_spawnattr_t* get() const { return &attributes_; }
+
+ private:
+  posix_spawnattr_t attributes_;
+};
 
 struct CommandResult {
   int exit_code = -1;  // -1 when it was killed (by a signal, or at the timeout)
