@@ -128,9 +128,10 @@ const std::vector<Command>& Commands() {
       {.name = "status",
        .usage = "fleet status [--json] [--watch [--interval=1s] [--count=N]]",
        .summary = "the cluster at a glance: workers, slots, tasks, throughput",
-       .details = "Prints a summary of the cluster (version, uptime, workers, slots, tasks by\n"
-                  "state and their totals, throughput over 10 s and 60 s) and a table of the\n"
-                  "workers. --json prints the scheduler's /status document as it is.\n",
+       .details = "Prints a summary of the cluster (version, uptime, workers, whether its\n"
+                  "state is durable, slots, tasks by state and their totals, throughput over\n"
+                  "10 s and 60 s), a table of the workers and one of the jobs (client\n"
+                  "sessions). --json prints the scheduler's /status document as it is.\n",
        .flags = {kJsonFlag,
                  {.name = "watch",
                   .is_switch = true,
@@ -144,9 +145,10 @@ const std::vector<Command>& Commands() {
        .usage = "fleet workers [--json]",
        .summary = "the workers: address, state, slots, tasks, store, heartbeat",
        .details = "One row per connected worker: its id (first 8 hex digits), address, state\n"
-                  "(alive or draining), slots busy/total, tasks running, queued there,\n"
-                  "finished and failed, its object store's use and capacity, and how long\n"
-                  "ago it was last heard from. --json prints /status's workers array.\n",
+                  "(alive, draining, or reconnecting to a restarted scheduler), slots\n"
+                  "busy/total, tasks running, queued there, finished and failed, its object\n"
+                  "store's use and capacity, and how long ago it was last heard from. --json\n"
+                  "prints /status's workers array.\n",
        .flags = {kJsonFlag},
        .run = RunWorkers},
       {.name = "tasks",
