@@ -11,6 +11,7 @@ packages=(
   libcpp-httplib-dev nlohmann-json3-dev libssl-dev librocksdb-dev
   curl procps python3 util-linux iproute2
   chromium chromium-driver   # the dashboard's browser test (tests/browser/)
+  yamllint python3-yaml python3-kubernetes   # deploy/k8s/validate.sh
 )
 
 missing=()
