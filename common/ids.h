@@ -41,14 +41,31 @@ class FixedId {
   std::string Hex() const { return absl::BytesToHexString(Binary()); }
   bool IsNil() const { return *this == FixedId(); }
 
-  friend bool operator==(const FixedId&, const FixedId&) = default;
+  // Ids are map keys on every hot path: compared and hashed as a few
+  // machine words, not through memcmp and the byte-string hash (calls into
+  // libc and libabsl that showed in the scheduler's profile).
+  friend bool operator==(const FixedId& a, const FixedId& b) { return a.Words() == b.Words(); }
   friend auto operator<=>(const FixedId&, const FixedId&) = default;
   template <typename H>
   friend H AbslHashValue(H h, const FixedId& id) {
-    return H::combine_contiguous(std::move(h), id.bytes_.data(), N);
+    const WordArray words = id.Words();
+    return CombineWords(std::move(h), words, std::make_index_sequence<kWords>());
   }
 
  protected:
+  static constexpr std::size_t kWords = (N + 7) / 8;
+  using WordArray = std::array<uint64_t, kWords>;
+  WordArray Words() const {
+    WordArray words{};
+    std::memcpy(words.data(), bytes_.data(), N);
+    return words;
+  }
+  template <typename H, std::size_t... I>
+  static H CombineWords(H h, const WordArray& words, std::index_sequence<I...>) {
+    return H::combine(std::move(h), words[I]...);
+  }
+
+
   std::array<char, N> bytes_;
 };
 
