@@ -161,7 +161,7 @@ else
   echo "e2e test: building $FLEET_IMAGE from $build_dir (target prebuilt)" >&2
 fi
 # One build: the three services share the image.
-(cd "$src" && compose build scheduler) >"$work/build.out" 2>&1 ||
+(cd "$src" && compose build --force-rm scheduler) >"$work/build.out" 2>&1 ||
   fail "the image build failed; the end of its output is below"
 lap "image build"
 
