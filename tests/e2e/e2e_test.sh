@@ -175,6 +175,10 @@ while [[ $FLEET_HTTP_PORT == "$FLEET_PORT" ]]; do FLEET_HTTP_PORT=$(free_port); 
 FLEET_TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 export FLEET_PORT FLEET_HTTP_PORT FLEET_TOKEN
 export FLEET_BIND=127.0.0.1 FLEET_WORKER_SLOTS=2 FLEET_LOG_LEVEL=info
+# The compose file's defaults for the rest, whatever this shell or a .env
+# file in the checkout says (empty means the default there).
+export FLEET_SCHEDULER_FLAGS="" FLEET_WORKER_FLAGS="" FLEET_WORKER_STORE_MEMORY="" \
+  FLEET_WORKER_SHM_SIZE="" FLEET_TASK_LIB="" FLEET_EXAMPLE=""
 address=127.0.0.1:$FLEET_PORT
 http=http://127.0.0.1:$FLEET_HTTP_PORT
 
@@ -282,7 +286,7 @@ lap "example (host)"
 # compute_heavy_task: 10 tasks of 1 s on 6 slots, two waves; every worker gets
 # tasks at once. The kill lands as soon as the victim holds some, so its
 # tasks must run again elsewhere.
-victim=$(compose ps -q worker | head -n 1)
+victim=$(compose ps -q worker | sed -n 1p)
 victim_id=$(workers | awk -v h="${victim:0:12}" '$2 == h {print $1}')
 [[ -n $victim_id ]] || fail "no worker in /status runs in container ${victim:0:12}"
 retried_before=$(task_total retried)
