@@ -212,6 +212,10 @@ std::string TopLevelHelp() {
   }
   absl::StrAppend(&help, "\nflags, for every command:\n");
   for (const FlagSpec& flag : GlobalFlags()) absl::StrAppend(&help, "  ", flag.help, "\n");
+  absl::StrAppend(&help,
+                  "\nenvironment:\n"
+                  "  FLEET_ADDRESS        the default --address\n"
+                  "  FLEET_TOKEN          the cluster token, when the scheduler was started with one\n");
   absl::StrAppend(&help, "\n`fleet COMMAND --help` describes a command.\n");
   return help;
 }

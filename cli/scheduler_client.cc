@@ -6,15 +6,14 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/net.h"
 #include "grpcpp/client_context.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
 
 namespace fleet::cli {
 
 SchedulerClient::SchedulerClient(std::string address, absl::Duration timeout)
     : address_(std::move(address)), timeout_(timeout) {
-  channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+  channel_ = NewChannel(address_);  // sends $FLEET_TOKEN
   scheduler_ = v1::Scheduler::NewStub(channel_);
   admin_ = v1::Admin::NewStub(channel_);
 }

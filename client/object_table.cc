@@ -5,7 +5,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/local_store_link.h"
-#include "common/object_transfer.h"
 
 namespace fleet::client {
 
@@ -155,7 +154,7 @@ absl::StatusOr<ObjectBytes> ObjectTable::GetValue(const ObjectHandle& handle,
     // Fetch and keep it, without holding the lock; others wait for us.
     state.fetching = true;
     mu_.Unlock();
-    auto bytes = FetchObjectFrom(address, state.id);
+    auto bytes = routes_->Fetch(address, state.id);
     mu_.Lock();
     state.fetching = false;
     if (!bytes.ok()) {

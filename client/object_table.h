@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "client/object_routes.h"
 #include "common/ids.h"
 #include "fleet/object_ref.h"
 #include "fleet/v1/common.pb.h"
@@ -44,6 +45,9 @@ namespace fleet::client {
 class ObjectTable : public std::enable_shared_from_this<ObjectTable> {
  public:
   using ReleaseSink = absl::AnyInvocable<void(const ObjectId&)>;
+
+  // Large values are fetched along `routes`.
+  explicit ObjectTable(std::shared_ptr<ObjectRoutes> routes) : routes_(std::move(routes)) {}
 
   // Sets where releases go; with no sink (after Shutdown) they go nowhere.
   void SetReleaseSink(ReleaseSink sink);
@@ -84,6 +88,7 @@ class ObjectTable : public std::enable_shared_from_this<ObjectTable> {
   internal::ObjectHandle Track(internal::ObjectState* state);
   void Release(internal::ObjectState* state);
 
+  const std::shared_ptr<ObjectRoutes> routes_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<ObjectId, internal::ObjectState*> objects_ ABSL_GUARDED_BY(mu_);
   absl::Status broken_ ABSL_GUARDED_BY(mu_);

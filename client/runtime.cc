@@ -13,7 +13,9 @@
 #include "absl/synchronization/mutex.h"
 #include "client/client_session.h"
 #include "client/local_cluster.h"
+#include "client/object_routes.h"
 #include "client/object_table.h"
+#include "common/cluster_token.h"
 #include "common/event_loop.h"
 #include "common/ids.h"
 #include "common/local_store_link.h"
@@ -78,7 +80,9 @@ class Runtime {
       runtime->local_ = std::move(*local);
       address = runtime->local_->scheduler_address();
     }
-    runtime->table_ = std::make_shared<client::ObjectTable>();
+    if (!options.token.empty()) SetSentClusterToken(options.token);
+    runtime->routes_ = std::make_shared<client::ObjectRoutes>(address);
+    runtime->table_ = std::make_shared<client::ObjectTable>(runtime->routes_);
     runtime->session_ = std::make_unique<client::ClientSession>(
         address, runtime->job_, runtime->table_, options.submit_window,
         TaskOutputHandler(options), absl::FromChrono(options.scheduler_reconnect_timeout));
@@ -198,7 +202,7 @@ class Runtime {
     if (build.link != nullptr) status = build.link->Seal(build.id);
     // The link broke (its mapping still holds the bytes), or the object was
     // built privately: upload it.
-    if (absl::IsUnavailable(status)) status = UploadObjectTo(build.worker.address(), build.id, bytes);
+    if (absl::IsUnavailable(status)) status = routes_->Upload(build.worker.address(), build.id, bytes);
     if (!status.ok()) {
       throw Error(absl::StrCat("storing an object of ", build.size, " bytes on worker ",
                                build.worker.address(), " failed: ", status.message()));
@@ -227,7 +231,7 @@ class Runtime {
             status = link->Seal(id);
           }
         }
-        if (!status.ok()) status = UploadObjectTo(worker.address(), id, *value);
+        if (!status.ok()) status = routes_->Upload(worker.address(), id, *value);
       }
     }
     if (!status.ok()) {
@@ -268,6 +272,7 @@ class Runtime {
   std::atomic<uint64_t> next_index_{1};
   // Declared in dependency order.
   std::unique_ptr<client::LocalCluster> local_;
+  std::shared_ptr<client::ObjectRoutes> routes_;
   std::shared_ptr<client::ObjectTable> table_;
   std::unique_ptr<client::ClientSession> session_;
   std::unique_ptr<EventLoop> reuploads_;  // lost Puts stored again, off the session's thread

@@ -22,19 +22,32 @@ absl::Status Annotate(const absl::Status& status, absl::string_view what) {
   return absl::Status(status.code(), absl::StrCat(what, ": ", status.message()));
 }
 
+// The stub for a call to `address`, or to `relay` naming `address`.
+std::unique_ptr<v1::Worker::Stub> StubFor(const std::string& address, const std::string& relay,
+                                          grpc::ClientContext& context) {
+  if (relay.empty()) return v1::Worker::NewStub(ChannelTo(address));
+  context.AddMetadata(kRelayTargetMetadata, address);
+  return v1::Worker::NewStub(ChannelTo(relay));
+}
+
+std::string Through(const std::string& relay) {
+  return relay.empty() ? "" : absl::StrCat(" through the scheduler at ", relay);
+}
+
 }  // namespace
 
 absl::StatusOr<uint64_t> FetchObjectInto(
     const std::string& address, const ObjectId& id,
     absl::FunctionRef<absl::StatusOr<char*>(uint64_t total_size_bytes)> allocate,
-    absl::Duration timeout) {
-  auto stub = v1::Worker::NewStub(ChannelTo(address));
+    absl::Duration timeout, const std::string& relay) {
   grpc::ClientContext context;
+  auto stub = StubFor(address, relay, context);
   context.set_deadline(DeadlineAfter(timeout));
   v1::FetchObjectRequest request;
   request.set_object_id(std::string(id.Binary()));
   auto reader = stub->FetchObject(&context, request);
-  const std::string what = absl::StrCat("fetching object ", id.Short(), " from worker at ", address);
+  const std::string what =
+      absl::StrCat("fetching object ", id.Short(), " from worker at ", address, Through(relay));
   char* out = nullptr;
   bool allocated = false;
   uint64_t total = 0;
@@ -77,7 +90,8 @@ absl::StatusOr<uint64_t> FetchObjectInto(
 
 absl::StatusOr<std::shared_ptr<const std::string>> FetchObjectFrom(const std::string& address,
                                                                     const ObjectId& id,
-                                                                    absl::Duration timeout) {
+                                                                    absl::Duration timeout,
+                                                                    const std::string& relay) {
   auto bytes = std::make_shared<std::string>();
   absl::StatusOr<uint64_t> size = FetchObjectInto(
       address, id,
@@ -85,15 +99,16 @@ absl::StatusOr<std::shared_ptr<const std::string>> FetchObjectFrom(const std::st
         bytes->resize(total);
         return bytes->data();
       },
-      timeout);
+      timeout, relay);
   if (!size.ok()) return size.status();
   return std::shared_ptr<const std::string>(std::move(bytes));
 }
 
 absl::Status UploadObjectTo(const std::string& address, const ObjectId& id,
-                            absl::string_view bytes, absl::Duration timeout) {
-  auto stub = v1::Worker::NewStub(ChannelTo(address));
+                            absl::string_view bytes, absl::Duration timeout,
+                            const std::string& relay) {
   grpc::ClientContext context;
+  auto stub = StubFor(address, relay, context);
   context.set_deadline(DeadlineAfter(timeout));
   v1::PutObjectReply reply;
   auto writer = stub->PutObject(&context, &reply);
@@ -114,7 +129,7 @@ absl::Status UploadObjectTo(const std::string& address, const ObjectId& id,
   absl::Status status = ToAbslStatus(writer->Finish());
   if (!status.ok()) {
     return Annotate(status, absl::StrCat("uploading object ", id.Short(), " to worker at ",
-                                         address));
+                                         address, Through(relay)));
   }
   return absl::OkStatus();
 }

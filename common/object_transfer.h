@@ -24,11 +24,19 @@ inline constexpr std::size_t kObjectChunkBytes = 1 << 20;
 // network takes a while. It only keeps a dead peer from hanging a caller.
 inline constexpr absl::Duration kObjectTransferTimeout = absl::Minutes(10);
 
+// The metadata that names the worker a call to the scheduler's object relay
+// (scheduler/object_relay.h) is forwarded to.
+inline constexpr char kRelayTargetMetadata[] = "fleet-relay-to";
+
+// Each call below reaches the worker at `address` directly, or, when
+// `relay` (a scheduler's address) is given, through that scheduler's
+// object relay.
+
 // Fetches object `id` from the worker at `address`. Returns NotFound when
 // the worker does not hold it, Unavailable when the worker cannot be reached.
 absl::StatusOr<std::shared_ptr<const std::string>> FetchObjectFrom(
     const std::string& address, const ObjectId& id,
-    absl::Duration timeout = kObjectTransferTimeout);
+    absl::Duration timeout = kObjectTransferTimeout, const std::string& relay = "");
 
 // Fetches object `id` from the worker at `address` straight into memory the
 // caller provides: `allocate(total_size_bytes)` is called once, with the
@@ -37,12 +45,13 @@ absl::StatusOr<std::shared_ptr<const std::string>> FetchObjectFrom(
 absl::StatusOr<uint64_t> FetchObjectInto(
     const std::string& address, const ObjectId& id,
     absl::FunctionRef<absl::StatusOr<char*>(uint64_t total_size_bytes)> allocate,
-    absl::Duration timeout = kObjectTransferTimeout);
+    absl::Duration timeout = kObjectTransferTimeout, const std::string& relay = "");
 
 // Stores `bytes` as object `id` on the worker at `address`.
 absl::Status UploadObjectTo(const std::string& address, const ObjectId& id,
                             absl::string_view bytes,
-                            absl::Duration timeout = kObjectTransferTimeout);
+                            absl::Duration timeout = kObjectTransferTimeout,
+                            const std::string& relay = "");
 
 }  // namespace fleet
 

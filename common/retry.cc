@@ -20,7 +20,9 @@ std::optional<absl::Status> RetryWithBackoff(
   while (absl::Now() < deadline) {
     if (!keep_trying()) return std::nullopt;
     last = attempt(std::min(kAttemptTimeout, deadline - absl::Now()));
-    if (last.ok()) return last;
+    // A refused token stays refused: retrying only delays the error that
+    // tells the operator what to fix.
+    if (last.ok() || absl::IsUnauthenticated(last)) return last;
     if (!pause(next_pause)) return std::nullopt;
     next_pause = std::min(next_pause * 2, kMaxPause);
   }

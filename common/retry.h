@@ -17,7 +17,8 @@ namespace fleet {
 // to 2 s (less near the deadline). `keep_trying()`, asked before each try,
 // and `pause(d)`, which waits `d`, end the retries by returning false (the
 // caller is stopping): then the result is nullopt. Otherwise it is OK, or
-// the last try's error (`last` when there was no try).
+// the last try's error (`last` when there was no try). UNAUTHENTICATED (the
+// peer refused the cluster token) ends the retries at once.
 std::optional<absl::Status> RetryWithBackoff(
     absl::Time deadline, absl::Status last, absl::FunctionRef<bool()> keep_trying,
     absl::FunctionRef<absl::Status(absl::Duration timeout)> attempt,

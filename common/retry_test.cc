@@ -28,6 +28,20 @@ TEST(RetryWithBackoffTest, RetriesWithGrowingPausesUntilATrySucceeds) {
                                                  absl::Milliseconds(400)}));
 }
 
+TEST(RetryWithBackoffTest, StopsAtOnceWhenThePeerRefusesTheToken) {
+  int tries = 0;
+  std::optional<absl::Status> result = RetryWithBackoff(
+      absl::Now() + absl::Minutes(1), absl::UnavailableError("lost"), [] { return true; },
+      [&](absl::Duration) {
+        ++tries;
+        return absl::UnauthenticatedError("refused the cluster token");
+      },
+      [](absl::Duration) { return true; });
+  ASSERT_TRUE(result.has_value());
+  EXPECT_TRUE(absl::IsUnauthenticated(*result));
+  EXPECT_EQ(tries, 1);
+}
+
 TEST(RetryWithBackoffTest, GivesUpAtTheDeadlineWithTheLastError) {
   int tries = 0;
   std::optional<absl::Status> result = RetryWithBackoff(

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages fleet needs to build and test. Idempotent:
 # installs only what is missing and runs apt-get update at most once.
-# FLEET_DEPS_BUILD_ONLY=1 leaves out the test-only browser and promtool (the
-# Docker image's build stage uses that).
+# FLEET_DEPS_BUILD_ONLY=1 leaves out what only tests use (the browser, the
+# manifest linters, promtool): the Docker image's build stage installs that.
 set -euo pipefail
 
 packages=(
@@ -14,7 +14,10 @@ packages=(
   curl procps python3 util-linux iproute2
 )
 if [[ ${FLEET_DEPS_BUILD_ONLY:-0} != 1 ]]; then
-  packages+=(chromium chromium-driver)   # the dashboard's browser test (tests/browser/)
+  packages+=(
+    chromium chromium-driver   # the dashboard's browser test (tests/browser/)
+    yamllint python3-yaml python3-kubernetes   # deploy/k8s/validate.sh
+  )
 fi
 
 missing=()

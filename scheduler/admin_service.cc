@@ -24,8 +24,12 @@ constexpr std::size_t kMaxFollowerBacklogBytes = 16 << 20;
 // returns at once (it never waits for the loop), as GetStatus does.
 template <typename Fn>
 grpc::ServerUnaryReactor* AnswerOnLoop(grpc::CallbackServerContext* context, EventLoop* loop,
-                                       Fn answer) {
+                                       const ClusterTokenCheck& token, Fn answer) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status allowed = token.Check(*context); !allowed.ok()) {
+    reactor->Finish(std::move(allowed));
+    return reactor;
+  }
   loop->Post(
       [reactor, answer = std::move(answer)]() mutable { reactor->Finish(ToGrpcStatus(answer())); });
   return reactor;
@@ -196,7 +200,7 @@ class LogStream final : public grpc::ServerWriteReactor<v1::StreamLogsReply>,
 grpc::ServerUnaryReactor* AdminService::ListTasks(grpc::CallbackServerContext* context,
                                                   const v1::ListTasksRequest* request,
                                                   v1::ListTasksReply* reply) {
-  return AnswerOnLoop(context, loop_, [this, request, reply]() -> absl::Status {
+  return AnswerOnLoop(context, loop_, *token_, [this, request, reply]() -> absl::Status {
     absl::StatusOr<v1::ListTasksReply> tasks = core_->ListTasks(*request);
     if (!tasks.ok()) return tasks.status();
     *reply = std::move(*tasks);
@@ -207,7 +211,7 @@ grpc::ServerUnaryReactor* AdminService::ListTasks(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* AdminService::CancelTask(grpc::CallbackServerContext* context,
                                                    const v1::CancelTaskRequest* request,
                                                    v1::CancelTaskReply* reply) {
-  return AnswerOnLoop(context, loop_, [this, request, reply]() -> absl::Status {
+  return AnswerOnLoop(context, loop_, *token_, [this, request, reply]() -> absl::Status {
     absl::StatusOr<TaskId> id = TaskId::FromBinary(request->task_id());
     if (!id.ok()) return id.status();
     absl::StatusOr<std::string> state = core_->CancelTaskAsOperator(*id);
@@ -219,6 +223,9 @@ grpc::ServerUnaryReactor* AdminService::CancelTask(grpc::CallbackServerContext* 
 
 grpc::ServerWriteReactor<v1::StreamLogsReply>* AdminService::StreamLogs(
     grpc::CallbackServerContext* context, const v1::StreamLogsRequest* request) {
+  if (grpc::Status allowed = token_->Check(*context); !allowed.ok()) {
+    return new RefusedWriteCall<v1::StreamLogsReply>(std::move(allowed));
+  }
   return LogStream::Start(loop_, core_, *request);
 }
 

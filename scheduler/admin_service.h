@@ -6,6 +6,7 @@
 #ifndef FLEET_SCHEDULER_ADMIN_SERVICE_H_
 #define FLEET_SCHEDULER_ADMIN_SERVICE_H_
 
+#include "common/cluster_token.h"
 #include "common/event_loop.h"
 #include "fleet/v1/admin.grpc.pb.h"
 #include "scheduler/scheduler_core.h"
@@ -16,7 +17,8 @@ namespace fleet::scheduler {
 class AdminService final : public v1::Admin::CallbackService {
  public:
   // `core` is touched only on `loop`; both outlive the service's calls.
-  AdminService(EventLoop* loop, SchedulerCore* core) : loop_(loop), core_(core) {}
+  AdminService(EventLoop* loop, SchedulerCore* core, const ClusterTokenCheck* token)
+      : loop_(loop), core_(core), token_(token) {}
 
   grpc::ServerUnaryReactor* ListTasks(grpc::CallbackServerContext* context,
                                       const v1::ListTasksRequest* request,
@@ -30,6 +32,7 @@ class AdminService final : public v1::Admin::CallbackService {
  private:
   EventLoop* const loop_;
   SchedulerCore* const core_;
+  const ClusterTokenCheck* const token_;
 };
 
 }  // namespace fleet::scheduler

@@ -79,6 +79,11 @@ struct ClusterSnapshot {
   uint64_t lineage_evicted = 0;      // specs dropped to stay within max_lineage_bytes
   uint64_t objects = 0;
   uint64_t inline_cache_bytes = 0;
+  // Transfers forwarded by the object relay (object_relay.h) for clients
+  // that cannot reach a worker, and the bytes they moved.
+  uint64_t relay_calls = 0;
+  uint64_t relay_failed = 0;
+  uint64_t relay_bytes = 0;
   uint64_t sessions = 0;
   std::vector<JobSnapshot> jobs;  // oldest first
   uint64_t sessions_away = 0;  // kept for clients to reconnect (--client_grace)

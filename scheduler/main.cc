@@ -8,6 +8,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/cluster_token.h"
 #include "common/flags_usage.h"
 #include "common/logging.h"
 #include "common/net.h"
@@ -58,7 +59,9 @@ int main(int argc, char** argv) {
   fleet::SetUsage(
       "fleet-scheduler --port=50051 --http_port=8265\n"
       "The central scheduler of a fleet cluster: workers and clients connect to its gRPC port;\n"
-      "/healthz and /status are served on its HTTP port.");
+      "/healthz and /status are served on its HTTP port.\n"
+      "Environment: FLEET_TOKEN, when set, is the cluster token every worker, client and fleet\n"
+      "command must send (they read it from their own FLEET_TOKEN).");
   absl::ParseCommandLine(argc, argv);
   if (auto s = fleet::SetLogLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
     std::fprintf(stderr, "fleet-scheduler: %s\n", std::string(s.message()).c_str());
@@ -79,6 +82,7 @@ int main(int argc, char** argv) {
   options.state_sync = absl::GetFlag(FLAGS_state_sync);
   options.core.reconnect_window = absl::GetFlag(FLAGS_reconnect_window);
   options.core.client_grace = absl::GetFlag(FLAGS_client_grace);
+  options.cluster_token = fleet::ClusterTokenFromEnvironment();
   if (options.core.heartbeat_timeout < absl::Seconds(2)) {
     std::fprintf(stderr,
                  "fleet-scheduler: --heartbeat_timeout=%s would declare healthy workers dead: "

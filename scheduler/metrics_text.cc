@@ -113,6 +113,13 @@ std::string PrometheusText(const ClusterSnapshot& s) {
       .Sample(static_cast<double>(s.objects));
   Family(out, "fleet_inline_cache_bytes", "gauge", "Bytes of small values cached to inline.")
       .Sample(static_cast<double>(s.inline_cache_bytes));
+  Family(out, "fleet_relay_calls_total", "counter",
+         "Object transfers the scheduler relayed for clients that cannot reach a worker.")
+      .Sample(static_cast<double>(s.relay_calls));
+  Family(out, "fleet_relay_failed_total", "counter", "Relayed object transfers that failed.")
+      .Sample(static_cast<double>(s.relay_failed));
+  Family(out, "fleet_relay_bytes_total", "counter", "Bytes moved through the object relay.")
+      .Sample(static_cast<double>(s.relay_bytes));
   Family(out, "fleet_lineage_specs", "gauge", "Task specs kept to rebuild lost results.")
       .Sample(static_cast<double>(s.lineage_specs));
   Family(out, "fleet_lineage_bytes", "gauge", "Bytes of task specs kept as lineage.")

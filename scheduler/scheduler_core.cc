@@ -1011,6 +1011,9 @@ ClusterSnapshot SchedulerCore::Snapshot() const {
   snapshot.tasks_cancelled = tasks_cancelled_;
   snapshot.tasks_retried = tasks_retried_;
   snapshot.tasks_reconstructed = tasks_reconstructed_;
+  snapshot.relay_calls = relay_calls_;
+  snapshot.relay_failed = relay_failed_;
+  snapshot.relay_bytes = relay_bytes_;
   snapshot.lineage_specs = lineage_.size();
   snapshot.lineage_bytes = lineage_.bytes();
   snapshot.lineage_evicted = lineage_.evicted();

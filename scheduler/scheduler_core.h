@@ -204,6 +204,11 @@ class SchedulerCore {
   // client; returns the state it was in. NotFound: the scheduler holds no
   // such task; FailedPrecondition: it already finished.
   absl::StatusOr<std::string> CancelTaskAsOperator(const TaskId& task);
+  // The object relay (object_relay.h) forwards only to workers: OK when a
+  // worker that is connected (or draining) advertises `address`, else
+  // NotFound, so the relay is no open proxy into the cluster's network.
+  absl::Status CheckRelayTarget(const std::string& address) const;
+  void RecordRelay(uint64_t bytes, bool ok);
   // The recent cluster events (worker and job lifecycle, task failures).
   ClusterEventLog& events() { return events_; }
   // ---- end of operator queries
@@ -396,7 +401,10 @@ class SchedulerCore {
   uint64_t tasks_failed_ = 0;
   uint64_t tasks_cancelled_ = 0;
   uint64_t tasks_retried_ = 0;        // re-queued after a dead worker, exception or lost argument
-  uint64_t tasks_reconstructed_ = 0;  // finished tasks run again to rebuild lost results
+  uint64_t tasks_reconstructed_ = 0;
+  uint64_t relay_calls_ = 0;
+  uint64_t relay_failed_ = 0;
+  uint64_t relay_bytes_ = 0;  // finished tasks run again to rebuild lost results
   int draining_workers_ = 0;
   bool recovering_ = false;
   bool meta_recorded_ = false;  // the epoch is in the state

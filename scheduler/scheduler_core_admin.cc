@@ -115,4 +115,19 @@ absl::StatusOr<std::string> SchedulerCore::CancelTaskAsOperator(const TaskId& ta
   return state;
 }
 
+absl::Status SchedulerCore::CheckRelayTarget(const std::string& address) const {
+  for (const auto& [id, worker] : workers_) {
+    if (worker.address == address && !worker.reconnecting) return absl::OkStatus();
+  }
+  return absl::NotFoundError(absl::StrCat(
+      "no connected worker advertises ", address,
+      "; the object's holder may have left (ask the scheduler where it is now)"));
+}
+
+void SchedulerCore::RecordRelay(uint64_t bytes, bool ok) {
+  relay_calls_++;
+  relay_failed_ += ok ? 0 : 1;
+  relay_bytes_ += bytes;
+}
+
 }  // namespace fleet::scheduler

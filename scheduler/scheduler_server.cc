@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/cluster_token.h"
 #include "common/logging.h"
 #include "common/net.h"
 #include "common/status_macros.h"
@@ -12,6 +13,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "common/event_loop.h"
 #include "scheduler/admin_service.h"
+#include "scheduler/object_relay.h"
 #include "scheduler/scheduler_service.h"
 #include "scheduler/state_store.h"
 #include "scheduler/status_http.h"
@@ -57,17 +59,20 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(Schedule
         }
         router->Flush();
       });
+  server->token_ = std::make_unique<ClusterTokenCheck>(options.cluster_token,
+                                                       absl::StrCat("the fleet scheduler on ", Hostname()));
   server->service_ = std::make_unique<SchedulerService>(server->loop_.get(), core,
-                                                        server->router_.get());
+                                                        server->router_.get(), server->token_.get());
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat(options.host, ":", options.port),
                            grpc::InsecureServerCredentials(), &server->port_);
-  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  ConfigureServer(builder);
   builder.RegisterService(server->service_.get());
-  server->admin_ = std::make_unique<AdminService>(server->loop_.get(), core);
+  server->admin_ = std::make_unique<AdminService>(server->loop_.get(), core, server->token_.get());
   builder.RegisterService(server->admin_.get());
+  server->relay_ = std::make_unique<ObjectRelay>(server->loop_.get(), core, server->token_.get());
+  builder.RegisterService(server->relay_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.host, ":",
@@ -107,9 +112,10 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(Schedule
   });
   GetLogger("scheduler")->info(
       "event=scheduler_started grpc_port={} http_port={} epoch={} heartbeat_timeout={} "
-      "state_dir=\"{}\" restored={}",
+      "state_dir=\"{}\" restored={} token_required={}",
       server->port_, server->http_port(), options.core.epoch,
-      absl::FormatDuration(options.core.heartbeat_timeout), options.state_dir, !stored.fresh);
+      absl::FormatDuration(options.core.heartbeat_timeout), options.state_dir, !stored.fresh,
+      server->token_->required());
   return server;
 }
 

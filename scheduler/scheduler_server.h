@@ -19,6 +19,7 @@ class Server;
 }
 
 namespace fleet {
+class ClusterTokenCheck;
 class EventLoop;
 }
 
@@ -27,6 +28,7 @@ namespace fleet::scheduler {
 class StreamRouter;
 class SchedulerService;
 class AdminService;
+class ObjectRelay;
 class StatusHttpServer;
 class StateStore;
 
@@ -39,6 +41,9 @@ struct SchedulerOptions {
   std::string state_dir;
   // Each commit waits for the disk, not only the OS (see StateStore).
   bool state_sync = false;
+  // Every RPC must carry this token (common/cluster_token.h); empty: none
+  // is required.
+  std::string cluster_token;
   SchedulerConfig core;
 };
 
@@ -68,8 +73,10 @@ class SchedulerServer {
   std::unique_ptr<StreamRouter> router_;
   std::unique_ptr<SchedulerCore> core_;
   std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<ClusterTokenCheck> token_;
   std::unique_ptr<SchedulerService> service_;
   std::unique_ptr<AdminService> admin_;  // operators' calls (the `fleet` tool)
+  std::unique_ptr<ObjectRelay> relay_;   // large objects for clients outside
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<StatusHttpServer> http_;
   // Declares silent workers dead (SchedulerCore::ExpireSilentWorkers).

@@ -213,6 +213,9 @@ void StreamRouter::NotifyAdmitted(SessionId session, uint64_t admitted_requests)
 
 grpc::ServerBidiReactor<v1::WorkerToScheduler, v1::SchedulerToWorker>* SchedulerService::Connect(
     grpc::CallbackServerContext* context) {
+  if (grpc::Status allowed = token_->Check(*context); !allowed.ok()) {
+    return new RefusedBidiCall<v1::WorkerToScheduler, v1::SchedulerToWorker>(std::move(allowed));
+  }
   // Set once by the registration, read on the loop thread only.
   auto registered = std::make_shared<WorkerId>();
   auto stream_holder = std::make_shared<std::weak_ptr<WorkerStream>>();
@@ -279,6 +282,9 @@ void SchedulerService::OnWorkerMessage(const std::shared_ptr<WorkerStream>& stre
 
 grpc::ServerBidiReactor<v1::ClientToScheduler, v1::SchedulerToClient>* SchedulerService::Session(
     grpc::CallbackServerContext* context) {
+  if (grpc::Status allowed = token_->Check(*context); !allowed.ok()) {
+    return new RefusedBidiCall<v1::ClientToScheduler, v1::SchedulerToClient>(std::move(allowed));
+  }
   auto session = std::make_shared<SessionStream>();  // touched on the loop only
   session->id = next_session_.fetch_add(1);
   auto stream_holder = std::make_shared<std::weak_ptr<ClientStream>>();
@@ -350,6 +356,10 @@ grpc::ServerUnaryReactor* SchedulerService::GetStatus(grpc::CallbackServerContex
                                                       const v1::GetStatusRequest* request,
                                                       v1::GetStatusReply* reply) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status allowed = token_->Check(*context); !allowed.ok()) {
+    reactor->Finish(std::move(allowed));
+    return reactor;
+  }
   loop_->Post([this, reactor, reply] {
     reply->set_status_json(StatusJson(core_->Snapshot()));
     reactor->Finish(grpc::Status::OK);

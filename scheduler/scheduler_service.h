@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "common/cluster_token.h"
 #include "common/ids.h"
 #include "fleet/v1/scheduler.grpc.pb.h"
 #include "common/event_loop.h"
@@ -80,8 +81,9 @@ class StreamRouter : public SchedulerOutput {
 class SchedulerService final : public v1::Scheduler::CallbackService {
  public:
   // `core` and `router` are touched only on `loop`.
-  SchedulerService(EventLoop* loop, SchedulerCore* core, StreamRouter* router)
-      : loop_(loop), core_(core), router_(router) {}
+  SchedulerService(EventLoop* loop, SchedulerCore* core, StreamRouter* router,
+                   const ClusterTokenCheck* token)
+      : loop_(loop), core_(core), router_(router), token_(token) {}
 
   grpc::ServerBidiReactor<v1::WorkerToScheduler, v1::SchedulerToWorker>* Connect(
       grpc::CallbackServerContext* context) override;
@@ -107,6 +109,7 @@ class SchedulerService final : public v1::Scheduler::CallbackService {
   EventLoop* const loop_;
   SchedulerCore* const core_;
   StreamRouter* const router_;
+  const ClusterTokenCheck* const token_;
   std::atomic<SessionId> next_session_{1};
 };
 

@@ -14,13 +14,16 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "common/cluster_token.h"
 #include "common/flags_usage.h"
 #include "common/logging.h"
 #include "common/stop_signals.h"
 #include "worker/worker_server.h"
 
 ABSL_FLAG(std::string, scheduler, "127.0.0.1:50051", "The scheduler's gRPC address, host:port.");
-ABSL_FLAG(int, slots, 0, "Tasks run at once; 0 means one per hardware thread.");
+ABSL_FLAG(int, slots, 0,
+          "Tasks run at once; 0 means one per CPU this worker may use (its container's CPU "
+          "limit or cpuset, else the host's cores).");
 ABSL_FLAG(std::vector<std::string>, task_lib, {},
           "Task library (.so) to load; repeat the flag or separate paths with commas.");
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address the Worker service listens on.");
@@ -100,7 +103,8 @@ std::vector<std::string> TakeRepeatedFlag(const std::string& name, int& argc, ch
 int main(int argc, char** argv) {
   fleet::SetUsage(
       "fleet-worker --scheduler=HOST:PORT --slots=N --task_lib=PATH.so [--task_lib=...]\n"
-      "Runs the remote functions of the given task libraries for a fleet cluster.");
+      "Runs the remote functions of the given task libraries for a fleet cluster.\n"
+      "Environment: FLEET_TOKEN, the cluster token (when the scheduler was started with one).");
   std::vector<std::string> libraries;
   for (const std::string& value : TakeRepeatedFlag("task_lib", argc, argv)) {
     for (absl::string_view part : absl::StrSplit(value, ',', absl::SkipEmpty())) {
@@ -121,6 +125,7 @@ int main(int argc, char** argv) {
   options.listen_host = absl::GetFlag(FLAGS_host);
   options.port = absl::GetFlag(FLAGS_port);
   options.advertise_address = absl::GetFlag(FLAGS_advertise_address);
+  options.cluster_token = fleet::ClusterTokenFromEnvironment();
   options.connect_timeout = absl::Seconds(absl::GetFlag(FLAGS_connect_timeout_s));
   options.scheduler_reconnect_timeout = absl::GetFlag(FLAGS_scheduler_reconnect_timeout);
   if (absl::GetFlag(FLAGS_store_memory) < 0 || absl::GetFlag(FLAGS_store_prefault) < 0) {

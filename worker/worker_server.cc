@@ -12,6 +12,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "worker/available_cpus.h"
 #include "worker/executor.h"
 #include "worker/local_store_server.h"
 #include "worker/object_store.h"
@@ -25,22 +26,20 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
   if (auto status = LoadTaskLibraries(options.task_libraries); !status.ok()) return status;
   std::unique_ptr<WorkerServer> server(new WorkerServer());
   server->id_ = WorkerId::Random();
-  server->slots_ = options.slots > 0 ? options.slots
-                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  server->slots_ = options.slots > 0 ? options.slots : AvailableCpus();
   auto store = ObjectStore::Open({.capacity_bytes = options.store_memory_bytes,
                                   .prefault_bytes = options.store_prefault_bytes,
                                   .spill_dir = options.spill_dir,
                                   .store_name = server->id_.Hex()});
   if (!store.ok()) return store.status();
   server->store_ = std::move(*store);
-  server->service_ = std::make_unique<WorkerService>(server->store_.get());
+  server->service_ = std::make_unique<WorkerService>(server->store_.get(), options.cluster_token);
 
   int port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat(options.listen_host, ":", options.port),
                            grpc::InsecureServerCredentials(), &port);
-  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  ConfigureServer(builder);
   builder.RegisterService(server->service_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || port == 0) {

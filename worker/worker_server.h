@@ -42,6 +42,9 @@ struct WorkerOptions {
   // host:port peers and clients use to reach this worker; empty: the local
   // address on the route to the scheduler, with the bound port.
   std::string advertise_address;
+  // Peers and clients must send it on every call to the object service
+  // (common/cluster_token.h); empty: none is required.
+  std::string cluster_token;
   absl::Duration connect_timeout = absl::Seconds(10);
   // After losing the scheduler's stream, how long to keep trying to
   // reconnect (tasks keep running meanwhile); zero: exit at once.

@@ -133,21 +133,20 @@ class ObjectReceiver final : public grpc::ServerReadReactor<v1::ObjectChunk> {
 
 grpc::ServerWriteReactor<v1::ObjectChunk>* WorkerService::FetchObject(
     grpc::CallbackServerContext* context, const v1::FetchObjectRequest* request) {
+  if (grpc::Status allowed = token_.Check(*context); !allowed.ok()) {
+    return new RefusedWriteCall<v1::ObjectChunk>(std::move(allowed));
+  }
   auto id = ObjectId::FromBinary(request->object_id());
   absl::StatusOr<ObjectStore::View> view = id.ok() ? store_->Get(*id) : id.status();
-  if (!view.ok()) {
-    class Failed final : public grpc::ServerWriteReactor<v1::ObjectChunk> {
-     public:
-      explicit Failed(const absl::Status& status) { Finish(ToGrpcStatus(status)); }
-      void OnDone() override { delete this; }
-    };
-    return new Failed(view.status());
-  }
+  if (!view.ok()) return new RefusedWriteCall<v1::ObjectChunk>(ToGrpcStatus(view.status()));
   return new ObjectSender(*id, std::move(*view), &bytes_sent_);
 }
 
 grpc::ServerReadReactor<v1::ObjectChunk>* WorkerService::PutObject(
     grpc::CallbackServerContext* context, v1::PutObjectReply* reply) {
+  if (grpc::Status allowed = token_.Check(*context); !allowed.ok()) {
+    return new RefusedReadCall<v1::ObjectChunk>(std::move(allowed));
+  }
   return new ObjectReceiver(store_, reply);
 }
 

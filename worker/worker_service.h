@@ -5,7 +5,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
+#include <utility>
 
+#include "common/cluster_token.h"
+#include "common/net.h"
 #include "fleet/v1/worker.grpc.pb.h"
 #include "worker/object_store.h"
 
@@ -13,7 +17,10 @@ namespace fleet::worker {
 
 class WorkerService final : public v1::Worker::CallbackService {
  public:
-  explicit WorkerService(ObjectStore* store) : store_(store) {}
+  // Every call must carry `token` (common/cluster_token.h); empty: none is
+  // required.
+  WorkerService(ObjectStore* store, std::string token)
+      : store_(store), token_(std::move(token), "the fleet worker on " + Hostname()) {}
 
   grpc::ServerWriteReactor<v1::ObjectChunk>* FetchObject(
       grpc::CallbackServerContext* context, const v1::FetchObjectRequest* request) override;
@@ -25,6 +32,7 @@ class WorkerService final : public v1::Worker::CallbackService {
 
  private:
   ObjectStore* const store_;
+  const ClusterTokenCheck token_;
   std::atomic<uint64_t> bytes_sent_{0};
 };
 

@@ -62,7 +62,18 @@ std::unique_ptr<Subprocess> Subprocess::Start(const std::vector<std::string>& ar
   for (std::string& a : args) arg_ptrs.push_back(a.data());
   arg_ptrs.push_back(nullptr);
   std::vector<std::string> envs;
-  for (char** e = environ; *e != nullptr; ++e) envs.emplace_back(*e);
+  // `env` replaces inherited variables of the same name: getenv finds the
+  // first of duplicates.
+  auto overridden = [&env](const char* inherited) {
+    for (const std::string& e : env) {
+      const std::size_t eq = e.find('=');
+      if (eq != std::string::npos && std::strncmp(inherited, e.c_str(), eq + 1) == 0) return true;
+    }
+    return false;
+  };
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!overridden(*e)) envs.emplace_back(*e);
+  }
   envs.insert(envs.end(), env.begin(), env.end());
   std::vector<char*> env_ptrs;
   for (std::string& e : envs) env_ptrs.push_back(e.data());

@@ -44,7 +44,8 @@ struct CommandResult {
 };
 
 // Runs `argv` (argv[0] is a path) to completion, with `env` (NAME=value)
-// added to this process's environment. Kills it after `timeout`.
+// added to this process's environment (replacing variables of the same
+// name). Kills it after `timeout`.
 CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                          const std::vector<std::string>& env = {});
 

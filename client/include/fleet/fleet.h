@@ -45,6 +45,9 @@ struct InitOptions {
   // (a scheduler and one worker inside this process, running tasks on
   // threads), for development and tests.
   std::string address;
+  // The cluster token, when the scheduler was started with one
+  // (FLEET_TOKEN). Empty: this process's $FLEET_TOKEN.
+  std::string token = {};
   // Embedded cluster only: task slots; 0 means one per hardware thread.
   int local_slots = 0;
   // How long Init waits for the scheduler to answer before it throws.
