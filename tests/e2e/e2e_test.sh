@@ -237,6 +237,14 @@ if grep -qa FLEET_TOKEN "$build_dir/bin/fleet-scheduler"; then
     grep -Eqi 'token|unauthenticated' "$work/status-bad.out" ||
       fail "fleet status with token '$token' failed without naming the token: $(cat "$work/status-bad.out")"
   done
+  # The client library in a container: the example job with a wrong token
+  # must fail, saying why.
+  rc=0
+  (cd "$src" && compose run --rm -e FLEET_TOKEN="wrong-$FLEET_TOKEN" example) \
+    >"$work/example-bad-token.out" 2>&1 || rc=$?
+  [[ $rc != 0 ]] || fail "the example job with a wrong token ran; the scheduler requires '$FLEET_TOKEN'"
+  grep -Eqi 'token|unauthenticated' "$work/example-bad-token.out" ||
+    fail "the example job with a wrong token failed without naming the token: $(tail -n 5 "$work/example-bad-token.out")"
   echo "e2e test: a wrong or missing token is refused: $(head -n 1 "$work/status-bad.out")" >&2
 else
   echo "e2e test: this build does not read FLEET_TOKEN yet; the wrong-token check is skipped" >&2
