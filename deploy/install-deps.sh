@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages fleet needs to build and test. Idempotent:
 # installs only what is missing and runs apt-get update at most once.
+# FLEET_DEPS_BUILD_ONLY=1 leaves out what only tests use (the browser, the
+# manifest linters, promtool): the Docker image's build stage installs that.
 set -euo pipefail
 
 packages=(
@@ -10,9 +12,13 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev nlohmann-json3-dev libssl-dev librocksdb-dev
   curl procps python3 util-linux iproute2
-  chromium chromium-driver   # the dashboard's browser test (tests/browser/)
-  yamllint python3-yaml python3-kubernetes   # deploy/k8s/validate.sh
 )
+if [[ ${FLEET_DEPS_BUILD_ONLY:-0} != 1 ]]; then
+  packages+=(
+    chromium chromium-driver   # the dashboard's browser test (tests/browser/)
+    yamllint python3-yaml python3-kubernetes   # deploy/k8s/validate.sh
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -34,7 +40,7 @@ fi
 # promtool (the tests check /metrics with it) comes out of Debian's
 # prometheus package, unpacked rather than installed: installing it would
 # also set up and start a Prometheus server.
-if ! command -v promtool >/dev/null 2>&1; then
+if [[ ${FLEET_DEPS_BUILD_ONLY:-0} != 1 ]] && ! command -v promtool >/dev/null 2>&1; then
   echo "install-deps: unpacking promtool from Debian's prometheus package" >&2
   unpacked=$(mktemp -d)
   (cd "$unpacked" && apt-get download prometheus >/dev/null 2>&1 ||
