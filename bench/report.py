@@ -591,7 +591,7 @@ def main():
                "`ObjectRef`s of two tasks below (resolved on the cluster), level by level to "
                "one result: 99,999 tasks, all submitted at once; wall time from the first "
                "submission to the final `Get`, sum checked. Dask is the only peer with task "
-               "graphs; at ~500 tasks/s its tree is 2,000 leaves (3,999 tasks, said in its "
+               "graphs; at ~500 tasks/s its tree is 1,000 leaves (1,999 tasks, said in its "
                "variant), so compare the rates.\n")
     out.append(table(rows, ["Q8"], [("tasks_per_s", "tasks/s", True), ("wall_s", "wall s", False)],
                      compare=[("tasks_per_s", True, "fleet advantage (tasks/s)")],
@@ -656,7 +656,7 @@ def main():
     notes.append("- Q2 (4 clients): no peer measures it. Dask and ipyparallel are not run on "
                  "`fleet::Map`'s 1,000,000 items (no automatic batching: ~35 min at their rates). "
                  "ipyparallel is not run on Q4, Q5 and Q8 (`bench/peer_extra.py` covers Dask, "
-                 "joblib and Pool). Dask's Q8 tree is 2,000 leaves, not 50,000.")
+                 "joblib and Pool). Dask's Q8 tree is 1,000 leaves, not 50,000; the peers' Q4 runs 2 trials (fleet 3).")
     notes.append("- Each peer measurement runs once per bench/run (peers/run-all.sh runs 2 rounds); "
                  "trials inside one process are as in peers/common.py.")
     if not meta.get("peers", True):
