@@ -264,7 +264,8 @@ def targets_table(rows):
         f"{fmt(m2)} µs ÷ {fmt(g)} µs (bare gRPC bidi stream, C++, same run)" if ratio else "",
         "≤ 2.5×", 2.5, False, "×")
     r, rvar = best_value(rows, "fleet", "XFER", "GB_per_s", True,
-                         lambda x: x.startswith("task result to the client, same host"))
+                         lambda x: x.startswith("task result to the client, same host")
+                         and "100 MB" in x)
     add("100 MB read by the client, same host, end to end", r,
         f"{rvar}{iso}" if rvar else "", "≥ 2 GB/s", 2.0, True, " GB/s")
     c, cvar = best_value(rows, "fleet", "XFER", "GB_per_s", True,
@@ -290,10 +291,16 @@ def targets_table(rows):
         # "ahead": strictly faster than the fastest peer.
         add(f"{w} wall time ahead of every peer", fv, f"{fvar}{iso}" if fvar else "",
             bound_text, pv, False, " s")
-    sc, scvar = best_value(rows, "fleet", "Q9", "scheduler_us_per_task", False,
-                           lambda x: x.startswith("M1:") and is_reference(x))
-    add("scheduler CPU time per task", sc, f"during {scvar}{iso}" if scvar else "",
-        "≤ 10 µs", 10, False, " µs")
+    # A cost, not a best case: the mean over M1's trials (each ±0.5 µs: 10 ms clock ticks).
+    sched = [r["value"] for r in rows if r["system"] == "fleet" and r["workload"] == "Q9"
+             and r["metric"] == "scheduler_us_per_task" and r["variant"].startswith("M1:")
+             and is_reference(r["variant"])]
+    scvar = next((r["variant"] for r in rows if r["system"] == "fleet" and r["workload"] == "Q9"
+                  and r["variant"].startswith("M1:") and is_reference(r["variant"])), None)
+    sc = sum(sched) / len(sched) if sched else None
+    add("scheduler CPU time per task", sc,
+        f"mean of {len(sched)} trials of {scvar}{iso}" if scvar else "", "≤ 10 µs", 10, False,
+        " µs")
     return "\n".join(lines)
 
 
@@ -349,7 +356,12 @@ def main():
     out.append("On this machine (its cores above), fleet with 2 workers in the default process "
                "isolation (tasks run in `fleet-executor` processes), 1 slot each unless the "
                "figure says otherwise (W2: 4 slots each, 8 in all). Each figure is the best "
-               "measurement of this run; the sections below give the ranges.\n")
+               "measurement of this run (the scheduler's CPU time: the mean of M1's trials); "
+               "the sections below give the ranges. \"100 MB read\" is the client's `Get` of "
+               "a 100 MB task result from a same-host worker; \"cross-worker\" is worker B "
+               "fetching worker A's 1 GB result over gRPC (workers with "
+               "`--local_store=false`, the path between hosts; on one host B reads A's store "
+               "in place, in the bandwidth table).\n")
     out.append(targets_table(rows))
     out.append("")
 
