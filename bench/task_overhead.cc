@@ -1,7 +1,8 @@
 // fleet-bench-tasks: the cost of a task itself, as M1 and M2 of peers/.
 //
 //   M1: 20,000 no-op tasks (examples' noop) submitted at once, one future
-//       each, then gathered; tasks/s, best of 3 trials.
+//       each, then gathered; tasks/s, best of 3 trials. Also Q9: the CPU
+//       time of the scheduler, the workers and this client per task.
 //   M2: 1,000 sequential round trips, Task(noop).Remote(i).Get(), after 50
 //       warm-up calls; median and p99 in µs. fleet-bench-floor measures a
 //       bare gRPC ping-pong between two processes in the same run.
@@ -35,13 +36,16 @@ int RunM1(const BenchOptions& options) {
   const int trials = options.quick ? 1 : kM1Trials;
   const std::string variant = Variant(options, "Remote x N + Get(vector)");
   const auto noop = fleet::Task(fleet::examples::noop);
+  CpuMeter cpu(options);  // Q9: the CPU time each process spends per task
   for (int trial = 0; trial < trials; ++trial) {
+    cpu.Start();
     Stopwatch clock;
     std::vector<fleet::ObjectRef<int64_t>> refs;
     refs.reserve(tasks);
     for (int64_t i = 0; i < tasks; ++i) refs.push_back(noop.Remote(i));
     const std::vector<int64_t> got = fleet::Get(refs);
     const double seconds = clock.Seconds();
+    cpu.Stop();
     for (int64_t i = 0; i < tasks; ++i) {
       if (got[i] != i) {
         std::fprintf(stderr, "fleet-bench-tasks: M1 task %lld returned %lld\n",
@@ -50,6 +54,7 @@ int RunM1(const BenchOptions& options) {
       }
     }
     rec(variant, "tasks_per_s", tasks / seconds, trial);
+    cpu.Record(options, "M1: " + variant, tasks, trial);
     std::fprintf(stderr, "fleet-bench-tasks: M1 trial %d: %d no-ops in %.3f s (%.0f tasks/s)\n",
                  trial, tasks, seconds, tasks / seconds);
   }

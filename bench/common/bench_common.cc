@@ -213,6 +213,82 @@ uint64_t TreeRssBytes(const std::vector<pid_t>& roots) {
   return total;
 }
 
+namespace {
+
+// Fields 14-17 of /proc/PID/stat (utime, stime, cutime, cstime), in ticks.
+double OwnCpuSeconds(pid_t pid) {
+  std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(file, line)) return 0;
+  const std::size_t close = line.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(line.substr(close + 2));
+  std::vector<std::string> fields;  // from field 3 (state) on
+  std::string field;
+  while (fields.size() < 15 && rest >> field) fields.push_back(field);
+  if (fields.size() < 15) return 0;
+  double ticks = 0;
+  for (int i = 11; i <= 14; ++i) ticks += std::strtod(fields[i].c_str(), nullptr);
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+std::vector<pid_t> WithDescendants(const std::vector<pid_t>& roots) {
+  std::unordered_map<pid_t, std::vector<pid_t>> children;
+  if (DIR* proc = ::opendir("/proc")) {
+    while (dirent* entry = ::readdir(proc)) {
+      int pid = 0;
+      if (!absl::SimpleAtoi(entry->d_name, &pid)) continue;
+      const pid_t ppid = ParentOf(entry->d_name);
+      if (ppid > 0) children[ppid].push_back(pid);
+    }
+    ::closedir(proc);
+  }
+  std::vector<pid_t> todo(roots.begin(), roots.end()), all;
+  while (!todo.empty()) {
+    const pid_t pid = todo.back();
+    todo.pop_back();
+    if (std::find(all.begin(), all.end(), pid) != all.end()) continue;
+    all.push_back(pid);
+    for (pid_t child : children[pid]) todo.push_back(child);
+  }
+  return all;
+}
+
+}  // namespace
+
+double CpuSeconds(pid_t pid, bool descendants) {
+  if (!descendants) return OwnCpuSeconds(pid);
+  double total = 0;
+  for (pid_t p : WithDescendants({pid})) total += OwnCpuSeconds(p);
+  return total;
+}
+
+CpuMeter::CpuMeter(const BenchOptions& options) : pids_(options.system_pids) {}
+
+void CpuMeter::Start() {
+  if (pids_.empty()) return;
+  scheduler_ = -CpuSeconds(pids_[0], false);
+  workers_ = 0;
+  for (std::size_t i = 1; i < pids_.size(); ++i) workers_ -= CpuSeconds(pids_[i], true);
+  client_ = -CpuSeconds(::getpid(), true);
+}
+
+void CpuMeter::Stop() {
+  if (pids_.empty()) return;
+  scheduler_ += CpuSeconds(pids_[0], false);
+  for (std::size_t i = 1; i < pids_.size(); ++i) workers_ += CpuSeconds(pids_[i], true);
+  client_ += CpuSeconds(::getpid(), true);
+}
+
+void CpuMeter::Record(const BenchOptions& options, const std::string& variant, double tasks,
+                      int trial) const {
+  if (pids_.empty() || tasks <= 0) return;
+  const Recorder rec("fleet", "Q9", options);
+  rec(variant, "scheduler_us_per_task", scheduler_ / tasks * 1e6, trial);
+  rec(variant, "workers_us_per_task", workers_ / tasks * 1e6, trial);
+  rec(variant, "client_us_per_task", client_ / tasks * 1e6, trial);
+}
+
 std::string CgroupUsageFile(const std::string& cgroup_dir) {
   if (cgroup_dir.empty()) return "";
   for (const char* name : {"memory.current", "memory.usage_in_bytes"}) {

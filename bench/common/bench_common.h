@@ -109,6 +109,34 @@ uint64_t TreeRssBytes(const std::vector<pid_t>& roots);
 // memory.usage_in_bytes), or "" when it has neither.
 std::string CgroupUsageFile(const std::string& cgroup_dir);
 
+// CPU time (user + system, seconds) that `pid` has used, plus what its
+// children that it waited for used (cutime + cstime, so that executor
+// processes that already exited still count); with `descendants`, also
+// every live descendant's. 0 when the process is gone. Resolution: one
+// clock tick (10 ms), so measure thousands of tasks at a time.
+double CpuSeconds(pid_t pid, bool descendants);
+
+// Q9: the CPU time each part of the system spends per task over one
+// measurement. The scheduler is options.system_pids[0] (bench/run passes
+// the scheduler first), the workers the rest (with their executor
+// processes), the client this process (and its children).
+class CpuMeter {
+ public:
+  explicit CpuMeter(const BenchOptions& options);
+  void Start();
+  void Stop();
+  // Records scheduler_us_per_task, workers_us_per_task and
+  // client_us_per_task under workload Q9 and `variant`; nothing without
+  // --system_pids.
+  void Record(const BenchOptions& options, const std::string& variant, double tasks,
+              int trial) const;
+  double SchedulerSeconds() const { return scheduler_; }
+
+ private:
+  std::vector<pid_t> pids_;
+  double scheduler_ = 0, workers_ = 0, client_ = 0;  // used between Start and Stop
+};
+
 // Samples the memory of the system under test every 50 ms on a thread, as
 // peers/common.py PeakRSS does: the process-tree RSS of this process plus
 // `system_pids`, and, when a cgroup is given, its usage (shared memory

@@ -46,4 +46,13 @@ int64_t bench_hold(fleet::ArrayView<double> data, int64_t ms) {
 }
 FLEET_REMOTE(bench_hold);
 
+int64_t bench_add(int64_t a, int64_t b) { return a + b; }
+FLEET_REMOTE(bench_add);
+
+fleet::Array<double> bench_plus_one(fleet::Array<double> data) {
+  for (double& x : data) x += 1.0;
+  return data;
+}
+FLEET_REMOTE(bench_plus_one);
+
 }  // namespace fleet::bench

@@ -41,6 +41,15 @@ SumReport DecodeSumReport(const std::vector<double>& v);
 // the next task on `data` goes to another worker. Returns this worker's pid.
 int64_t bench_hold(fleet::ArrayView<double> data, int64_t ms);
 
+// Q8's inner node: a + b (the arguments are the ObjectRefs of two earlier
+// tasks, resolved on the cluster).
+int64_t bench_add(int64_t a, int64_t b);
+
+// Q4: takes an array by value (1 MB: the client Puts it automatically) and
+// returns an array of the same size: each element plus one, so that the
+// client can check that the bytes went both ways.
+fleet::Array<double> bench_plus_one(fleet::Array<double> data);
+
 }  // namespace fleet::bench
 
 #endif  // FLEET_BENCH_TASKS_BENCH_TASKS_H_
