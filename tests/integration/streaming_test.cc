@@ -866,5 +866,21 @@ TEST_F(StreamingTest, BatchesRespectMaxInFlightAndDroppingTheStreamStopsThem) {
   EXPECT_GE(Submitted(cluster().Status()) - at_drop, 5000u / 50);
 }
 
+TEST_F(StreamingTest, LargeBatchesBothWaysDoNotStallTheExecutorPipeline) {
+  // Automatic batching ramps up through many short tasks, so that each
+  // slot pipelines many tasks into its executor, to batches of ~50 KB of
+  // inputs and ~50 KB of results (5 bytes each way per input). A slot that
+  // queued more bytes than the executor's socket takes, while the executor
+  // waited to hand back a result, used to wait for ever.
+  std::vector<int> inputs;
+  for (int i = 0; i < 1'000'000; ++i) inputs.push_back(-33'000 - i % 13'000);  // squares < 2^31
+  std::size_t taken = 0;
+  for (int sq : fleet::Map(Square, inputs, {.timeout = kResultTimeout})) {
+    ASSERT_EQ(sq, inputs[taken] * inputs[taken]) << "input " << taken;
+    ++taken;
+  }
+  EXPECT_EQ(taken, inputs.size());
+}
+
 }  // namespace
 }  // namespace fleet_it
