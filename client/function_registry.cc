@@ -34,7 +34,7 @@ FunctionRegistry::State& FunctionRegistry::state() const {
   return *state;
 }
 
-void FunctionRegistry::Register(FunctionInfo info) {
+bool FunctionRegistry::Register(FunctionInfo info) {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
   auto existing = s.origin.find(info.name);
@@ -42,20 +42,29 @@ void FunctionRegistry::Register(FunctionInfo info) {
     s.errors.push_back("remote function '" + info.name + "' is registered twice: in " +
                        existing->second + " and in " + s.current_library +
                        "; rename one of them or load only one of the libraries");
-    return;
+    return false;
   }
   s.origin[info.name] = s.current_library;
   auto owned = std::make_unique<FunctionInfo>(std::move(info));
   s.by_address[owned->address] = owned.get();
   const std::string name = owned->name;
   s.by_name.emplace(name, std::move(owned));
+  return true;
 }
 
 const FunctionInfo* FunctionRegistry::FindByName(std::string_view name) const {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
   auto it = s.by_name.find(name);
-  return it == s.by_name.end() ? nullptr : it->second.get();
+  if (it != s.by_name.end()) return it->second.get();
+  // "<name>#batch": the batched form of <name>, which lives with <name>, so
+  // that a name registered twice is refused once and Names() lists only
+  // what users registered.
+  if (name.size() > kBatchSuffix.size() && name.ends_with(kBatchSuffix)) {
+    it = s.by_name.find(name.substr(0, name.size() - kBatchSuffix.size()));
+    if (it != s.by_name.end()) return it->second->batched.get();
+  }
+  return nullptr;
 }
 
 const FunctionInfo* FunctionRegistry::FindByAddress(const void* address) const {

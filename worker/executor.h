@@ -101,6 +101,7 @@ class Executor {
     std::vector<ArgumentBytes> held;  // reserved up front: `args` points into it
     std::vector<Argument> args;
     absl::Time started = absl::InfiniteFuture();  // when it began to run
+    std::size_t message_bytes = 0;  // of its ExecutorTask, once sent
   };
   struct Slot {
     std::unique_ptr<ExecutorProcess> process;  // kProcess; owned by the slot's thread

@@ -19,6 +19,13 @@ namespace {
 // them; longer tasks go one at a time, where another slot may take them.
 constexpr double kPipelineCoverUs = 2000;
 constexpr std::size_t kMaxPipelineDepth = 16;
+// Tasks sent behind the one the executor runs never add up to more bytes
+// than this, well under a socket buffer (~208 KiB): the slot's thread
+// blocks in neither direction then. (It reads outcomes only between sends:
+// with more queued in the channel, an executor blocked writing a large
+// result, and the thread blocked writing the next task, waited on each
+// other for ever.)
+constexpr std::size_t kMaxPipelineBytes = 64 * 1024;
 // How often an idle slot checks that its executor is still there.
 constexpr absl::Duration kIdleCheckInterval = absl::Milliseconds(200);
 constexpr double kRunTimeSmoothing = 0.1;
@@ -40,12 +47,16 @@ std::size_t Executor::PipelineDepth(const Slot& slot) {
 
 void Executor::RunProcessSlot(Slot& slot) {
   std::deque<Prepared> sent;  // in the executor's order; the front runs
+  std::size_t sent_bytes = 0;  // their ExecutorTasks'
+  // Gathered and counted in slot.in_flight, but not sent: it waits for
+  // room behind the tasks sent (kMaxPipelineBytes).
+  std::optional<Prepared> held;
   while (true) {
     std::deque<v1::TaskAssignment> taken;
     std::optional<absl::Status> gone_while_idle;
     {
       absl::MutexLock lock(&mu_);
-      if (sent.empty()) {
+      if (sent.empty() && !held) {
         // While idle, the executor is checked now and then: one that died
         // (killed from outside, say) is replaced at once, not when the
         // next task comes.
@@ -61,7 +72,7 @@ void Executor::RunProcessSlot(Slot& slot) {
       }
       if (stopping_) break;
       const std::size_t depth = PipelineDepth(slot);
-      while (!gone_while_idle && !queue_.empty() && sent.size() + taken.size() < depth) {
+      while (!gone_while_idle && !held && !queue_.empty() && sent.size() + taken.size() < depth) {
         taken.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
@@ -77,11 +88,17 @@ void Executor::RunProcessSlot(Slot& slot) {
     }
 
     bool delivered = true;
-    while (!taken.empty() && delivered) {
+    while ((held || !taken.empty()) && delivered) {
       Prepared prepared;
-      prepared.assignment = std::move(taken.front());
-      taken.pop_front();
-      std::optional<v1::TaskFailure> failure = Gather(prepared);
+      std::optional<v1::TaskFailure> failure;
+      if (held) {
+        prepared = std::move(*held);
+        held.reset();
+      } else {
+        prepared.assignment = std::move(taken.front());
+        taken.pop_front();
+        failure = Gather(prepared);
+      }
       if (!failure && !slot.process->alive()) {
         if (absl::Status started = StartExecutor(slot); !started.ok()) {
           failure = MakeFailure(v1::TaskFailure::EXECUTOR_DIED,
@@ -91,6 +108,11 @@ void Executor::RunProcessSlot(Slot& slot) {
         }
       }
       if (failure) {
+        {
+          absl::MutexLock lock(&mu_);  // a held task was counted there
+          slot.in_flight.erase(prepared.task);
+          slot.cancelled.erase(prepared.task);
+        }
         link_->ReportCompleted(Complete(prepared.assignment, std::move(failure)));
         continue;
       }
@@ -98,10 +120,19 @@ void Executor::RunProcessSlot(Slot& slot) {
         absl::MutexLock lock(&mu_);
         slot.in_flight.insert(prepared.task);
       }
-      delivered = slot.process->Send(ExecutorTaskFor(prepared)).ok();
+      const v1::ExecutorTask message = ExecutorTaskFor(prepared);
+      prepared.message_bytes = message.ByteSizeLong();
+      if (!sent.empty() && sent_bytes + prepared.message_bytes > kMaxPipelineBytes) {
+        held = std::move(prepared);  // sent once the executor has taken some
+        break;
+      }
+      delivered = slot.process->Send(message).ok();
+      sent_bytes += prepared.message_bytes;
       sent.push_back(std::move(prepared));
     }
-    if (!taken.empty()) {  // the executor is gone; Await below says how
+    // Not sent: the executor is gone (Await below says how), or a task is
+    // held for room; they go back to the queue, where any slot may take them.
+    if (!taken.empty()) {
       absl::MutexLock lock(&mu_);
       for (auto it = taken.rbegin(); it != taken.rend(); ++it) queue_.push_front(std::move(*it));
     }
@@ -126,6 +157,7 @@ void Executor::RunProcessSlot(Slot& slot) {
     running_--;
     Prepared done = std::move(sent.front());
     sent.pop_front();
+    sent_bytes -= done.message_bytes;
     bool stopped = false;
     {
       absl::MutexLock lock(&mu_);
@@ -159,12 +191,18 @@ void Executor::RunProcessSlot(Slot& slot) {
         Complete(done.assignment, ExecutorEnded(outcome.status(), function_name)));
     {
       absl::MutexLock lock(&mu_);
+      if (held) {
+        slot.in_flight.erase(held->task);
+        if (slot.cancelled.erase(held->task) == 0) queue_.push_front(std::move(held->assignment));
+      }
       for (auto it = sent.rbegin(); it != sent.rend(); ++it) {
         slot.in_flight.erase(it->task);
         if (slot.cancelled.erase(it->task) == 0) queue_.push_front(std::move(it->assignment));
       }
     }
+    held.reset();
     sent.clear();
+    sent_bytes = 0;
     // Replace it now rather than when the next task waits.
     if (absl::Status started = StartExecutor(slot); !started.ok()) {
       GetLogger("worker")->error("event=executor_start_failed worker={} error=\"{}\"",

@@ -172,9 +172,11 @@ TEST(StreamWithoutClusterTest, EmptyInputsYieldNothing) {
 class StreamingTest : public ClusterTest {};
 
 TEST_F(StreamingTest, MapYieldsAThousandResultsInInputOrder) {
+  // batch_size = 1: one task per input, as before batching.
   const std::vector<int> inputs = Iota(1000);
   std::vector<int> results;
-  for (int sq : fleet::Map(Square, inputs, {.max_in_flight = 64, .timeout = kResultTimeout})) {
+  for (int sq : fleet::Map(Square, inputs,
+                           {.max_in_flight = 64, .timeout = kResultTimeout, .batch_size = 1})) {
     results.push_back(sq);
   }
   EXPECT_THAT(results, ElementsAreArray(Squares(inputs)));
@@ -217,6 +219,120 @@ TEST(StreamWithoutClusterTest, ProgressBarShowsCountRateAndEta) {
   EXPECT_LE(bar.size(), 60u);
   EXPECT_EQ(fleet::internal::FormatProgress({.done = 12345, .per_second = 2000000}, 80),
             "fleet::Map 12.3k 2M/s");
+}
+
+// ---- batch sizing, without a cluster ---------------------------------------
+
+using fleet::internal::BatchSizer;
+constexpr uint64_t kMicrosecond = 1000;
+constexpr uint64_t kMillisecond = 1000 * kMicrosecond;
+
+TEST(BatchSizerTest, BatchSizeOneOrAFunctionWithoutABatchedFormNeverBatches) {
+  for (const auto& [options, batchable] :
+       {std::pair{fleet::MapOptions{.batch_size = 1}, true},
+        std::pair{fleet::MapOptions{}, false}, std::pair{fleet::MapOptions{.batch_size = 8}, false}}) {
+    BatchSizer sizer(options, batchable, 0ms);
+    EXPECT_EQ(sizer.Size(), 1u);
+    EXPECT_FALSE(sizer.UseBatchedForm(1));
+    sizer.Observe(1, 1, 8);
+    EXPECT_EQ(sizer.Size(), 1u);
+    EXPECT_EQ(sizer.MaxInFlight(), fleet::kDefaultMaxInFlight);  // 64 tasks of one input
+  }
+  BatchSizer explicit_limit({.max_in_flight = 5, .batch_size = 1}, true, 0ms);
+  EXPECT_EQ(explicit_limit.MaxInFlight(), 5u);
+}
+
+TEST(BatchSizerTest, AFixedSizeIsKeptWithinMaxInFlight) {
+  BatchSizer sizer({.batch_size = 100}, true, 0ms);
+  EXPECT_EQ(sizer.Size(), 100u);
+  EXPECT_EQ(sizer.MaxInFlight(), 100 * fleet::kDefaultMaxInFlight);
+  EXPECT_TRUE(sizer.UseBatchedForm(100));
+  EXPECT_FALSE(sizer.UseBatchedForm(1));  // a last batch of one goes to fn itself
+  sizer.Observe(100, 100 * kMillisecond, 800);  // slow: still fixed
+  EXPECT_EQ(sizer.Size(), 100u);
+  BatchSizer bounded({.max_in_flight = 30, .batch_size = 100}, true, 0ms);
+  EXPECT_EQ(bounded.Size(), 30u);
+  EXPECT_EQ(bounded.MaxInFlight(), 30u);
+}
+
+TEST(BatchSizerTest, AutomaticSizeDoublesForCheapInputsUpToTheCap) {
+  BatchSizer sizer({}, true, 0ms);
+  EXPECT_EQ(sizer.Size(), 1u);
+  EXPECT_TRUE(sizer.UseBatchedForm(1));  // the first task measures
+  std::vector<std::size_t> sizes;
+  for (int i = 0; i < 20; ++i) {
+    const std::size_t size = sizer.Size();
+    sizer.Observe(size, size * kMicrosecond / 10, size * 8);  // 0.1 us, 8 bytes per input
+    sizes.push_back(sizer.Size());
+  }
+  EXPECT_EQ(sizes[0], 2u);
+  EXPECT_EQ(sizes[1], 4u);
+  EXPECT_EQ(sizes[2], 8u);
+  EXPECT_EQ(sizes.back(), BatchSizer::kMaxBatchItems);
+  EXPECT_EQ(sizer.MaxInFlight(), BatchSizer::kMaxBatchItems * fleet::kDefaultMaxInFlight);
+  EXPECT_TRUE(sizer.UseBatchedForm(2));
+}
+
+TEST(BatchSizerTest, AutomaticSizeAimsAtAboutTenMillisecondsPerBatch) {
+  BatchSizer sizer({}, true, 0ms);
+  for (int i = 0; i < 20; ++i) sizer.Observe(sizer.Size(), sizer.Size() * 100 * kMicrosecond, 8);
+  // 0.1 ms per input: between 5 and 20 ms per batch.
+  EXPECT_GE(sizer.Size(), 50u);
+  EXPECT_LE(sizer.Size(), 200u);
+  // The inputs become slower: it shrinks to ~10 ms at once.
+  sizer.Observe(sizer.Size(), sizer.Size() * 5 * kMillisecond, 8);
+  EXPECT_EQ(sizer.Size(), 2u);
+}
+
+TEST(BatchSizerTest, SlowInputsGoOnePerTaskWithAnOccasionalProbe) {
+  BatchSizer sizer({}, true, 0ms);
+  ASSERT_TRUE(sizer.UseBatchedForm(1));
+  EXPECT_FALSE(sizer.UseBatchedForm(1));  // one probe at a time
+  sizer.Observe(1, 50 * kMillisecond, 8);
+  EXPECT_EQ(sizer.Size(), 1u);
+  std::size_t probes = 0;
+  for (std::size_t i = 0; i < 10 * BatchSizer::kProbeInterval; ++i) {
+    if (sizer.UseBatchedForm(1)) {
+      ++probes;
+      sizer.Observe(1, 50 * kMillisecond, 8);
+    }
+  }
+  EXPECT_EQ(probes, 10u);
+  EXPECT_EQ(sizer.Size(), 1u);
+  EXPECT_EQ(sizer.MaxInFlight(), fleet::kDefaultMaxInFlight);
+}
+
+TEST(BatchSizerTest, BytesTimeoutAndMaxInFlightBoundTheSize) {
+  BatchSizer big({}, true, 0ms);
+  for (int i = 0; i < 20; ++i) big.Observe(big.Size(), 1, big.Size() * 100'000);
+  EXPECT_LE(big.Size() * 100'000, BatchSizer::kMaxBatchBytes);
+  EXPECT_GE(big.Size(), 5u);
+
+  BatchSizer timed({}, true, 4ms);  // a quarter of it: 1 ms
+  for (int i = 0; i < 20; ++i) timed.Observe(timed.Size(), timed.Size() * 100 * kMicrosecond, 8);
+  EXPECT_LE(timed.Size(), 10u);
+
+  BatchSizer bounded({.max_in_flight = 40}, true, 0ms);
+  for (int i = 0; i < 20; ++i) bounded.Observe(bounded.Size(), 1, 8);
+  EXPECT_EQ(bounded.Size(), 10u);
+  EXPECT_EQ(bounded.MaxInFlight(), 40u);
+}
+
+TEST(BatchSizerTest, FailuresHalveTheSizeOrStopBatching) {
+  BatchSizer sizer({}, true, 0ms);
+  for (int i = 0; i < 20; ++i) sizer.Observe(sizer.Size(), 1, 8);
+  ASSERT_EQ(sizer.Size(), BatchSizer::kMaxBatchItems);
+  sizer.BatchFailed("user_exception");
+  EXPECT_EQ(sizer.Size(), BatchSizer::kMaxBatchItems / 2);
+  EXPECT_TRUE(sizer.batching());
+  // Workers whose task library has no batched form.
+  sizer.BatchFailed("function_not_found");
+  EXPECT_FALSE(sizer.batching());
+  EXPECT_EQ(sizer.Size(), 1u);
+  EXPECT_FALSE(sizer.UseBatchedForm(1));
+  BatchSizer mismatch({.batch_size = 50}, true, 0ms);
+  mismatch.BatchFailed("signature_mismatch");
+  EXPECT_EQ(mismatch.Size(), 1u);
 }
 
 TEST_F(StreamingTest, MapAcceptsAnyInputRange) {
@@ -538,6 +654,232 @@ TEST_F(StreamingTest, BreakingOutEarlyDropsTheRefsInFlight) {
       cluster().WaitForStatus([&](const nlohmann::json& s) { return ObjectCount(s) == base_count; },
                               kStatusTimeout, &after))
       << after.dump(2);
+}
+
+// ---- batches -----------------------------------------------------------------
+
+uint64_t Submitted(const nlohmann::json& status) {
+  return status["tasks"]["submitted"].get<uint64_t>();
+}
+
+TEST_F(StreamingTest, FixedBatchesKeepResultsAndOrder) {
+  const std::vector<int> inputs = Iota(2000);
+  std::vector<int> results;
+  for (int sq : fleet::Map(Square, inputs, {.timeout = kResultTimeout, .batch_size = 100})) {
+    results.push_back(sq);
+  }
+  EXPECT_THAT(results, ElementsAreArray(Squares(inputs)));
+  EXPECT_EQ(Submitted(cluster().Status()), 20u);  // 100 inputs per task
+
+  // MapUnordered: every index once, the inputs of a batch in input order;
+  // the last batch is short (2000 = 13 * 150 + 50). By string, too.
+  std::map<std::size_t, int> seen;
+  std::size_t in_batch_order = 0;
+  std::optional<std::size_t> previous;
+  for (auto& [i, sq] : fleet::MapUnordered(fleet::Task<int(int)>("Square"), inputs,
+                                           {.timeout = kResultTimeout, .batch_size = 150})) {
+    EXPECT_TRUE(seen.emplace(i, sq).second) << "index " << i << " yielded twice";
+    if (previous && i % 150 != 0 && i == *previous + 1) ++in_batch_order;
+    previous = i;
+  }
+  ASSERT_EQ(seen.size(), inputs.size());
+  for (const auto& [i, sq] : seen) EXPECT_EQ(sq, inputs[i] * inputs[i]) << "index " << i;
+  EXPECT_EQ(in_batch_order, inputs.size() - 14);  // all but each batch's first
+  EXPECT_EQ(Submitted(cluster().Status()), 20u + 14u);
+}
+
+TEST_F(StreamingTest, AutomaticBatchingBatchesCheapInputs) {
+  const std::vector<int> inputs = Iota(50'000);
+  std::vector<int> results;
+  results.reserve(inputs.size());
+  for (int sq : fleet::Map(Square, inputs, {.timeout = kResultTimeout})) results.push_back(sq);
+  EXPECT_THAT(results, ElementsAreArray(Squares(inputs)));
+  const uint64_t ordered_tasks = Submitted(cluster().Status());
+  EXPECT_LT(ordered_tasks, inputs.size() / 20) << "cheap inputs were not batched";
+
+  std::vector<bool> seen(inputs.size());
+  std::size_t yielded = 0;
+  for (auto& [i, sq] : fleet::MapUnordered(Square, inputs, {.timeout = kResultTimeout})) {
+    ASSERT_LT(i, inputs.size());
+    EXPECT_FALSE(seen[i]) << "index " << i << " yielded twice";
+    seen[i] = true;
+    EXPECT_EQ(sq, inputs[i] * inputs[i]);
+    ++yielded;
+  }
+  EXPECT_EQ(yielded, inputs.size());
+  EXPECT_LT(Submitted(cluster().Status()) - ordered_tasks, inputs.size() / 20);
+}
+
+TEST_F(StreamingTest, AutomaticBatchingKeepsSlowInputsOnePerTask) {
+  // 50 ms per input: five times the target of a batch; more inputs than
+  // the first submissions, so later ones are sized from what was measured.
+  const std::vector<int> inputs(120, 50);
+  std::size_t yielded = 0;
+  for (auto& [i, ms] : fleet::MapUnordered(SleepMs, inputs, {.timeout = kResultTimeout})) {
+    EXPECT_EQ(ms, 50);
+    ++yielded;
+  }
+  EXPECT_EQ(yielded, inputs.size());
+  EXPECT_EQ(Submitted(cluster().Status()), inputs.size());
+}
+
+TEST_F(StreamingTest, AFailingInputInABatchFailsAloneWithItsOwnError) {
+  std::vector<int> inputs = Iota(1000);
+  inputs[530] = -1;
+  const uint64_t base_objects = ObjectCount(cluster().Status());
+  // The error without batching, for comparison.
+  std::optional<fleet::TaskError> alone = GetError(fleet::Task(SquareNonNegative).Remote(-1));
+  ASSERT_TRUE(alone.has_value());
+  const uint64_t before = Submitted(cluster().Status());
+
+  std::vector<int> delivered;
+  try {
+    for (int v : fleet::Map(SquareNonNegative, inputs,
+                            {.timeout = kResultTimeout, .batch_size = 100})) {
+      delivered.push_back(v);
+    }
+    ADD_FAILURE() << "Map finished without the TaskError of input 530";
+  } catch (const fleet::TaskError& e) {
+    EXPECT_EQ(e.function_name(), "SquareNonNegative");
+    EXPECT_EQ(e.kind(), alone->kind());
+    EXPECT_EQ(e.exception_type(), alone->exception_type());
+    EXPECT_EQ(e.message(), alone->message());
+  }
+  EXPECT_THAT(delivered, ElementsAreArray(Squares(Iota(530))));
+  // Batches up to the failed one (6), then its inputs one per task (100).
+  EXPECT_GE(Submitted(cluster().Status()) - before, 6u + 100u);
+
+  // A hand-written loop moves past it and gets every other input right,
+  // with automatic batching as well.
+  std::vector<int> others = Squares(inputs);
+  others.erase(others.begin() + 530);
+  for (std::size_t batch_size : {std::size_t{100}, std::size_t{0}}) {
+    auto stream = fleet::Map(SquareNonNegative, inputs,
+                             {.timeout = kResultTimeout, .batch_size = batch_size});
+    std::vector<int> values;
+    int failures = 0;
+    for (auto it = stream.begin(); it != stream.end(); ++it) {
+      try {
+        values.push_back(*it);
+      } catch (const fleet::TaskError& e) {
+        ++failures;
+        EXPECT_EQ(e.message(), alone->message());
+        EXPECT_THROW(*it, fleet::TaskError);  // again, until the loop moves on
+      }
+    }
+    EXPECT_EQ(failures, 1) << "batch_size " << batch_size;
+    EXPECT_THAT(values, ElementsAreArray(others)) << "batch_size " << batch_size;
+  }
+
+  // MapUnordered: every other index once with its value, and the failure.
+  auto stream = fleet::MapUnordered(SquareNonNegative, inputs,
+                                    {.timeout = kResultTimeout, .batch_size = 64});
+  std::map<std::size_t, int> unordered;
+  int failures = 0;
+  for (auto it = stream.begin(); it != stream.end(); ++it) {
+    try {
+      auto& [i, sq] = *it;
+      EXPECT_TRUE(unordered.emplace(i, sq).second);
+    } catch (const fleet::TaskError& e) {
+      ++failures;
+      EXPECT_EQ(e.message(), alone->message());
+    }
+  }
+  EXPECT_EQ(failures, 1);
+  EXPECT_EQ(unordered.size(), inputs.size() - 1);
+  EXPECT_EQ(unordered.count(530), 0u);
+  for (const auto& [i, sq] : unordered) EXPECT_EQ(sq, inputs[i] * inputs[i]) << "index " << i;
+
+  // Skipping elements unread (++ without *) moves past the failure too.
+  auto skipped = fleet::Map(SquareNonNegative, inputs,
+                            {.timeout = kResultTimeout, .batch_size = 100});
+  std::size_t moved = 0;
+  for (auto it = skipped.begin(); it != skipped.end(); ++it) ++moved;
+  EXPECT_EQ(moved, inputs.size());
+
+  nlohmann::json after;
+  EXPECT_TRUE(cluster().WaitForStatus(
+      [&](const nlohmann::json& s) { return ObjectCount(s) == base_objects; }, kStatusTimeout,
+      &after))
+      << after.dump(2);
+}
+
+TEST_F(StreamingTest, BatchedProgressCountsInputs) {
+  const std::vector<int> inputs = Iota(1000);
+  std::vector<fleet::MapProgress> reports;
+  std::size_t taken = 0;
+  for (int sq : fleet::Map(
+           Square, inputs,
+           {.timeout = kResultTimeout,
+            .on_progress = [&](const fleet::MapProgress& p) { reports.push_back(p); },
+            .batch_size = 50})) {
+    EXPECT_EQ(sq, inputs[taken] * inputs[taken]);
+    ++taken;
+    if (!reports.empty()) {
+      EXPECT_LE(reports.back().done, taken);
+    }
+  }
+  ASSERT_FALSE(reports.empty());
+  EXPECT_EQ(reports.back().done, inputs.size());  // inputs, not the 20 tasks
+  EXPECT_EQ(reports.back().total, inputs.size());
+  EXPECT_EQ(Submitted(cluster().Status()), 20u);
+}
+
+TEST_F(StreamingTest, BatchesRespectMaxInFlightAndDroppingTheStreamStopsThem) {
+  constexpr std::size_t kMaxInFlight = 400;
+  constexpr std::size_t kBatch = 100;
+  constexpr std::size_t kTaken = 250;
+  const uint64_t base = ObjectCount(cluster().Status());
+  {
+    auto stream = fleet::Map(Square, Iota(100'000),
+                             {.max_in_flight = kMaxInFlight, .timeout = kResultTimeout,
+                              .batch_size = kBatch});
+    std::size_t taken = 0;
+    for (int sq : stream) {
+      EXPECT_EQ(sq, static_cast<int>(taken * taken));
+      if (++taken == kTaken) break;
+    }
+    // Inputs out: at most max_in_flight, in whole batches: the first four,
+    // and one more each time the loop finished one, (250 + 400) / 100 in
+    // all (the client submits asynchronously: wait for the scheduler to
+    // have them all).
+    nlohmann::json during;
+    EXPECT_TRUE(cluster().WaitForStatus(
+        [&](const nlohmann::json& s) { return Submitted(s) == 6; }, kStatusTimeout, &during))
+        << during.dump(2);
+  }
+  // Dropped: its refs are released and nothing more is submitted.
+  nlohmann::json after;
+  EXPECT_TRUE(cluster().WaitForStatus(
+      [&](const nlohmann::json& s) { return ObjectCount(s) == base; }, kStatusTimeout, &after))
+      << after.dump(2);
+  EXPECT_EQ(Submitted(after), 6u);
+  const uint64_t at_drop = Submitted(after);
+
+  // Automatic batches within an explicit max_in_flight: at most a quarter.
+  std::size_t yielded = 0;
+  for (int sq : fleet::Map(Square, Iota(5000), {.max_in_flight = 200, .timeout = kResultTimeout})) {
+    EXPECT_EQ(sq, static_cast<int>(yielded * yielded));
+    ++yielded;
+  }
+  EXPECT_EQ(yielded, 5000u);
+  EXPECT_GE(Submitted(cluster().Status()) - at_drop, 5000u / 50);
+}
+
+TEST_F(StreamingTest, LargeBatchesBothWaysDoNotStallTheExecutorPipeline) {
+  // Automatic batching ramps up through many short tasks, so that each
+  // slot pipelines many tasks into its executor, to batches of ~50 KB of
+  // inputs and ~50 KB of results (5 bytes each way per input). A slot that
+  // queued more bytes than the executor's socket takes, while the executor
+  // waited to hand back a result, used to wait for ever.
+  std::vector<int> inputs;
+  for (int i = 0; i < 1'000'000; ++i) inputs.push_back(-33'000 - i % 13'000);  // squares < 2^31
+  std::size_t taken = 0;
+  for (int sq : fleet::Map(Square, inputs, {.timeout = kResultTimeout})) {
+    ASSERT_EQ(sq, inputs[taken] * inputs[taken]) << "input " << taken;
+    ++taken;
+  }
+  EXPECT_EQ(taken, inputs.size());
 }
 
 }  // namespace

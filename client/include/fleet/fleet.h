@@ -188,6 +188,7 @@ class TaskCaller {
   }
 
   const std::string& function_name() const { return function_name_; }
+  uint64_t signature_hash() const { return signature_hash_; }
   const TaskOptions& options() const { return options_; }
 
  private:

@@ -2,11 +2,20 @@
 // definition registers it under its name in the process-wide registry of
 // libfleet_task, which both the client (to name it on the wire) and the
 // worker (to run it) consult.
+//
+// A function of one parameter that returns a value also gets a batched form,
+// found under "<name>#batch" (kBatchSuffix): it takes a std::vector of the
+// parameter's type, calls the function on each element in order, and
+// returns a BatchResult (the results and how long the calls took).
+// fleet::Map sends cheap inputs to it many at a time; to the worker it is
+// just another function, with its own signature hash.
 #ifndef FLEET_REMOTE_H_
 #define FLEET_REMOTE_H_
 
+#include <chrono>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -54,6 +63,22 @@ struct FunctionInfo {
   std::size_t arity = 0;
   const void* address = nullptr;  // for fleet::Task(fn) lookups
   Invoker invoke;
+  // The batched form ("<name>#batch"), for functions that have one: found
+  // by FindByName, never listed by Names() nor by address.
+  std::shared_ptr<const FunctionInfo> batched = nullptr;
+};
+
+// The name suffix under which a function's batched form is found.
+inline constexpr std::string_view kBatchSuffix = "#batch";
+
+// What a batched form returns: fn(input) for each input, in order, and the
+// time the calls took (decoding the inputs included), which fleet::Map uses
+// to size its batches.
+template <typename R>
+struct BatchResult {
+  std::vector<R> values;
+  uint64_t elapsed_ns = 0;
+  MSGPACK_DEFINE(values, elapsed_ns);
 };
 
 // Process-wide registry of remote functions. Thread-safe.
@@ -61,12 +86,14 @@ class FunctionRegistry {
  public:
   static FunctionRegistry& Global();
 
-  // Registers `info`. A second function under the same name is refused and
-  // remembered as an error (see TakeErrors), naming both origins.
-  void Register(FunctionInfo info);
+  // Registers `info` (and its batched form). A second function under the
+  // same name is refused and remembered as an error (see TakeErrors), naming
+  // both origins; returns whether `info` was registered.
+  bool Register(FunctionInfo info);
 
   // Returns nullptr when not registered. The pointer stays valid for the
-  // life of the process (functions are never unregistered).
+  // life of the process (functions are never unregistered). "<name>#batch"
+  // finds the batched form of <name>, when it has one.
   const FunctionInfo* FindByName(std::string_view name) const;
   const FunctionInfo* FindByAddress(const void* address) const;
   std::vector<std::string> Names() const;
@@ -117,6 +144,21 @@ uint64_t SignatureHash() {
   return Fnv1a64(typeid(R (*)(WireType<P>...)).name());
 }
 
+// Hash of the batched form of R(P): that of BatchResult<R>(std::vector<P>)
+// by wire types, salted so that it differs from any plain function's.
+template <typename R, typename P>
+uint64_t BatchSignatureHash() {
+  return Fnv1a64(std::string("fleet-batch:") +
+                 typeid(BatchResult<R> (*)(std::vector<WireType<P>>)).name());
+}
+
+// Whether R(P) gets a batched form: it returns a value, and both types can
+// be decoded as elements of a vector (which default-constructs them).
+template <typename R, typename P>
+inline constexpr bool kHasBatchedForm =
+    !std::is_void_v<R> && std::is_default_constructible_v<std::decay_t<P>> &&
+    std::is_default_constructible_v<R>;
+
 template <typename T>
 T DecodeArgument(std::string_view bytes, std::size_t index, const char* function_name) {
   try {
@@ -151,6 +193,38 @@ Invoker MakeInvoker(R (*fn)(P...), std::string name, std::index_sequence<I...>) 
   };
 }
 
+// The batched form's invoker: one argument, a msgpack array of inputs.
+template <typename R, typename P>
+Invoker MakeBatchInvoker(R (*fn)(P), std::string name) {
+  return [fn, name = std::move(name)](const std::vector<std::string_view>& args,
+                                      ResultBuffer& result) {
+    if (args.size() != 1) {
+      throw BadArgument(name + " takes 1 argument (the batch of inputs), got " +
+                        std::to_string(args.size()));
+    }
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<std::decay_t<P>> inputs =
+        DecodeArgument<std::vector<std::decay_t<P>>>(args[0], 0, name.c_str());
+    BatchResult<R> out;
+    out.values.reserve(inputs.size());
+    for (auto& input : inputs) out.values.push_back(fn(std::move(input)));
+    out.elapsed_ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                               std::chrono::steady_clock::now() - start)
+                                               .count());
+    WriteResult(out, result);
+  };
+}
+
+template <typename R, typename P>
+std::shared_ptr<const FunctionInfo> MakeBatchedForm(const char* name, R (*fn)(P)) {
+  auto info = std::make_shared<FunctionInfo>();
+  info->name = std::string(name) + std::string(kBatchSuffix);
+  info->signature_hash = BatchSignatureHash<R, P>();
+  info->arity = 1;
+  info->invoke = MakeBatchInvoker(fn, info->name);
+  return info;
+}
+
 // Calls `function` and returns its serialized result as a string.
 inline std::string InvokeToString(const FunctionInfo& function,
                                   const std::vector<std::string_view>& args) {
@@ -180,6 +254,9 @@ bool RegisterFunction(const char* name, R (*fn)(P...)) {
   info.arity = sizeof...(P);
   info.address = reinterpret_cast<const void*>(fn);
   info.invoke = MakeInvoker(fn, name, std::index_sequence_for<P...>{});
+  if constexpr (sizeof...(P) == 1) {
+    if constexpr (kHasBatchedForm<R, P...>) info.batched = MakeBatchedForm(name, fn);
+  }
   FunctionRegistry::Global().Register(std::move(info));
   return true;
 }
