@@ -37,6 +37,34 @@ grpc::Status Relayed(const grpc::Status& status, const std::string& target) {
                                                         target, ": ", status.error_message()));
 }
 
+// What both relayed calls share: the upstream call to the worker, the
+// bytes moved, and the two OnDone (the caller's call and the worker's call)
+// that must both have happened before the relay may delete itself.
+struct RelayedCall {
+  RelayedCall(EventLoop* loop, SchedulerCore* core) : loop(loop), core(core) {}
+
+  // Opens the stub to `target` with a transfer's deadline.
+  v1::Worker::Stub* Dial() {
+    stub = v1::Worker::NewStub(ChannelTo(target));
+    upstream.set_deadline(absl::ToChronoTime(absl::Now() + kObjectTransferTimeout));
+    return stub.get();
+  }
+  // Counts the call on the loop, where /status reads it.
+  void Record(bool ok) const {
+    loop->Post([core = core, bytes = bytes, ok] { core->RecordRelay(bytes, ok); });
+  }
+  // True for the second of the two OnDone.
+  bool LastDone() { return pending.fetch_sub(1) == 1; }
+
+  EventLoop* const loop;
+  SchedulerCore* const core;
+  std::string target;
+  std::unique_ptr<v1::Worker::Stub> stub;
+  grpc::ClientContext upstream;
+  uint64_t bytes = 0;
+  std::atomic<int> pending{2};
+};
+
 }  // namespace
 
 // One relayed FetchObject: the worker's chunks, read with a callback
@@ -50,18 +78,16 @@ class ObjectRelay::Fetch final : public grpc::ServerWriteReactor<v1::ObjectChunk
 
  public:
   Fetch(EventLoop* loop, SchedulerCore* core, v1::FetchObjectRequest request)
-      : loop_(loop), core_(core), request_(std::move(request)) {}
+      : call_(loop, core), request_(std::move(request)) {}
 
   // Starts forwarding to `target` once the loop has checked it.
   void Begin(absl::Status allowed, std::string target) {
-    target_ = std::move(target);
+    call_.target = std::move(target);
     if (!allowed.ok()) {
       EndUpstream(ToGrpcStatus(allowed));
       return;
     }
-    stub_ = v1::Worker::NewStub(ChannelTo(target_));
-    upstream_.set_deadline(absl::ToChronoTime(absl::Now() + kObjectTransferTimeout));
-    stub_->async()->FetchObject(&upstream_, &request_, this);
+    call_.Dial()->async()->FetchObject(&call_.upstream, &request_, this);
     Up::AddHold();
     Up::StartRead(&chunk_);
     Up::StartCall();
@@ -74,43 +100,37 @@ class ObjectRelay::Fetch final : public grpc::ServerWriteReactor<v1::ObjectChunk
       Up::RemoveHold();
       return;
     }
-    bytes_ += chunk_.data().size();
+    call_.bytes += chunk_.data().size();
     Down::StartWrite(&chunk_);
   }
   // Downstream: the chunk went out; read the next.
   void OnWriteDone(bool ok) override {
     if (!ok) {  // the caller is gone
-      upstream_.TryCancel();
+      call_.upstream.TryCancel();
       Up::RemoveHold();
       return;
     }
     Up::StartRead(&chunk_);
   }
-  void OnDone(const grpc::Status& status) override { EndUpstream(Relayed(status, target_)); }
+  void OnDone(const grpc::Status& status) override {
+    EndUpstream(Relayed(status, call_.target));
+  }
   // Downstream: the caller went away (safe before the upstream call starts).
-  void OnCancel() override { upstream_.TryCancel(); }
-  void OnDone() override { Release(); }
+  void OnCancel() override { call_.upstream.TryCancel(); }
+  void OnDone() override {
+    if (call_.LastDone()) delete this;
+  }
 
  private:
   void EndUpstream(grpc::Status status) {
-    const bool ok = status.ok();
+    call_.Record(status.ok());
     Down::Finish(std::move(status));
-    loop_->Post([core = core_, bytes = bytes_, ok] { core->RecordRelay(bytes, ok); });
-    Release();
-  }
-  void Release() {
-    if (pending_.fetch_sub(1) == 1) delete this;
+    if (call_.LastDone()) delete this;
   }
 
-  EventLoop* const loop_;
-  SchedulerCore* const core_;
+  RelayedCall call_;
   const v1::FetchObjectRequest request_;
-  std::string target_;
-  std::unique_ptr<v1::Worker::Stub> stub_;
-  grpc::ClientContext upstream_;
   v1::ObjectChunk chunk_;  // one chunk in flight: read, then written
-  uint64_t bytes_ = 0;
-  std::atomic<int> pending_{2};  // the two calls' OnDone
 };
 
 // One relayed PutObject: the caller's chunks are written on to the worker
@@ -124,17 +144,15 @@ class ObjectRelay::Put final : public grpc::ServerReadReactor<v1::ObjectChunk>,
  public:
   Put(EventLoop* loop, SchedulerCore* core, grpc::CallbackServerContext* context,
       v1::PutObjectReply* reply)
-      : loop_(loop), core_(core), context_(context), reply_(reply) {}
+      : call_(loop, core), context_(context), reply_(reply) {}
 
   void Begin(absl::Status allowed, std::string target) {
-    target_ = std::move(target);
+    call_.target = std::move(target);
     if (!allowed.ok()) {
       EndUpstream(ToGrpcStatus(allowed));
       return;
     }
-    stub_ = v1::Worker::NewStub(ChannelTo(target_));
-    upstream_.set_deadline(absl::ToChronoTime(absl::Now() + kObjectTransferTimeout));
-    stub_->async()->PutObject(&upstream_, &upstream_reply_, this);
+    call_.Dial()->async()->PutObject(&call_.upstream, &upstream_reply_, this);
     Up::AddHold();
     Up::StartCall();
     Down::StartRead(&chunk_);
@@ -145,14 +163,14 @@ class ObjectRelay::Put final : public grpc::ServerReadReactor<v1::ObjectChunk>,
   void OnReadDone(bool ok) override {
     if (!ok) {
       if (context_->IsCancelled()) {
-        upstream_.TryCancel();
+        call_.upstream.TryCancel();
       } else {
         Up::StartWritesDone();
       }
       Up::RemoveHold();
       return;
     }
-    bytes_ += chunk_.data().size();
+    call_.bytes += chunk_.data().size();
     Up::StartWrite(&chunk_);
   }
   // Upstream: the chunk reached the worker; read the next. On failure the
@@ -166,33 +184,25 @@ class ObjectRelay::Put final : public grpc::ServerReadReactor<v1::ObjectChunk>,
   }
   void OnDone(const grpc::Status& status) override {
     if (status.ok()) *reply_ = upstream_reply_;
-    EndUpstream(Relayed(status, target_));
+    EndUpstream(Relayed(status, call_.target));
   }
-  void OnCancel() override { upstream_.TryCancel(); }
-  void OnDone() override { Release(); }
+  void OnCancel() override { call_.upstream.TryCancel(); }
+  void OnDone() override {
+    if (call_.LastDone()) delete this;
+  }
 
  private:
   void EndUpstream(grpc::Status status) {
-    const bool ok = status.ok();
+    call_.Record(status.ok());
     Down::Finish(std::move(status));
-    loop_->Post([core = core_, bytes = bytes_, ok] { core->RecordRelay(bytes, ok); });
-    Release();
-  }
-  void Release() {
-    if (pending_.fetch_sub(1) == 1) delete this;
+    if (call_.LastDone()) delete this;
   }
 
-  EventLoop* const loop_;
-  SchedulerCore* const core_;
+  RelayedCall call_;
   grpc::CallbackServerContext* const context_;
   v1::PutObjectReply* const reply_;
-  std::string target_;
-  std::unique_ptr<v1::Worker::Stub> stub_;
-  grpc::ClientContext upstream_;
   v1::PutObjectReply upstream_reply_;
   v1::ObjectChunk chunk_;  // one chunk in flight: read, then written
-  uint64_t bytes_ = 0;
-  std::atomic<int> pending_{2};  // the two calls' OnDone
 };
 
 grpc::ServerWriteReactor<v1::ObjectChunk>* ObjectRelay::FetchObject(
