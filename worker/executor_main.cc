@@ -2,6 +2,7 @@
 // (--isolation=process, executor.proto), so that a task that crashes, calls
 // exit or runs out of memory costs this process, not the worker daemon,
 // its store and its other tasks. Started by the daemon, never by hand.
+#include <malloc.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -212,6 +213,12 @@ int Main(int argc, char** argv) {
 }  // namespace fleet::worker
 
 int main(int argc, char** argv) {
+  // Task results are often large buffers, built here and then copied into
+  // the store. glibc raises its mmap threshold after the first such buffer
+  // is freed, and from then on keeps freed ones in the heap: an executor
+  // that once returned a 16 MB result would hold tens of MB for good. A
+  // fixed threshold gives every buffer above 1 MiB back when it is freed.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   const int status = fleet::worker::Main(argc, argv);
   fleet::FlushLogs();
   std::fflush(nullptr);
