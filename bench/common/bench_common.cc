@@ -186,52 +186,7 @@ bool WriteString(const std::string& path, const std::string& text) {
 
 bool Exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
-}  // namespace
-
-uint64_t TreeRssBytes(const std::vector<pid_t>& roots) {
-  std::unordered_map<pid_t, std::vector<pid_t>> children;
-  if (DIR* proc = ::opendir("/proc")) {
-    while (dirent* entry = ::readdir(proc)) {
-      int pid = 0;
-      if (!absl::SimpleAtoi(entry->d_name, &pid)) continue;
-      const pid_t ppid = ParentOf(entry->d_name);
-      if (ppid > 0) children[ppid].push_back(pid);
-    }
-    ::closedir(proc);
-  }
-  std::vector<pid_t> todo(roots.begin(), roots.end());
-  std::vector<pid_t> seen;
-  uint64_t total = 0;
-  while (!todo.empty()) {
-    const pid_t pid = todo.back();
-    todo.pop_back();
-    if (std::find(seen.begin(), seen.end(), pid) != seen.end()) continue;
-    seen.push_back(pid);
-    total += RssOf(pid);
-    for (pid_t child : children[pid]) todo.push_back(child);
-  }
-  return total;
-}
-
-namespace {
-
-// Fields 14-17 of /proc/PID/stat (utime, stime, cutime, cstime), in ticks.
-double OwnCpuSeconds(pid_t pid) {
-  std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(file, line)) return 0;
-  const std::size_t close = line.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream rest(line.substr(close + 2));
-  std::vector<std::string> fields;  // from field 3 (state) on
-  std::string field;
-  while (fields.size() < 15 && rest >> field) fields.push_back(field);
-  if (fields.size() < 15) return 0;
-  double ticks = 0;
-  for (int i = 11; i <= 14; ++i) ticks += std::strtod(fields[i].c_str(), nullptr);
-  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
+// `roots` and every process below them, each once.
 std::vector<pid_t> WithDescendants(const std::vector<pid_t>& roots) {
   std::unordered_map<pid_t, std::vector<pid_t>> children;
   if (DIR* proc = ::opendir("/proc")) {
@@ -252,6 +207,33 @@ std::vector<pid_t> WithDescendants(const std::vector<pid_t>& roots) {
     for (pid_t child : children[pid]) todo.push_back(child);
   }
   return all;
+}
+
+}  // namespace
+
+uint64_t TreeRssBytes(const std::vector<pid_t>& roots) {
+  uint64_t total = 0;
+  for (pid_t pid : WithDescendants(roots)) total += RssOf(pid);
+  return total;
+}
+
+namespace {
+
+// Fields 14-17 of /proc/PID/stat (utime, stime, cutime, cstime), in ticks.
+double OwnCpuSeconds(pid_t pid) {
+  std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(file, line)) return 0;
+  const std::size_t close = line.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(line.substr(close + 2));
+  std::vector<std::string> fields;  // from field 3 (state) on
+  std::string field;
+  while (fields.size() < 15 && rest >> field) fields.push_back(field);
+  if (fields.size() < 15) return 0;
+  double ticks = 0;
+  for (int i = 11; i <= 14; ++i) ticks += std::strtod(fields[i].c_str(), nullptr);
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 }  // namespace
