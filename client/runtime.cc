@@ -20,6 +20,7 @@
 #include "common/ids.h"
 #include "common/local_store_link.h"
 #include "common/logging.h"
+#include "common/mutex_checks.h"
 #include "common/object_transfer.h"
 #include "fleet/fleet.h"
 
@@ -308,6 +309,7 @@ TaskError ToTaskError(const v1::TaskFailure& failure) {
 }  // namespace
 
 void Init(const InitOptions& options) {
+  SkipMutexDeadlockChecksInReleaseBuilds();
   if (auto status = SetLogLevel(options.log_level); !status.ok()) {
     throw Error(std::string(status.message()));
   }

@@ -10,7 +10,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libfmt-dev libmsgpack-cxx-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcpp-httplib-dev nlohmann-json3-dev libssl-dev librocksdb-dev
+  libcpp-httplib-dev nlohmann-json3-dev libssl-dev librocksdb-dev libgoogle-perftools-dev
   curl procps python3 util-linux iproute2
 )
 if [[ ${FLEET_DEPS_BUILD_ONLY:-0} != 1 ]]; then

@@ -11,6 +11,7 @@
 #include "common/cluster_token.h"
 #include "common/flags_usage.h"
 #include "common/logging.h"
+#include "common/mutex_checks.h"
 #include "common/net.h"
 #include "common/stop_signals.h"
 #include "scheduler/scheduler_server.h"
@@ -62,6 +63,7 @@ int main(int argc, char** argv) {
       "/healthz and /status are served on its HTTP port.\n"
       "Environment: FLEET_TOKEN, when set, is the cluster token every worker, client and fleet\n"
       "command must send (they read it from their own FLEET_TOKEN).");
+  fleet::SkipMutexDeadlockChecksInReleaseBuilds();
   absl::ParseCommandLine(argc, argv);
   if (auto s = fleet::SetLogLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
     std::fprintf(stderr, "fleet-scheduler: %s\n", std::string(s.message()).c_str());

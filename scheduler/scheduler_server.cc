@@ -33,7 +33,7 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(Schedule
     options.core.epoch = std::max<uint64_t>(static_cast<uint64_t>(absl::ToUnixMicros(absl::Now())),
                                             stored.meta.epoch() + 1);
   }
-  server->router_ = std::make_unique<StreamRouter>(/*hold=*/server->state_ != nullptr);
+  server->router_ = std::make_unique<StreamRouter>();
   server->core_ = std::make_unique<SchedulerCore>(options.core, server->router_.get());
   SchedulerCore* core = server->core_.get();
   if (!stored.fresh) RETURN_IF_ERROR(core->Restore(stored));

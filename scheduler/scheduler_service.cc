@@ -37,10 +37,6 @@ void ForEachId(const Ids& ids, absl::string_view from, Use use) {
 
 template <typename Stream, typename AddFn>
 void StreamRouter::Deliver(const std::shared_ptr<Stream>& stream, std::size_t bytes, AddFn&& add) {
-  if (!hold_) {
-    stream->Send(bytes, std::forward<AddFn>(add));
-    return;
-  }
   auto& held = [&]() -> auto& {
     if constexpr (std::is_same_v<Stream, WorkerStream>) {
       return held_workers_[stream];
@@ -55,10 +51,6 @@ void StreamRouter::Deliver(const std::shared_ptr<Stream>& stream, std::size_t by
 
 template <typename Stream>
 void StreamRouter::End(const std::shared_ptr<Stream>& stream, grpc::Status status) {
-  if (!hold_) {
-    stream->Abort(std::move(status));
-    return;
-  }
   held_ends_.emplace_back(stream, std::move(status));
 }
 

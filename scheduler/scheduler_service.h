@@ -23,13 +23,14 @@ using ClientStream = ServerStream<v1::ClientToScheduler, v1::SchedulerToClient>;
 
 // Routes the core's output to the open streams. Owned by the loop thread.
 //
-// With `hold` (durable state), what the core sends during a batch of
-// events waits until Flush, which the loop calls once the batch's changes
-// are committed: nothing the scheduler decided reaches a worker or client
-// before it would survive a restart.
+// What the core sends during a batch of events is held until Flush, which
+// the loop calls once per batch: each stream gets one message per batch
+// instead of one write per event (a gRPC write costs more than the work of
+// most events), and with durable state the loop flushes only after the
+// batch's changes are committed, so nothing the scheduler decided reaches a
+// worker or client before it would survive a restart.
 class StreamRouter : public SchedulerOutput {
  public:
-  explicit StreamRouter(bool hold = false) : hold_(hold) {}
 
   void AddWorker(const WorkerId& id, std::shared_ptr<WorkerStream> stream);
   // Drops the worker's route if it is still `stream`; returns whether it was.
@@ -68,7 +69,6 @@ class StreamRouter : public SchedulerOutput {
   template <typename Stream>
   void End(const std::shared_ptr<Stream>& stream, grpc::Status status);
 
-  const bool hold_;
   absl::flat_hash_map<WorkerId, std::shared_ptr<WorkerStream>> workers_;
   absl::flat_hash_map<SessionId, std::shared_ptr<ClientStream>> sessions_;
   absl::flat_hash_map<WorkerId, uint64_t> completions_;  // on the worker's current stream

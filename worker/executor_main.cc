@@ -21,6 +21,7 @@
 #include "common/ids.h"
 #include "common/local_store_link.h"
 #include "common/logging.h"
+#include "common/mutex_checks.h"
 #include "fleet/v1/executor.pb.h"
 #include "worker/executor_channel.h"
 #include "worker/task_call.h"
@@ -166,6 +167,7 @@ v1::ExecutorOutcome Execute(const v1::ExecutorTask& task, LocalStoreLink* own_st
 }
 
 int Main(int argc, char** argv) {
+  fleet::SkipMutexDeadlockChecksInReleaseBuilds();
   absl::ParseCommandLine(argc, argv);
   // Die with the daemon, even when it is SIGKILLed.
   prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -17,6 +17,7 @@
 #include "common/cluster_token.h"
 #include "common/flags_usage.h"
 #include "common/logging.h"
+#include "common/mutex_checks.h"
 #include "common/stop_signals.h"
 #include "worker/worker_server.h"
 
@@ -111,6 +112,7 @@ int main(int argc, char** argv) {
       libraries.emplace_back(part);
     }
   }
+  fleet::SkipMutexDeadlockChecksInReleaseBuilds();
   absl::ParseCommandLine(argc, argv);
   if (auto s = fleet::SetLogLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
     std::fprintf(stderr, "fleet-worker: %s\n", std::string(s.message()).c_str());
