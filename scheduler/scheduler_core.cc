@@ -885,6 +885,9 @@ void SchedulerCore::MaybeFree(const ObjectId& first) {
     if (it == objects_.end()) continue;
     Object& object = it->second;
     if (Needed(object) || object.state == ObjectState::kPending) continue;
+    if (object.lineage_uses > 0 && object.has_inline && !lineage_.Contains(id.task())) {
+      continue;  // its producer kept no spec (RetainLineage): this value is how it is rebuilt
+    }
     DropCopies(id, object);
     TouchObject(id);
     // Nothing reads it now, but a retained spec downstream may have to run

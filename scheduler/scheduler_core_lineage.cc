@@ -37,11 +37,26 @@ v1::TaskFailure LostFailure(const ObjectId& id, absl::string_view how_lost,
 void SchedulerCore::RetainLineage(const TaskId& id, Task& task) {
   const uint32_t num_returns = std::max<uint32_t>(1, task.spec.num_returns());
   int live_returns = 0;
-  for (uint32_t i = 0; i < num_returns; ++i) live_returns += objects_.contains(ObjectId::Of(id, i));
+  bool all_held_here = true;  // every live result has its value in the inline cache
+  for (uint32_t i = 0; i < num_returns; ++i) {
+    auto it = objects_.find(ObjectId::Of(id, i));
+    if (it == objects_.end()) continue;
+    live_returns++;
+    all_held_here = all_held_here && it->second.has_inline;
+  }
   if (live_returns == 0) return;  // nobody can ask for its results again
 
   std::vector<ObjectId> to_check;
   if (std::optional<Lineage::Entry> old = lineage_.Take(id)) ForgetLineage(id, *old, to_check);
+  if (all_held_here) {
+    // Results the scheduler holds are never lost with a worker: nothing
+    // will run the task again, so its spec is not kept (the common case of
+    // small results, which then costs no lineage bookkeeping). MaybeFree
+    // keeps such a result while retained specs downstream take it.
+    TouchTask(id);
+    for (const ObjectId& object_id : to_check) MaybeFree(object_id);
+    return;
+  }
   for (const ObjectId& arg : task.ref_args) {
     auto it = objects_.find(arg);
     if (it != objects_.end()) it->second.lineage_uses++;

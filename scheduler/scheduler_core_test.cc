@@ -755,6 +755,37 @@ TEST_F(SchedulerCoreTest, LineageIsFreedWhenTheResultsAreReleased) {
   EXPECT_THAT(out_.freed[w], SizeIs(3));
 }
 
+TEST_F(SchedulerCoreTest, TaskWhoseResultIsHeldInlineKeepsNoLineageYetItsValueServesARebuild) {
+  const WorkerId doomed = AddWorker(2);
+  const TaskId a = Submit();
+  core_.Dispatch();
+  Complete(doomed, a, 1, "small");  // cached by the scheduler: never lost
+  EXPECT_EQ(core_.NumLineageForTest(), 0u);
+  const TaskId b = Submit({ObjectId::Of(a, 0)});
+  core_.Dispatch();
+  CompleteLarge(doomed, b);
+  EXPECT_EQ(core_.NumLineageForTest(), 1u);  // b's result lives only on a worker
+  // The driver drops a's ref: b's retained spec still takes a, so a's
+  // value stays, as the only way to run b again.
+  core_.ReleaseObject(kSession, ObjectId::Of(a, 0));
+  EXPECT_EQ(core_.NumObjectsForTest(), 2u);
+
+  const WorkerId survivor = AddWorker(2);
+  core_.RemoveWorker(doomed, "killed");
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[survivor], SizeIs(1));
+  EXPECT_EQ(TaskOf(out_.assigned[survivor][0]), b);  // a does not run again
+  EXPECT_EQ(out_.assigned[survivor][0].arg_objects(0).inline_value(), "small");
+  EXPECT_EQ(core_.Snapshot().tasks_reconstructed, 1u);
+  CompleteLarge(survivor, b);
+  for (const auto& info : out_.notified[kSession]) EXPECT_FALSE(info.has_failure());
+
+  // Once b is released nothing can ask for a again: both go.
+  core_.ReleaseObject(kSession, ObjectId::Of(b, 0));
+  EXPECT_EQ(core_.NumObjectsForTest(), 0u);
+  EXPECT_EQ(core_.NumLineageForTest(), 0u);
+}
+
 TEST_F(SchedulerCoreTest, ArgumentAWorkerCouldNotObtainIsRebuiltAndTheTaskRequeued) {
   const WorkerId holder = AddWorker(1);
   const TaskId a = Submit();

@@ -196,9 +196,10 @@ int Main(int argc, char** argv) {
   if (!SendFramed(channel, ready).ok()) return 1;
 
   const std::string where = absl::StrCat("worker at ", address, " (executor pid ", getpid(), ")");
+  FramedReader tasks(channel);
   while (true) {
     v1::ExecutorTask task;
-    absl::Status received = ReceiveFramed(channel, &task);
+    absl::Status received = tasks.Receive(&task);
     if (absl::IsCancelled(received)) return 0;  // the daemon stopped
     if (!received.ok()) {
       logger->error("event=executor_channel_failed error=\"{}\"", received.message());

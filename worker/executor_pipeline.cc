@@ -127,6 +127,9 @@ void Executor::RunProcessSlot(Slot& slot) {
         break;
       }
       delivered = slot.process->Send(message).ok();
+      // An idle executor gets its first task at once; the rest of the batch
+      // follows in one write (Await flushes it).
+      if (delivered && sent.empty()) delivered = slot.process->Flush().ok();
       sent_bytes += prepared.message_bytes;
       sent.push_back(std::move(prepared));
     }

@@ -169,7 +169,7 @@ absl::StatusOr<std::unique_ptr<ExecutorProcess>> ExecutorProcess::Spawn(
       poll(&ready_poll, 1, static_cast<int>(absl::ToInt64Milliseconds(options.start_timeout)));
   v1::ExecutorReady ready;
   absl::Status status = waited > 0
-                            ? ReceiveFramed(process->channel_, &ready)
+                            ? process->reader_.Receive(&ready)
                             : absl::DeadlineExceededError(absl::StrCat(
                                   "not ready after ", absl::FormatDuration(options.start_timeout)));
   if (!status.ok()) {
@@ -188,7 +188,14 @@ ExecutorProcess::~ExecutorProcess() {
 
 absl::Status ExecutorProcess::Send(const v1::ExecutorTask& task) {
   if (!alive()) return absl::FailedPreconditionError("the executor is not running");
-  absl::Status sent = SendFramed(channel_, task);
+  return AppendFramed(task, unsent_);
+}
+
+absl::Status ExecutorProcess::Flush() {
+  if (unsent_.empty()) return absl::OkStatus();
+  if (!alive()) return absl::FailedPreconditionError("the executor is not running");
+  absl::Status sent = SendFrames(channel_, unsent_);
+  unsent_.clear();
   // A channel broken for another reason than the executor's exit ends it
   // too, so that Await does not wait for an answer that cannot come.
   if (!sent.ok() && !absl::IsCancelled(sent)) kill(pid_, SIGKILL);
@@ -197,7 +204,16 @@ absl::Status ExecutorProcess::Send(const v1::ExecutorTask& task) {
 
 absl::StatusOr<v1::ExecutorOutcome> ExecutorProcess::Await(const Limits& limits) {
   if (!alive()) return absl::FailedPreconditionError("the executor is not running");
+  // A failed write means the executor is gone or was killed: the channel
+  // then reads as closed below, and Reap says how it ended.
+  Flush().IgnoreError();
   while (true) {
+    if (reader_.HasFrame()) {  // read with an earlier outcome: no wait
+      v1::ExecutorOutcome outcome;
+      absl::Status received = reader_.Receive(&outcome);
+      if (received.ok()) return outcome;
+      return Reap(true, received);
+    }
     int timeout_ms = kWatchIntervalMs;
     if (limits.deadline != absl::InfiniteFuture()) {
       const int64_t left = absl::ToInt64Milliseconds(limits.deadline - absl::Now());
@@ -208,7 +224,7 @@ absl::StatusOr<v1::ExecutorOutcome> ExecutorProcess::Await(const Limits& limits)
     if (ready < 0 && errno != EINTR) return Reap(true, Errno("polling an executor channel"));
     if (ready > 0) {
       v1::ExecutorOutcome outcome;
-      absl::Status received = ReceiveFramed(channel_, &outcome);
+      absl::Status received = reader_.Receive(&outcome);
       if (received.ok()) return outcome;
       if (absl::IsCancelled(received)) return Reap(false, std::nullopt);
       return Reap(true, received);

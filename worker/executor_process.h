@@ -24,6 +24,7 @@
 #include "absl/time/time.h"
 #include "fleet/v1/executor.pb.h"
 #include "fleet/v1/scheduler.pb.h"
+#include "worker/executor_channel.h"
 #include "worker/task_output.h"
 
 namespace fleet::worker {
@@ -59,8 +60,10 @@ class ExecutorProcess {
   };
 
   // Queues `task` on the executor, which runs its tasks one at a time in
-  // the order sent. An error means the channel broke: Await says why.
+  // the order sent. Tasks queued together go in one write, at the next
+  // Flush or Await. An error means the channel broke: Await says why.
   absl::Status Send(const v1::ExecutorTask& task);
+  absl::Status Flush();
   // Waits for the outcome of the oldest task sent and not yet answered,
   // enforcing `limits` on it. An error means the process is gone, and says
   // why: Aborted (it crashed or exited), DeadlineExceeded,
@@ -78,7 +81,7 @@ class ExecutorProcess {
 
  private:
   ExecutorProcess(pid_t pid, int channel, std::unique_ptr<TaskOutputReader> output)
-      : pid_(pid), channel_(channel), output_(std::move(output)) {}
+      : pid_(pid), channel_(channel), reader_(channel), output_(std::move(output)) {}
 
   // Kills the process (if `kill_first`), reaps it, and returns `why` or,
   // for a process that died on its own, how it died.
@@ -89,6 +92,8 @@ class ExecutorProcess {
 
   pid_t pid_;  // 0 once reaped
   int channel_;
+  FramedReader reader_;  // of channel_
+  std::string unsent_;   // frames of tasks queued by Send
   std::unique_ptr<TaskOutputReader> output_;  // after the process: joined once it is gone
 };
 
