@@ -578,8 +578,11 @@ def main():
     ref = first_fleet(rows, "W1")
     out.append("## Q7 / W1: 10 CPU-bound tasks, 2 workers × 1 slot\n")
     out.append("fleet: 10 `complex_operation` tasks of the seed library (a C++ exp·sinh loop "
-               "over 8.5 million elements, ~150 ms each), submitted at once; the same 10 calls "
-               "also run one after another in the client (*serial s*, same code, same run). "
+               "over 8.5 million elements, ~150 ms each), submitted at once; just before each "
+               "trial the same 10 calls run one after another in the client (*serial s*, same "
+               "code), and the trial's efficiency divides by that serial time (the speed of a "
+               "core on this shared virtual machine drifts by tens of percent within a "
+               "minute). "
                "The peers run the Python seed loop (1e6 elements; the serial Python reference, "
                "`serial, 1 process`, from the same run). The work differs (C++ against "
                "Python), so wall times compare only roughly; **parallel efficiency** = serial "
