@@ -1,7 +1,9 @@
 // Outgoing batches for one stream. Items are added to the message being
 // assembled while a write is in flight; when the write completes the writer
-// takes the whole batch at once. No timers: the batch is as large as what
-// arrived during one write, capped in bytes.
+// takes the whole batch at once: the batch is as large as what arrived
+// during one write, capped in bytes. The one timer: a producer that knows
+// more items are about to follow says so with each Add, and a writer
+// thread then waits up to `linger` for them (see WaitAndTake).
 #ifndef FLEET_COMMON_BATCH_QUEUE_H_
 #define FLEET_COMMON_BATCH_QUEUE_H_
 
@@ -22,16 +24,20 @@ inline constexpr std::size_t kDefaultBatchCapBytes = 4 << 20;
 template <typename Message>
 class BatchQueue {
  public:
-  explicit BatchQueue(std::size_t cap_bytes = kDefaultBatchCapBytes) : cap_bytes_(cap_bytes) {}
+  explicit BatchQueue(std::size_t cap_bytes = kDefaultBatchCapBytes,
+                      absl::Duration linger = absl::ZeroDuration())
+      : cap_bytes_(cap_bytes), linger_(linger) {}
 
   // Calls `add(Message&)` on the batch being assembled; `item_bytes` is the
-  // size the item adds. Returns true when the caller must start a write
-  // (nothing was in flight): it then calls TakeForWrite. Returns false when
-  // the queue is closed or a writer will pick the item up.
+  // size the item adds. `more_follow`: the producer expects further items
+  // shortly (the latest Add's word counts). Returns true when the caller
+  // must start a write (nothing was in flight): it then calls TakeForWrite.
+  // Returns false when the queue is closed or a writer will pick the item up.
   template <typename AddFn>
-  bool Add(std::size_t item_bytes, AddFn&& add) {
+  bool Add(std::size_t item_bytes, AddFn&& add, bool more_follow = false) {
     absl::MutexLock lock(&mu_);
     if (closed_) return false;
+    more_follow_ = more_follow;
     if (batches_.empty() || last_batch_bytes_ + item_bytes > cap_bytes_) {
       batches_.emplace_back();
       last_batch_bytes_ = 0;
@@ -69,11 +75,23 @@ class BatchQueue {
   }
 
   // For a writer thread: blocks until a batch is available or the queue is
-  // closed (then nullopt, after the remaining batches were taken).
+  // closed (then nullopt, after the remaining batches were taken). While
+  // the producer says more items follow, waits up to `linger` for the
+  // batch to fill (to the cap) or for the producer to say none follow: one
+  // message for a burst instead of one per item, at the cost of at most
+  // `linger` for an item that has company coming.
   std::optional<Message> WaitAndTake() {
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(
         +[](BatchQueue* q) { return !q->batches_.empty() || q->closed_; }, this));
+    if (linger_ > absl::ZeroDuration() && more_follow_) {
+      mu_.AwaitWithTimeout(absl::Condition(
+                               +[](BatchQueue* q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu_) {
+                                 return !q->more_follow_ || q->closed_ || q->batches_.size() > 1;
+                               },
+                               this),
+                           linger_);
+    }
     writing_ = true;  // a thread writer is always "writing"; Add never asks it to start
     return TakeLocked();
   }
@@ -102,11 +120,13 @@ class BatchQueue {
   }
 
   const std::size_t cap_bytes_;
+  const absl::Duration linger_;
   mutable absl::Mutex mu_;
   std::deque<Message> batches_ ABSL_GUARDED_BY(mu_);
   std::size_t last_batch_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool more_follow_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace fleet

@@ -103,5 +103,35 @@ TEST(BatchQueueTest, ThreadWriterDrainsBeforeReportingClosed) {
   EXPECT_FALSE(q.WaitAndTake().has_value());
 }
 
+TEST(BatchQueueTest, ThreadWriterLingersWhileTheProducerSaysMoreFollow) {
+  // A linger far longer than the test: only the producer's word ends it.
+  BatchQueue<Batch> q(kDefaultBatchCapBytes, absl::Hours(1));
+  q.Add(30, [](Batch& b) { b.add_release("first"); }, /*more_follow=*/true);
+  std::optional<Batch> taken;
+  std::thread writer([&] { taken = q.WaitAndTake(); });
+  q.Add(30, [](Batch& b) { b.add_release("second"); }, /*more_follow=*/true);
+  q.Add(30, [](Batch& b) { b.add_release("last"); }, /*more_follow=*/false);
+  writer.join();
+  ASSERT_TRUE(taken.has_value());
+  EXPECT_EQ(taken->release_size(), 3);
+}
+
+TEST(BatchQueueTest, ThreadWriterTakesALoneItemAtOnceDespiteALinger) {
+  BatchQueue<Batch> q(kDefaultBatchCapBytes, absl::Hours(1));
+  q.Add(30, [](Batch& b) { b.add_release("alone"); }, /*more_follow=*/false);
+  std::optional<Batch> batch = q.WaitAndTake();  // would hang for an hour if it lingered
+  ASSERT_TRUE(batch.has_value());
+  EXPECT_EQ(batch->release_size(), 1);
+}
+
+TEST(BatchQueueTest, ThreadWriterStopsLingeringWhenTheBatchReachesTheCap) {
+  BatchQueue<Batch> q(/*cap_bytes=*/50, absl::Hours(1));
+  q.Add(30, [](Batch& b) { b.add_release("a"); }, /*more_follow=*/true);
+  q.Add(30, [](Batch& b) { b.add_release("b"); }, /*more_follow=*/true);  // starts a second batch
+  std::optional<Batch> batch = q.WaitAndTake();
+  ASSERT_TRUE(batch.has_value());
+  EXPECT_EQ(batch->release_size(), 1);
+}
+
 }  // namespace
 }  // namespace fleet

@@ -37,7 +37,9 @@ class ClientStream {
   // Stop, otherwise why it broke.
   using OnEnd = absl::AnyInvocable<void(absl::Status)>;
 
-  ClientStream() = default;
+  // `linger`: see BatchQueue::WaitAndTake (for items sent with more_follow).
+  explicit ClientStream(absl::Duration linger = absl::ZeroDuration())
+      : outbox_(kDefaultBatchCapBytes, linger) {}
   ~ClientStream() { Stop(absl::ZeroDuration()); }
 
   ClientStream(const ClientStream&) = delete;
@@ -57,10 +59,10 @@ class ClientStream {
   void ExpectPeerToEnd() { peer_may_end_ = true; }
 
   // Adds an item to the next batch; `add(Out&)` fills it in. Dropped once
-  // the stream is stopping or broken.
+  // the stream is stopping or broken. `more_follow`: see BatchQueue::Add.
   template <typename AddFn>
-  void Send(std::size_t item_bytes, AddFn&& add) {
-    outbox_.Add(item_bytes, std::forward<AddFn>(add));
+  void Send(std::size_t item_bytes, AddFn&& add, bool more_follow = false) {
+    outbox_.Add(item_bytes, std::forward<AddFn>(add), more_follow);
   }
 
   // Flushes what is queued, half-closes, and gives the peer `grace` to end
