@@ -572,10 +572,38 @@ class MapFeeder {
   std::optional<MapTask> unsent_;  // read, but submitting it threw
 };
 
+// The fetched values of one batch task (inputs first, first + 1, ...),
+// taken in input order; the values are freed once all are taken.
+template <typename R>
+class FetchedBatch {
+ public:
+  void Set(std::vector<R> values, std::size_t first) {
+    values_ = std::move(values);
+    first_ = first;
+    next_ = 0;
+  }
+  bool empty() const { return next_ == values_.size(); }
+  std::size_t size() const { return values_.size() - next_; }  // not yet taken
+  std::size_t next_input() const { return first_ + next_; }
+  R Take() {
+    R value = std::move(values_[next_]);
+    Skip();
+    return value;
+  }
+  void Skip() {
+    if (++next_ == values_.size()) Set({}, 0);
+  }
+
+ private:
+  std::vector<R> values_;
+  std::size_t first_ = 0;
+  std::size_t next_ = 0;
+};
+
 // Map's source: results in input order. window_ holds the tasks submitted
-// whose results were not fetched, oldest first; values_ holds the fetched
-// values of the batch at the head, from next_value_ on. Invariant: the
-// inputs of both together are at most the feeder's MaxInFlight() (when
+// whose results were not fetched, oldest first; fetched_ holds the values
+// of the batch at the head not yet taken. Invariant: the inputs of both
+// together are at most the feeder's MaxInFlight() (when
 // Fill returns).
 template <typename R, typename P, typename Inputs>
 class OrderedMapSource {
@@ -590,7 +618,7 @@ class OrderedMapSource {
 
   void Fill() {
     while (!feeder_.exhausted()) {
-      const std::size_t in_flight = window_items_ + (values_.size() - next_value_);
+      const std::size_t in_flight = window_items_ + fetched_.size();
       const std::size_t limit = feeder_.MaxInFlight();
       const std::size_t size = feeder_.NextSize();
       // Wait for room for a whole batch, unless nothing is in flight.
@@ -604,8 +632,8 @@ class OrderedMapSource {
   R& Current() {
     if (!current_) {
       Resolve();
-      if (next_value_ < values_.size()) {
-        current_.emplace(std::move(values_[next_value_++]));
+      if (!fetched_.empty()) {
+        current_.emplace(fetched_.Take());
       } else {  // a task of this input alone, at the head
         const auto& [task, handle] = window_.front();
         if (task.error) std::rethrow_exception(task.error);
@@ -623,8 +651,8 @@ class OrderedMapSource {
       return;
     }
     Resolve();
-    if (next_value_ < values_.size()) {
-      ++next_value_;
+    if (!fetched_.empty()) {
+      fetched_.Skip();
     } else {
       const auto& [task, handle] = window_.front();
       if (!task.error) WaitReady(handle, timeout_);
@@ -634,23 +662,22 @@ class OrderedMapSource {
   }
 
   bool Done() {
-    return !current_ && next_value_ == values_.size() && window_.empty() && feeder_.exhausted();
+    return !current_ && fetched_.empty() && window_.empty() && feeder_.exhausted();
   }
 
  private:
-  // Makes the element at the position available: in values_, or as the task
+  // Makes the element at the position available: in fetched_, or as the task
   // of that input alone at the head of window_ (not fetched). Fetches the
   // batch at the head when needed; a failed batch is replaced by tasks of
   // one input each.
   void Resolve() {
-    while (next_value_ == values_.size()) {
+    while (fetched_.empty()) {
       if (window_.empty()) Fill();
       if (window_.empty()) ThrowPastEnd();
       if (!window_.front().first.batched) return;
       auto& [task, handle] = window_.front();
       try {
-        values_ = feeder_.FetchBatch(task, handle, timeout_);
-        next_value_ = 0;
+        fetched_.Set(feeder_.FetchBatch(task, handle, timeout_), task.first);
         PopHead();
       } catch (const TaskError& error) {
         auto singles = feeder_.SplitFailed(task, error);
@@ -670,10 +697,6 @@ class OrderedMapSource {
 
   // One more element taken: count it, and submit what there is room for.
   void Took() {
-    if (next_value_ == values_.size() && !values_.empty()) {
-      values_.clear();
-      next_value_ = 0;
-    }
     progress_.Took();
     Fill();
   }
@@ -683,16 +706,14 @@ class OrderedMapSource {
   const std::optional<std::chrono::nanoseconds> timeout_;
   std::deque<std::pair<MapTask, ObjectHandle>> window_;
   std::size_t window_items_ = 0;  // inputs of the tasks in window_
-  std::vector<R> values_;
-  std::size_t next_value_ = 0;
+  FetchedBatch<R> fetched_;
   std::optional<R> current_;  // the taken value at the position
 };
 
 // MapUnordered's source: (input index, result) in completion order: tasks
 // as they finish, the inputs of a batch in input order. in_flight_ and
-// head_ hold the tasks submitted whose results were not fetched; values_
-// holds the fetched values of a batch (of inputs values_first_...), from
-// next_value_ on. Invariant: their inputs together are at most the
+// head_ hold the tasks submitted whose results were not fetched; fetched_
+// holds the values of a batch not yet taken. Invariant: their inputs together are at most the
 // feeder's MaxInFlight() (when Fill returns).
 template <typename R, typename P, typename Inputs>
 class UnorderedMapSource {
@@ -708,7 +729,7 @@ class UnorderedMapSource {
 
   void Fill() {
     while (!feeder_.exhausted()) {
-      const std::size_t in_flight = pending_items_ + (values_.size() - next_value_);
+      const std::size_t in_flight = pending_items_ + fetched_.size();
       const std::size_t limit = feeder_.MaxInFlight();
       const std::size_t size = feeder_.NextSize();
       if (in_flight >= limit || (in_flight > 0 && limit - in_flight < size)) break;
@@ -721,9 +742,9 @@ class UnorderedMapSource {
   value_type& Current() {
     if (!current_) {
       Resolve();
-      if (next_value_ < values_.size()) {
-        current_.emplace(values_first_ + next_value_, std::move(values_[next_value_]));
-        ++next_value_;
+      if (!fetched_.empty()) {
+        const std::size_t input = fetched_.next_input();
+        current_.emplace(input, fetched_.Take());
       } else {  // a task of one input, ready
         const auto& [task, handle] = *head_;
         if (task.error) std::rethrow_exception(task.error);
@@ -741,8 +762,8 @@ class UnorderedMapSource {
       return;
     }
     Resolve();
-    if (next_value_ < values_.size()) {
-      ++next_value_;
+    if (!fetched_.empty()) {
+      fetched_.Skip();
     } else {
       DropHead();
     }
@@ -750,16 +771,16 @@ class UnorderedMapSource {
   }
 
   bool Done() {
-    return !current_ && next_value_ == values_.size() && !head_ && in_flight_.empty() &&
+    return !current_ && fetched_.empty() && !head_ && in_flight_.empty() &&
            feeder_.exhausted();
   }
 
  private:
-  // Makes the next element available: in values_, or as head_, a task of
+  // Makes the next element available: in fetched_, or as head_, a task of
   // one input that finished (or failed). Fetches batches as they finish; a
   // failed batch is replaced by tasks of one input each.
   void Resolve() {
-    while (next_value_ == values_.size()) {
+    while (fetched_.empty()) {
       if (!head_) {
         if (in_flight_.empty()) Fill();
         if (in_flight_.empty()) ThrowPastEnd();
@@ -768,9 +789,7 @@ class UnorderedMapSource {
       if (!head_->first.batched) return;
       auto& [task, handle] = *head_;
       try {
-        values_ = feeder_.FetchBatch(task, handle, timeout_);
-        values_first_ = task.first;
-        next_value_ = 0;
+        fetched_.Set(feeder_.FetchBatch(task, handle, timeout_), task.first);
         DropHead();
       } catch (const TaskError& error) {
         auto singles = feeder_.SplitFailed(task, error);
@@ -793,10 +812,6 @@ class UnorderedMapSource {
   }
 
   void Took() {
-    if (next_value_ == values_.size() && !values_.empty()) {
-      values_.clear();
-      next_value_ = 0;
-    }
     progress_.Took();
     Fill();
   }
@@ -808,9 +823,7 @@ class UnorderedMapSource {
   // A task that finished (or failed), taken from in_flight_, not fetched.
   std::optional<std::pair<MapTask, ObjectHandle>> head_;
   std::size_t pending_items_ = 0;  // inputs of the tasks in in_flight_ and head_
-  std::vector<R> values_;
-  std::size_t values_first_ = 0;
-  std::size_t next_value_ = 0;
+  FetchedBatch<R> fetched_;
   std::optional<value_type> current_;  // the taken value at the position
 };
 
