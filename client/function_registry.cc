@@ -34,7 +34,7 @@ FunctionRegistry::State& FunctionRegistry::state() const {
   return *state;
 }
 
-bool FunctionRegistry::Register(FunctionInfo info) {
+void FunctionRegistry::Register(FunctionInfo info) {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
   auto existing = s.origin.find(info.name);
@@ -42,14 +42,13 @@ bool FunctionRegistry::Register(FunctionInfo info) {
     s.errors.push_back("remote function '" + info.name + "' is registered twice: in " +
                        existing->second + " and in " + s.current_library +
                        "; rename one of them or load only one of the libraries");
-    return false;
+    return;
   }
   s.origin[info.name] = s.current_library;
   auto owned = std::make_unique<FunctionInfo>(std::move(info));
   s.by_address[owned->address] = owned.get();
   const std::string name = owned->name;
   s.by_name.emplace(name, std::move(owned));
-  return true;
 }
 
 const FunctionInfo* FunctionRegistry::FindByName(std::string_view name) const {

@@ -15,8 +15,8 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
-#include <memory>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -88,8 +88,8 @@ class FunctionRegistry {
 
   // Registers `info` (and its batched form). A second function under the
   // same name is refused and remembered as an error (see TakeErrors), naming
-  // both origins; returns whether `info` was registered.
-  bool Register(FunctionInfo info);
+  // both origins.
+  void Register(FunctionInfo info);
 
   // Returns nullptr when not registered. The pointer stays valid for the
   // life of the process (functions are never unregistered). "<name>#batch"
