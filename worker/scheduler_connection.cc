@@ -225,11 +225,9 @@ void SchedulerConnection::ReportCompleted(v1::TaskCompleted completed) {
   absl::MutexLock lock(&mu_);
   if (auto id = TaskId::FromBinary(completed.task_id()); id.ok()) assigned_.erase(*id);
   const std::size_t bytes = completed.ByteSizeLong();
-  if (stream_ != nullptr) {
-    stream_->Send(
-        bytes, [&](v1::WorkerToScheduler& batch) { *batch.add_completed() = completed; },
-        /*more_follow=*/!assigned_.empty());
-  }
+  SendLocked(
+      bytes, [&](v1::WorkerToScheduler& batch) { *batch.add_completed() = completed; },
+      /*more_follow=*/!assigned_.empty());
   unrecorded_.push_back(std::move(completed));
 }
 

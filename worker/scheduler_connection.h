@@ -85,8 +85,9 @@ class SchedulerConnection : public SchedulerLink {
   void RetireStream();
   // Sends on the current stream; dropped while there is none.
   template <typename AddFn>
-  void SendLocked(std::size_t bytes, AddFn&& add) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (stream_ != nullptr) stream_->Send(bytes, std::forward<AddFn>(add));
+  void SendLocked(std::size_t bytes, AddFn&& add, bool more_follow = false)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (stream_ != nullptr) stream_->Send(bytes, std::forward<AddFn>(add), more_follow);
   }
   void OnMessage(uint64_t generation, v1::SchedulerToWorker& message);
   void OnEnd(uint64_t generation, absl::Status status);
