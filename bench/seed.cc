@@ -17,7 +17,7 @@
 // long, so wall times compare the systems only roughly: compare the
 // efficiencies.
 //
-//   fleet-bench-seed --address=HOST:PORT [--slots=2] [--quick] [W1] [W2]   (default: both)
+//   fleet-bench-seed --address=HOST:PORT [--slots=2] [--w1_tasks=10] [--quick] [W1] [W2]   (default: both)
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -31,11 +31,13 @@
 #include "fleet/fleet.h"
 
 ABSL_FLAG(int, slots, 2, "The cluster's task slots in all (W1's efficiency divides by them).");
+ABSL_FLAG(int, w1_tasks, 10,
+          "W1's complex_operation tasks per trial (the seed's 10; a multiple of --slots keeps "
+          "every slot busy to the end, as bench/scaling does).");
 
 namespace fleet::bench {
 namespace {
 
-constexpr int kW1Tasks = 10;  // W1_TASKS
 constexpr int kW2Tasks = 10;  // W2_TASKS
 constexpr int kW2Columns = 1000;
 constexpr int kTrials = 2;  // TRIALS
@@ -47,8 +49,12 @@ std::string Variant(const BenchOptions& options, std::string base) {
 
 int RunW1(const BenchOptions& options) {
   const Recorder rec("fleet", "W1", options);
-  const int tasks = options.quick ? 2 : kW1Tasks;
+  const int tasks = options.quick ? 2 : absl::GetFlag(FLAGS_w1_tasks);
   const int trials = options.quick ? 1 : kTrials;
+  if (tasks < 1) {
+    std::fprintf(stderr, "fleet-bench-seed: --w1_tasks must be at least 1, got %d\n", tasks);
+    return 2;
+  }
   const int slots = absl::GetFlag(FLAGS_slots);
   const std::string variant = Variant(options, "complex_operation x " + std::to_string(tasks));
   std::vector<double> want(tasks);
