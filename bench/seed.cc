@@ -17,12 +17,15 @@
 // long, so wall times compare the systems only roughly: compare the
 // efficiencies.
 //
-//   fleet-bench-seed --address=HOST:PORT [--slots=2] [--w1_tasks=10] [--quick] [W1] [W2]   (default: both)
+//   fleet-bench-seed --address=HOST:PORT [--slots=2] [--w1_tasks=10] [--w1_trials=2]
+//                    [--w1_threads_reference] [--quick] [W1] [W2]   (default: both)
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -34,6 +37,11 @@ ABSL_FLAG(int, slots, 2, "The cluster's task slots in all (W1's efficiency divid
 ABSL_FLAG(int, w1_tasks, 10,
           "W1's complex_operation tasks per trial (the seed's 10; a multiple of --slots keeps "
           "every slot busy to the end, as bench/scaling does).");
+ABSL_FLAG(int, w1_trials, 2, "W1's trials.");
+ABSL_FLAG(bool, w1_threads_reference, false,
+          "Before each W1 cluster run, also run the same calls on --slots threads of this "
+          "process (no fleet): the machine's own parallel efficiency for the kernel (shared "
+          "cores, SMT, clock), which bounds fleet's.");
 
 namespace fleet::bench {
 namespace {
@@ -47,10 +55,35 @@ std::string Variant(const BenchOptions& options, std::string base) {
   return base;
 }
 
+// The W1 calls on `threads` threads of this process, each taking the next
+// call until none is left; returns the wall time, or -1 (after saying why)
+// when a result differs from `want`.
+double RunOnThreads(int tasks, int threads, const std::vector<double>& want) {
+  std::atomic<int> next{0};
+  std::atomic<bool> wrong{false};
+  Stopwatch clock;
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&] {
+      for (int i = next++; i < tasks; i = next++) {
+        const double got = fleet::examples::complex_operation(i);
+        if (!(std::abs(got - want[i]) <= 1e-9 * std::abs(want[i]))) wrong = true;
+      }
+    });
+  }
+  for (std::thread& thread : pool) thread.join();
+  const double wall = clock.Seconds();
+  if (wrong) {
+    std::fprintf(stderr, "fleet-bench-seed: W1 on threads differs from the serial run\n");
+    return -1;
+  }
+  return wall;
+}
+
 int RunW1(const BenchOptions& options) {
   const Recorder rec("fleet", "W1", options);
   const int tasks = options.quick ? 2 : absl::GetFlag(FLAGS_w1_tasks);
-  const int trials = options.quick ? 1 : kTrials;
+  const int trials = options.quick ? 1 : absl::GetFlag(FLAGS_w1_trials);
   if (tasks < 1) {
     std::fprintf(stderr, "fleet-bench-seed: --w1_tasks must be at least 1, got %d\n", tasks);
     return 2;
@@ -68,6 +101,15 @@ int RunW1(const BenchOptions& options) {
     for (int i = 0; i < tasks; ++i) want[i] = fleet::examples::complex_operation(i);
     const double serial = serial_clock.Seconds();
     rec(variant, "serial_s", serial, trial);
+    if (absl::GetFlag(FLAGS_w1_threads_reference)) {
+      const double threads_wall = RunOnThreads(tasks, slots, want);
+      if (threads_wall < 0) return 1;
+      rec(variant, "threads_wall_s", threads_wall, trial);
+      const double threads_efficiency = serial / (slots * threads_wall) * 100;
+      rec(variant, "threads_efficiency_pct", threads_efficiency, trial, {{"slots", slots}});
+      std::fprintf(stderr, "fleet-bench-seed: W1 trial %d: %.3f s on %d threads: efficiency %.1f %%\n",
+                   trial, threads_wall, slots, threads_efficiency);
+    }
     Stopwatch clock;
     std::vector<fleet::ObjectRef<double>> refs;
     for (int i = 0; i < tasks; ++i) refs.push_back(task.Remote(i));
