@@ -221,29 +221,34 @@ absl::Status SchedulerCore::TaskCompleted(const WorkerId& worker_id,
   for (int i = 0; i < completed.results_size(); ++i) {
     const v1::ObjectInfo& result = completed.results(i);
     const ObjectId object_id = ObjectId::Of(task_id, static_cast<uint32_t>(i));
+    // The worker kept no copy of a tiny result: this value is the only one,
+    // cached whatever the cache's bound (it costs no more than the object's
+    // record).
+    const bool stored = !(result.inline_only() && result.has_inline_value());
     auto object_it = objects_.find(object_id);
     if (object_it == objects_.end()) {
       // Released before it was ready: nobody will ever read it.
-      output_->FreeObject(worker_id, object_id);
+      if (stored) output_->FreeObject(worker_id, object_id);
       continue;
     }
     Object& object = object_it->second;
     if (object.state == ObjectState::kReady) {
       // It kept a copy while the task ran again to rebuild a sibling
       // result: this is one more copy.
-      if (!absl::c_linear_search(object.locations, worker_id)) {
+      if (stored && !absl::c_linear_search(object.locations, worker_id)) {
         object.locations.push_back(worker_id);
       }
       continue;
     }
     if (object.state != ObjectState::kPending) {
-      output_->FreeObject(worker_id, object_id);
+      if (stored) output_->FreeObject(worker_id, object_id);
       continue;
     }
     object.size_bytes = result.size_bytes();
-    object.locations.push_back(worker_id);
+    if (stored) object.locations.push_back(worker_id);
     if (result.has_inline_value() &&
-        inline_cache_used_bytes_ + result.inline_value().size() <= config_.inline_cache_bytes) {
+        (!stored ||
+         inline_cache_used_bytes_ + result.inline_value().size() <= config_.inline_cache_bytes)) {
       object.has_inline = true;
       object.inline_value = result.inline_value();
       inline_cache_used_bytes_ += object.inline_value.size();

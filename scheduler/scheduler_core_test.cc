@@ -910,6 +910,52 @@ TEST_F(EvictedLineageTest, ResultWhoseLineageWasEvictedFailsAsLostSayingWhy) {
   EXPECT_EQ(core_.Snapshot().tasks_reconstructed, 0u);
 }
 
+SchedulerConfig NoInlineCache() {
+  SchedulerConfig config;
+  config.inline_cache_bytes = 0;
+  return config;
+}
+
+class NoInlineCacheTest : public SchedulerCoreTest {
+ protected:
+  NoInlineCacheTest() : SchedulerCoreTest(NoInlineCache()) {}
+};
+
+// A worker keeps no copy of a tiny result (inline_only): the scheduler's is
+// the only one, whatever its cache's bound, and nothing is freed on the worker.
+TEST_F(NoInlineCacheTest, ResultTheWorkerDidNotStoreIsKeptHereAndOutlivesTheWorker) {
+  const WorkerId w = AddWorker(1);
+  const TaskId t = Submit();
+  core_.Dispatch();
+  v1::TaskCompleted done;
+  done.set_task_id(std::string(t.Binary()));
+  done.set_attempt(1);
+  v1::ObjectInfo* result = done.add_results();
+  result->set_object_id(std::string(ObjectId::Of(t, 0).Binary()));
+  result->set_size_bytes(4);
+  result->set_inline_value("tiny");
+  result->set_inline_only(true);
+  ASSERT_TRUE(core_.TaskCompleted(w, done).ok());
+  ASSERT_NE(LastNotice(ObjectId::Of(t, 0)), nullptr);
+  EXPECT_EQ(LastNotice(ObjectId::Of(t, 0))->inline_value(), "tiny");
+
+  // The worker's death loses nothing: its dependent gets the value inline.
+  const WorkerId survivor = AddWorker(1);
+  core_.RemoveWorker(w, "killed");
+  const TaskId dependent = Submit({ObjectId::Of(t, 0)});
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[survivor], SizeIs(1));
+  EXPECT_EQ(TaskOf(out_.assigned[survivor][0]), dependent);
+  EXPECT_EQ(out_.assigned[survivor][0].arg_objects(0).inline_value(), "tiny");
+  EXPECT_EQ(core_.Snapshot().tasks_reconstructed, 0u);
+
+  core_.ReleaseObject(kSession, ObjectId::Of(t, 0));
+  Complete(survivor, dependent, 1, "v");
+  core_.ReleaseObject(kSession, ObjectId::Of(dependent, 0));
+  EXPECT_EQ(core_.NumObjectsForTest(), 0u);
+  EXPECT_TRUE(out_.freed[w].empty());
+}
+
 TEST_F(SchedulerCoreTest, CompletionFromAnotherWorkerIsIgnored) {
   const WorkerId w1 = AddWorker(1);
   const WorkerId w2 = AddWorker(1);

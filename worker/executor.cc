@@ -13,15 +13,27 @@
 namespace fleet::worker {
 namespace {
 
+// Results this small are not stored here: the scheduler keeps every one
+// with its record of the object (they cost it no more than that record),
+// so a copy in this store would only be made, and later freed, for nothing.
+constexpr std::size_t kInlineOnlyMaxBytes = 256;
+
 // The result buffer of a call on a daemon thread: an object being written
-// in the store. A result the store already has (a task re-run here) is
-// serialized into a scratch buffer and dropped; the stored copy stays.
+// in the store, or a scratch buffer for a result too small to store
+// (kInlineOnlyMaxBytes). A result the store already has (a task re-run
+// here) is serialized into the scratch buffer and dropped; the stored copy
+// stays.
 class StoreResult : public internal::ResultBuffer {
  public:
   StoreResult(ObjectStore* store, const ObjectId& id) : store_(store), id_(id) {}
 
   char* Allocate(std::size_t size_bytes) override {
     size_ = size_bytes;
+    if (size_bytes <= kInlineOnlyMaxBytes) {
+      inline_only_ = true;
+      scratch_.resize(size_bytes);
+      return scratch_.data();
+    }
     absl::StatusOr<ObjectStore::Writer> writer = store_->Create(id_, size_bytes);
     if (writer.ok()) {
       writer_ = std::move(*writer);
@@ -37,6 +49,7 @@ class StoreResult : public internal::ResultBuffer {
   }
 
   std::size_t size() const { return size_; }
+  bool inline_only() const { return inline_only_; }
   absl::string_view bytes() const {
     return writer_.data() != nullptr ? absl::string_view(writer_.data(), size_)
                                      : absl::string_view(scratch_);
@@ -51,6 +64,7 @@ class StoreResult : public internal::ResultBuffer {
   ObjectStore::Writer writer_;
   std::string scratch_;
   std::size_t size_ = 0;
+  bool inline_only_ = false;
 };
 
 // Describes the result in `completed`, inlining a small one, and seals it.
@@ -59,10 +73,11 @@ void AddResult(const ObjectId& id, StoreResult& result, uint64_t inline_threshol
   v1::ObjectInfo* info = completed.add_results();
   info->set_object_id(std::string(id.Binary()));
   info->set_size_bytes(result.size());
-  if (result.size() <= inline_threshold) {
+  if (result.size() <= inline_threshold || result.inline_only()) {
     const absl::string_view bytes = result.bytes();
     info->set_inline_value(bytes.data(), bytes.size());
   }
+  info->set_inline_only(result.inline_only());
   result.Seal();
 }
 
@@ -306,6 +321,14 @@ std::optional<v1::TaskFailure> Executor::TakeOutcome(const Prepared& prepared,
     v1::ObjectInfo* info = completed.add_results();
     info->set_object_id(std::string(result_id.Binary()));
     info->set_size_bytes(outcome.stored_size_bytes());
+    return std::nullopt;
+  }
+  if (outcome.inline_value().size() <= kInlineOnlyMaxBytes) {
+    v1::ObjectInfo* info = completed.add_results();
+    info->set_object_id(std::string(result_id.Binary()));
+    info->set_size_bytes(outcome.inline_value().size());
+    info->set_allocated_inline_value(outcome.release_inline_value());
+    info->set_inline_only(true);
     return std::nullopt;
   }
   // A small result (or one larger than the arena): stored here.
