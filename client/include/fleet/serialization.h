@@ -218,14 +218,6 @@ std::pair<const char*, std::size_t> UnpackArray(const msgpack::object& o) {
 
 }  // namespace internal
 
-// Serializes `value` with msgpack.
-template <typename T>
-std::string Serialize(const T& value) {
-  msgpack::sbuffer buffer;
-  msgpack::pack(buffer, value);
-  return std::string(buffer.data(), buffer.size());
-}
-
 namespace internal {
 
 // msgpack output streams that count, or write into memory sized by counting
@@ -283,6 +275,16 @@ template <typename T>
 void SerializeTo(const T& value, char* out) {
   internal::BufferStream stream{out};
   msgpack::pack(stream, value);
+}
+
+// Serializes `value` with msgpack, into a string of exactly its size
+// (counted first: a msgpack::sbuffer starts with 8 KiB on the heap, a cost
+// that dominated small arguments).
+template <typename T>
+std::string Serialize(const T& value) {
+  std::string out(SerializedSize(value), '\0');
+  SerializeTo(value, out.data());
+  return out;
 }
 
 namespace internal {
