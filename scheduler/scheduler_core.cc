@@ -634,7 +634,7 @@ void SchedulerCore::ReleaseObject(SessionId session_id, const ObjectId& object_i
   if (it == objects_.end() || it->second.owner != session_id) return;
   it->second.owner_holds = false;
   TouchObject(object_id);
-  MaybeFree(object_id);
+  MaybeFree(it);
 }
 
 void SchedulerCore::CancelTask(SessionId session_id, const TaskId& task_id) {
@@ -877,36 +877,44 @@ void SchedulerCore::ReleaseArgs(const Task& task) {
     auto it = objects_.find(arg);
     if (it == objects_.end()) continue;
     it->second.pending_uses--;
-    MaybeFree(arg);
+    MaybeFree(it);
   }
 }
 
-void SchedulerCore::MaybeFree(const ObjectId& first) {
-  std::vector<ObjectId> to_check = {first};
-  while (!to_check.empty()) {
-    const ObjectId id = to_check.back();
+void SchedulerCore::MaybeFree(const ObjectId& first) { MaybeFree(objects_.find(first)); }
+
+void SchedulerCore::MaybeFree(absl::flat_hash_map<ObjectId, Object>::iterator first) {
+  std::vector<ObjectId> to_check;  // stays empty (no allocation) unless lineage is released
+  auto it = first;
+  while (true) {
+    if (it != objects_.end()) FreeIfUnneeded(it, to_check);
+    if (to_check.empty()) return;
+    it = objects_.find(to_check.back());
     to_check.pop_back();
-    auto it = objects_.find(id);
-    if (it == objects_.end()) continue;
-    Object& object = it->second;
-    if (Needed(object) || object.state == ObjectState::kPending) continue;
-    if (object.lineage_uses > 0 && object.has_inline && !lineage_.Contains(id.task())) {
-      continue;  // its producer kept no spec (RetainLineage): this value is how it is rebuilt
-    }
-    DropCopies(id, object);
-    TouchObject(id);
-    // Nothing reads it now, but a retained spec downstream may have to run
-    // again: its record stays while its producer's spec does, to rebuild it.
-    const bool rebuildable =
-        object.state == ObjectState::kReady || object.state == ObjectState::kReleased;
-    if (object.lineage_uses > 0 && rebuildable && lineage_.Contains(id.task())) {
-      object.state = ObjectState::kReleased;
-      continue;
-    }
-    objects_.erase(it);
-    if (std::optional<Lineage::Entry> dropped = lineage_.ReleaseReturn(id.task())) {
-      ForgetLineage(id.task(), *dropped, to_check);
-    }
+  }
+}
+
+void SchedulerCore::FreeIfUnneeded(absl::flat_hash_map<ObjectId, Object>::iterator it,
+                                   std::vector<ObjectId>& to_check) {
+  const ObjectId id = it->first;
+  Object& object = it->second;
+  if (Needed(object) || object.state == ObjectState::kPending) return;
+  if (object.lineage_uses > 0 && object.has_inline && !lineage_.Contains(id.task())) {
+    return;  // its producer kept no spec (RetainLineage): this value is how it is rebuilt
+  }
+  DropCopies(id, object);
+  TouchObject(id);
+  // Nothing reads it now, but a retained spec downstream may have to run
+  // again: its record stays while its producer's spec does, to rebuild it.
+  const bool rebuildable =
+      object.state == ObjectState::kReady || object.state == ObjectState::kReleased;
+  if (object.lineage_uses > 0 && rebuildable && lineage_.Contains(id.task())) {
+    object.state = ObjectState::kReleased;
+    return;
+  }
+  objects_.erase(it);
+  if (std::optional<Lineage::Entry> dropped = lineage_.ReleaseReturn(id.task())) {
+    ForgetLineage(id.task(), *dropped, to_check);
   }
 }
 

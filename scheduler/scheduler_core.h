@@ -353,6 +353,12 @@ class SchedulerCore {
   // Frees the object if nobody needs it; erasing it may release its
   // producer's lineage, and so free that spec's arguments, transitively.
   void MaybeFree(const ObjectId& id);
+  // As above, for an object already looked up (or objects_.end()).
+  void MaybeFree(absl::flat_hash_map<ObjectId, Object>::iterator first);
+  // MaybeFree's step for one object; queues in `to_check` the objects its
+  // erasure may have left unneeded.
+  void FreeIfUnneeded(absl::flat_hash_map<ObjectId, Object>::iterator it,
+                      std::vector<ObjectId>& to_check);
   void DropCopies(const ObjectId& id, Object& object);
 
   // ---- lineage (scheduler_core_lineage.cc)
