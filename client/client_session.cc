@@ -79,14 +79,9 @@ absl::Status ClientSession::Open(bool resume, absl::Duration timeout) {
     // One first message: the open, then every request not admitted, in order.
     stream_->Send(open.ByteSizeLong(),
                   [&](v1::ClientToScheduler& batch) { *batch.mutable_open() = std::move(open); });
-    for (const std::string& request : unadmitted_) {
-      stream_->Send(request.size(), [&](v1::ClientToScheduler& batch) {
-        // Serialized messages append as a merge does.
-        if (!batch.MergeFromString(request)) {
-          GetLogger("client")->error("event=unadmitted_request_unreadable bytes={}",
-                                     request.size());
-        }
-      });
+    for (const v1::ClientToScheduler& request : unadmitted_) {
+      stream_->Send(request.ByteSizeLong(),
+                    [&](v1::ClientToScheduler& batch) { batch.MergeFrom(request); });
     }
   }
   stream->Start([stub](grpc::ClientContext* context) { return stub->Session(context); },
@@ -196,16 +191,11 @@ void ClientSession::Supervise() {
 
 void ClientSession::SendRequestLocked(v1::ClientToScheduler request) {
   submitted_++;
-  // Kept serialized until admitted, to be sent again on a new stream: one
-  // buffer, where a copy of the message would allocate each of its fields.
-  std::string kept = request.SerializeAsString();
   if (stream_ != nullptr) {
-    stream_->Send(kept.size(), [&](v1::ClientToScheduler& batch) {
-      for (v1::TaskSpec& spec : *request.mutable_submit()) *batch.add_submit() = std::move(spec);
-      for (v1::PutObject& put : *request.mutable_put()) *batch.add_put() = std::move(put);
-    });
+    stream_->Send(request.ByteSizeLong(),
+                  [&](v1::ClientToScheduler& batch) { batch.MergeFrom(request); });
   }
-  unadmitted_.push_back(std::move(kept));
+  unadmitted_.push_back(std::move(request));
 }
 
 void ClientSession::Submit(v1::TaskSpec spec) {

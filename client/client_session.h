@@ -109,9 +109,8 @@ class ClientSession {
   std::optional<absl::Status> stream_end_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool ended_ ABSL_GUARDED_BY(mu_) = false;  // for good: nothing more is sent
-  // Requests (one submit or put each) sent but not admitted, oldest first,
-  // serialized.
-  std::deque<std::string> unadmitted_ ABSL_GUARDED_BY(mu_);
+  // Requests (one submit or put each) sent but not admitted, oldest first.
+  std::deque<v1::ClientToScheduler> unadmitted_ ABSL_GUARDED_BY(mu_);
   uint64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;  // requests, in all
   uint64_t admitted_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread supervisor_;

@@ -75,10 +75,10 @@ absl::Status SchedulerConnection::Open(bool resume, absl::Duration timeout) {
         claim->set_task_id(std::string(task.Binary()));
         claim->set_attempt(attempt);
       }
-      for (const Unrecorded& done : unrecorded_) {
+      for (const v1::TaskCompleted& done : unrecorded_) {
         v1::TaskClaim* claim = registration.add_running_tasks();
-        claim->set_task_id(std::string(done.task.Binary()));
-        claim->set_attempt(done.attempt);
+        claim->set_task_id(done.task_id());
+        claim->set_attempt(done.attempt());
       }
     }
     // One first message: the registration, then what was not recorded, in
@@ -86,13 +86,9 @@ absl::Status SchedulerConnection::Open(bool resume, absl::Duration timeout) {
     stream_->Send(registration.ByteSizeLong(), [&](v1::WorkerToScheduler& batch) {
       *batch.mutable_register_() = std::move(registration);
     });
-    for (const Unrecorded& done : unrecorded_) {
-      stream_->Send(done.completed.size(), [&](v1::WorkerToScheduler& batch) {
-        if (!batch.add_completed()->ParseFromString(done.completed)) {
-          GetLogger("worker")->error("event=unrecorded_completion_unreadable task={}",
-                                     done.task.Short());
-        }
-      });
+    for (const v1::TaskCompleted& done : unrecorded_) {
+      stream_->Send(done.ByteSizeLong(),
+                    [&](v1::WorkerToScheduler& batch) { *batch.add_completed() = done; });
     }
     if (draining_) {
       stream_->ExpectPeerToEnd();
@@ -226,22 +222,13 @@ bool SchedulerConnection::Reconnect(const absl::Status& why) {
 }
 
 void SchedulerConnection::ReportCompleted(v1::TaskCompleted completed) {
-  absl::StatusOr<TaskId> task = TaskId::FromBinary(completed.task_id());
-  if (!task.ok()) {
-    GetLogger("worker")->error("event=completion_dropped reason=\"{}\"",
-                               task.status().message());
-    return;
-  }
-  // Kept serialized until recorded, to be sent again on a new stream: one
-  // buffer, where a copy of the message would allocate each of its fields.
-  Unrecorded kept{*task, completed.attempt(), completed.SerializeAsString()};
   absl::MutexLock lock(&mu_);
-  assigned_.erase(*task);
+  if (auto id = TaskId::FromBinary(completed.task_id()); id.ok()) assigned_.erase(*id);
+  const std::size_t bytes = completed.ByteSizeLong();
   SendLocked(
-      kept.completed.size(),
-      [&](v1::WorkerToScheduler& batch) { *batch.add_completed() = std::move(completed); },
+      bytes, [&](v1::WorkerToScheduler& batch) { *batch.add_completed() = completed; },
       /*more_follow=*/!assigned_.empty());
-  unrecorded_.push_back(std::move(kept));
+  unrecorded_.push_back(std::move(completed));
 }
 
 void SchedulerConnection::BeginDrain() {

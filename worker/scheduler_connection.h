@@ -118,12 +118,7 @@ class SchedulerConnection : public SchedulerLink {
   absl::Status end_status_ ABSL_GUARDED_BY(mu_);
   // Completions not yet recorded by the scheduler, oldest first, and how
   // many the scheduler has said it recorded on the current stream.
-  struct Unrecorded {
-    TaskId task;
-    uint32_t attempt;
-    std::string completed;  // the serialized v1::TaskCompleted
-  };
-  std::deque<Unrecorded> unrecorded_ ABSL_GUARDED_BY(mu_);
+  std::deque<v1::TaskCompleted> unrecorded_ ABSL_GUARDED_BY(mu_);
   uint64_t recorded_on_stream_ ABSL_GUARDED_BY(mu_) = 0;
   // Tasks assigned here and not yet completed: task id -> attempt.
   absl::flat_hash_map<TaskId, uint32_t> assigned_ ABSL_GUARDED_BY(mu_);
