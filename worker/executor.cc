@@ -327,7 +327,9 @@ std::optional<v1::TaskFailure> Executor::TakeOutcome(const Prepared& prepared,
     v1::ObjectInfo* info = completed.add_results();
     info->set_object_id(std::string(result_id.Binary()));
     info->set_size_bytes(outcome.inline_value().size());
-    info->set_allocated_inline_value(outcome.release_inline_value());
+    // mutable_, not release_: even an outcome that carries no value gives an
+    // (empty) inline value, never a result with no copy anywhere.
+    info->set_inline_value(std::move(*outcome.mutable_inline_value()));
     info->set_inline_only(true);
     return std::nullopt;
   }
