@@ -67,12 +67,19 @@ class StoreResult : public internal::ResultBuffer {
   bool inline_only_ = false;
 };
 
+// Adds the description of result `id`, of `size_bytes`, to `completed`.
+v1::ObjectInfo* AddResultInfo(const ObjectId& id, uint64_t size_bytes,
+                              v1::TaskCompleted& completed) {
+  v1::ObjectInfo* info = completed.add_results();
+  info->set_object_id(std::string(id.Binary()));
+  info->set_size_bytes(size_bytes);
+  return info;
+}
+
 // Describes the result in `completed`, inlining a small one, and seals it.
 void AddResult(const ObjectId& id, StoreResult& result, uint64_t inline_threshold,
                v1::TaskCompleted& completed) {
-  v1::ObjectInfo* info = completed.add_results();
-  info->set_object_id(std::string(id.Binary()));
-  info->set_size_bytes(result.size());
+  v1::ObjectInfo* info = AddResultInfo(id, result.size(), completed);
   if (result.size() <= inline_threshold || result.inline_only()) {
     const absl::string_view bytes = result.bytes();
     info->set_inline_value(bytes.data(), bytes.size());
@@ -318,22 +325,11 @@ std::optional<v1::TaskFailure> Executor::TakeOutcome(const Prepared& prepared,
   completed.set_run_time_us(outcome.run_time_us());
   const ObjectId result_id = ObjectId::Of(prepared.task, 0);
   if (outcome.result_case() == v1::ExecutorOutcome::kStoredSizeBytes) {
-    v1::ObjectInfo* info = completed.add_results();
-    info->set_object_id(std::string(result_id.Binary()));
-    info->set_size_bytes(outcome.stored_size_bytes());
+    AddResultInfo(result_id, outcome.stored_size_bytes(), completed);
     return std::nullopt;
   }
-  if (outcome.inline_value().size() <= kInlineOnlyMaxBytes) {
-    v1::ObjectInfo* info = completed.add_results();
-    info->set_object_id(std::string(result_id.Binary()));
-    info->set_size_bytes(outcome.inline_value().size());
-    // mutable_, not release_: even an outcome that carries no value gives an
-    // (empty) inline value, never a result with no copy anywhere.
-    info->set_inline_value(std::move(*outcome.mutable_inline_value()));
-    info->set_inline_only(true);
-    return std::nullopt;
-  }
-  // A small result (or one larger than the arena): stored here.
+  // A small result (or one larger than the arena): stored here, unless
+  // StoreResult finds it too small to store.
   const std::string& value = outcome.inline_value();
   StoreResult result(store_, result_id);
   try {
