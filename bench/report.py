@@ -331,7 +331,8 @@ def scaling_section(directory):
             meta = json.load(f)
     by = defaultdict(lambda: defaultdict(list))  # slots -> "workload metric" -> values
     per_trial = defaultdict(dict)  # (slots, trial) -> metric -> value, W1 only
-    clients = defaultdict(list)  # clients -> tasks/s on the most slots
+    clients = defaultdict(list)  # (slots, clients) -> tasks/s
+    w1_tasks = {}  # slots -> W1's tasks per trial
     for r in rows:
         m = re.search(r"1 worker x (\d+) slot", r.get("cluster", ""))
         if not m:
@@ -340,6 +341,9 @@ def scaling_section(directory):
         by[slots][f"{r['workload']} {r['metric']}"].append(r["value"])
         if r["workload"] == "W1":
             per_trial[(slots, r["trial"])][r["metric"]] = r["value"]
+            tasks = re.search(r"complex_operation x (\d+)", r["variant"])
+            if tasks:
+                w1_tasks[slots] = int(tasks.group(1))
         if r["workload"] == "Q2" and r["metric"] == "tasks_per_s":
             c = re.match(r"(\d+) client processes", r["variant"])
             if c:
@@ -378,12 +382,8 @@ def scaling_section(directory):
             return "—" if v is None else fmt(v) + suffix
         tput = median(d.get("M1 tasks_per_s", []))
         speedup = tput / base if tput and base else None
-        w1_tasks = next((int(m.group(1)) for r in rows if "W1" == r["workload"]
-                         and f"x {slots} slot" in r.get("cluster", "")
-                         for m in [re.search(r"complex_operation x (\d+)", r["variant"])] if m),
-                        "?")
         out.append(
-            f"| {slots} | {w1_tasks} | {med('W1 serial_s')} | {med('W1 threads_wall_s')} | "
+            f"| {slots} | {w1_tasks.get(slots, '?')} | {med('W1 serial_s')} | {med('W1 threads_wall_s')} | "
             f"{med('W1 threads_efficiency_pct', ' %')} | {med('W1 wall_s')} | "
             f"**{med('W1 efficiency_pct', ' %')}** | "
             f"{fmt(median(ratios)) + '×' if ratios else '—'} | {med('M1 tasks_per_s')} | "

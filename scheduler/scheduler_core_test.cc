@@ -94,8 +94,12 @@ class SchedulerCoreTest : public ::testing::Test {
     return id;
   }
 
+  // How a completion reports its result: inline and stored on the worker,
+  // stored only, or inline only (the worker kept no copy).
+  enum class Result { kInline, kStoredOnly, kInlineOnly };
+
   void Complete(const WorkerId& worker, const TaskId& task, uint32_t attempt,
-                const std::string& value, bool inline_value = true) {
+                const std::string& value, Result how = Result::kInline) {
     v1::TaskCompleted done;
     done.set_task_id(std::string(task.Binary()));
     done.set_attempt(attempt);
@@ -103,7 +107,8 @@ class SchedulerCoreTest : public ::testing::Test {
     v1::ObjectInfo* result = done.add_results();
     result->set_object_id(std::string(ObjectId::Of(task, 0).Binary()));
     result->set_size_bytes(value.size());
-    if (inline_value) result->set_inline_value(value);
+    if (how != Result::kStoredOnly) result->set_inline_value(value);
+    result->set_inline_only(how == Result::kInlineOnly);
     EXPECT_TRUE(core_.TaskCompleted(worker, done).ok());
   }
 
@@ -138,7 +143,7 @@ class SchedulerCoreTest : public ::testing::Test {
       if (TaskOf(a) == task) attempt = a.attempt();
     }
     ASSERT_GT(attempt, 0u) << "task " << task.Short() << " was never assigned there";
-    Complete(worker, task, attempt, std::string(200 << 10, 'x'), /*inline_value=*/false);
+    Complete(worker, task, attempt, std::string(200 << 10, 'x'), Result::kStoredOnly);
   }
 
   // A Put object of the session, stored on `worker`.
@@ -253,7 +258,7 @@ TEST_F(SchedulerCoreTest, PrefersTheWorkerHoldingTheArgumentBytes) {
   core_.Dispatch();
   ASSERT_THAT(out_.assigned[holder], SizeIs(1));
   // A large result: not inlined, so it lives only on the holder.
-  Complete(holder, producer, 1, std::string(1 << 20, 'x'), /*inline_value=*/false);
+  Complete(holder, producer, 1, std::string(1 << 20, 'x'), Result::kStoredOnly);
   const WorkerId other = AddWorker(2);
   const ObjectId big = ObjectId::Of(producer, 0);
 
@@ -386,7 +391,7 @@ TEST_F(SchedulerCoreTest, ClosingTheSessionCancelsItsTasksNotYetOnAWorker) {
   core_.Dispatch();
   EXPECT_EQ(out_.assigned[w].size(), on_worker);
   for (const auto& a : std::vector<v1::TaskAssignment>(out_.assigned[w])) {
-    Complete(w, TaskOf(a), 1, "r", /*inline_value=*/false);
+    Complete(w, TaskOf(a), 1, "r", Result::kStoredOnly);
   }
   EXPECT_EQ(core_.NumTasksForTest(), 0u);
   EXPECT_EQ(core_.NumObjectsForTest(), 0u);
@@ -457,7 +462,7 @@ TEST_F(SchedulerCoreTest, CancelFailsQueuedAndRunningTasksAndFreesLateResults) {
 
   // The running call still finishes on its worker: its result is dropped
   // there, and the task's ref keeps saying cancelled.
-  Complete(w, running, 1, "late", /*inline_value=*/false);
+  Complete(w, running, 1, "late", Result::kStoredOnly);
   EXPECT_THAT(out_.freed[w], ::testing::Contains(ObjectId::Of(running, 0)));
   EXPECT_EQ(LastNotice(ObjectId::Of(running, 0))->failure().kind(), v1::TaskFailure::CANCELLED);
 
@@ -927,15 +932,7 @@ TEST_F(NoInlineCacheTest, ResultTheWorkerDidNotStoreIsKeptHereAndOutlivesTheWork
   const WorkerId w = AddWorker(1);
   const TaskId t = Submit();
   core_.Dispatch();
-  v1::TaskCompleted done;
-  done.set_task_id(std::string(t.Binary()));
-  done.set_attempt(1);
-  v1::ObjectInfo* result = done.add_results();
-  result->set_object_id(std::string(ObjectId::Of(t, 0).Binary()));
-  result->set_size_bytes(4);
-  result->set_inline_value("tiny");
-  result->set_inline_only(true);
-  ASSERT_TRUE(core_.TaskCompleted(w, done).ok());
+  Complete(w, t, 1, "tiny", Result::kInlineOnly);
   ASSERT_NE(LastNotice(ObjectId::Of(t, 0)), nullptr);
   EXPECT_EQ(LastNotice(ObjectId::Of(t, 0))->inline_value(), "tiny");
 
