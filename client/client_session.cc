@@ -222,7 +222,7 @@ void ClientSession::Cancel(const TaskId& id) {
   absl::MutexLock lock(&mu_);
   if (stream_ == nullptr) return;
   stream_->Send(TaskId::kSize + 2, [&](v1::ClientToScheduler& batch) {
-    batch.add_cancel(std::string(id.Binary()));
+    id.CopyTo(batch.add_cancel());
   });
 }
 
@@ -230,7 +230,7 @@ void ClientSession::ReportLostPut(const ObjectId& id) {
   absl::MutexLock lock(&mu_);
   if (stream_ == nullptr) return;  // asked again after a reconnect
   stream_->Send(ObjectId::kSize + 2, [&](v1::ClientToScheduler& batch) {
-    batch.add_lost_puts(std::string(id.Binary()));
+    id.CopyTo(batch.add_lost_puts());
   });
 }
 
@@ -244,7 +244,7 @@ void ClientSession::Release(const ObjectId& id) {
   absl::MutexLock lock(&mu_);
   if (stream_ == nullptr) return;
   stream_->Send(ObjectId::kSize + 2, [&](v1::ClientToScheduler& batch) {
-    batch.add_release(std::string(id.Binary()));
+    id.CopyTo(batch.add_release());
   });
 }
 

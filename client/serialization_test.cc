@@ -27,6 +27,33 @@ struct Point {
   bool operator==(const Point&) const = default;
 };
 
+// Holds another value's serialized bytes and decodes them while it is itself
+// decoded: a Deserialize inside a Deserialize.
+struct Envelope {
+  std::vector<Point> inner;
+};
+
+}  // namespace
+}  // namespace fleet
+
+namespace msgpack {
+MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS) {
+namespace adaptor {
+template <>
+struct convert<fleet::Envelope> {
+  const msgpack::object& operator()(const msgpack::object& o, fleet::Envelope& v) const {
+    const std::string bytes = o.as<std::string>();
+    v.inner = fleet::Deserialize<std::vector<fleet::Point>>(bytes);
+    return o;
+  }
+};
+}  // namespace adaptor
+}  // MSGPACK_API_VERSION_NAMESPACE
+}  // namespace msgpack
+
+namespace fleet {
+namespace {
+
 struct Shape {
   std::vector<Point> points;
   std::optional<int> color;
@@ -167,6 +194,18 @@ TEST(SerializationTest, ArrayViewSerializesLikeTheArray) {
 TEST(SerializationTest, WrongTypeThrows) {
   EXPECT_THROW(Deserialize<int>(Serialize(std::string("x"))), msgpack::type_error);
   EXPECT_THROW(Deserialize<std::vector<int>>(Serialize(3)), msgpack::type_error);
+  // The thread's decoding zone is free again after a throw.
+  EXPECT_EQ(RoundTrip(Shape{{{1, 2, "a"}}, 3}), (Shape{{{1, 2, "a"}}, 3}));
+}
+
+TEST(SerializationTest, ADecodeInsideADecodeLeavesTheOuterOneIntact) {
+  const std::vector<Point> inner = {{1, 2, "in"}, {3, 4, "side"}};
+  const auto envelope = Deserialize<std::pair<Point, Envelope>>(
+      Serialize(std::make_pair(Point{5, 6, "before"}, Serialize(inner))));
+  EXPECT_EQ(envelope.first, (Point{5, 6, "before"}));
+  EXPECT_EQ(envelope.second.inner, inner);
+  // Many values through the same thread: each decode starts from a clean zone.
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(RoundTrip(std::vector<int>(i % 40, i)).size(), i % 40);
 }
 
 TEST(SerializationTest, ArrayCopiesAreDeepAndMovesAreCheap) {
@@ -182,3 +221,4 @@ TEST(SerializationTest, ArrayCopiesAreDeepAndMovesAreCheap) {
 
 }  // namespace
 }  // namespace fleet
+

@@ -133,5 +133,30 @@ TEST(BatchQueueTest, ThreadWriterStopsLingeringWhenTheBatchReachesTheCap) {
   EXPECT_EQ(batch->release_size(), 1);
 }
 
+// Whether the next batch's first element reused the room of a recycled one
+// that had held `kLong` bytes.
+constexpr std::size_t kLong = 4096;
+bool NextBatchReusesTheRecycledOne(std::size_t written_bytes) {
+  BatchQueue<Batch> q;
+  q.Add(kLong, [](Batch& b) { b.add_release(std::string(kLong, 'a')); });
+  std::optional<Batch> written = q.TakeForWrite();
+  if (!written.has_value()) return false;
+  q.Recycle(std::move(*written), written_bytes);
+  AddRelease(q, nullptr);
+  std::optional<Batch> next = q.TakeForWrite();
+  EXPECT_TRUE(next.has_value());
+  EXPECT_EQ(next->release_size(), 1);  // cleared: nothing of the old batch is sent again
+  EXPECT_EQ(next->release(0), "x");
+  return next->release(0).capacity() >= kLong;
+}
+
+TEST(BatchQueueTest, ARecycledBatchHoldsTheNextOneInTheSameMemory) {
+  EXPECT_TRUE(NextBatchReusesTheRecycledOne(kLong));
+}
+
+TEST(BatchQueueTest, ALargeBatchIsNotKeptForReuse) {
+  EXPECT_FALSE(NextBatchReusesTheRecycledOne(1 << 20));
+}
+
 }  // namespace
 }  // namespace fleet

@@ -87,6 +87,9 @@ class ClientStream {
   void WriteLoop() {
     while (std::optional<Out> batch = outbox_.WaitAndTake()) {
       if (!stream_->Write(*batch)) break;  // the reader learns why
+      // Serializing it cached its size.
+      const auto written_bytes = static_cast<std::size_t>(batch->GetCachedSize());
+      outbox_.Recycle(std::move(*batch), written_bytes);
     }
     stream_->WritesDone();
     writer_exited_.Notify();

@@ -39,6 +39,8 @@ class FixedId {
   }
 
   absl::string_view Binary() const { return absl::string_view(bytes_.data(), N); }
+  // Into a protobuf bytes field: a reused one keeps its room, no allocation.
+  void CopyTo(std::string* out) const { out->assign(bytes_.data(), N); }
   std::string Hex() const { return absl::BytesToHexString(Binary()); }
   bool IsNil() const { return *this == FixedId(); }
 
