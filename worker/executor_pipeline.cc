@@ -72,7 +72,12 @@ void Executor::RunProcessSlot(Slot& slot) {
       }
       if (stopping_) break;
       const std::size_t depth = PipelineDepth(slot);
-      while (!gone_while_idle && !held && !queue_.empty() && sent.size() + taken.size() < depth) {
+      // Topped up once half of it has run, not after each outcome: one
+      // write then carries several tasks, and the executor still has half
+      // a pipeline to run meanwhile.
+      const bool top_up = sent.size() <= depth / 2;
+      while (top_up && !gone_while_idle && !held && !queue_.empty() &&
+             sent.size() + taken.size() < depth) {
         taken.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
