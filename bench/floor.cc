@@ -6,9 +6,10 @@
 //     memory is); the summing loop of bench_sum_view over a warm buffer; and
 //     loopback TCP from this process to a child process (1 MiB writes).
 //   M2 (plain loops, median and p99 µs over 1,000 round trips after 50
-//     warm-up ones): a 32-byte echo over loopback TCP, a bare gRPC unary
-//     ping-pong and a bare gRPC bidi-stream ping-pong, each with a child
-//     process that answers.
+//     warm-up ones): a 32-byte echo over loopback TCP, the same over a Unix
+//     socketpair (the kind of channel between a worker and its executor), a
+//     bare gRPC unary ping-pong and a bare gRPC bidi-stream ping-pong, each
+//     with a child process that answers.
 //
 //   fleet-bench-floor [--quick] [--out=FILE]
 //
@@ -119,6 +120,26 @@ void NoDelay(int fd) {
     }
     ::close(c);
   }
+}
+
+// A child that echoes whatever arrives on its end of a Unix socketpair; the
+// other end is returned in `fd`.
+pid_t StartSocketPairChild(int* fd) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) Die("socketpair");
+  const pid_t pid = ::fork();
+  if (pid < 0) Die("fork");
+  if (pid == 0) {
+    ::close(fds[0]);
+    char buffer[64];
+    for (;;) {
+      const ssize_t r = ::read(fds[1], buffer, sizeof(buffer));
+      if (r <= 0 || !WriteFull(fds[1], buffer, static_cast<std::size_t>(r))) ::_exit(0);
+    }
+  }
+  ::close(fds[1]);
+  *fd = fds[0];
+  return pid;
 }
 
 pid_t StartTcpChild(int* port) {
@@ -359,20 +380,24 @@ void MeasureLatency(const Recorder& rec, const std::string& variant, int calls,
   rec(variant, "p99_us", stats.p99_us);
 }
 
-int RunLatency(const BenchOptions& options, int tcp_port, const std::string& grpc_address) {
+int RunLatency(const BenchOptions& options, int tcp_port, int socketpair_fd,
+               const std::string& grpc_address) {
   const Recorder rec("floor", "M2", options);
   const int calls = options.quick ? 20 : kCalls;
 
-  const int fd = ConnectTcp(tcp_port, 'E');
   char message[kPayloadBytes];
   std::memset(message, 'x', sizeof(message));
-  MeasureLatency(rec, "raw TCP loopback echo, 32 B (C++)", calls, [&] {
+  auto echo = [&](int fd, const char* what) {
     char reply[kPayloadBytes];
     if (!WriteFull(fd, message, sizeof(message)) || !ReadFull(fd, reply, sizeof(reply))) {
-      Die("TCP echo");
+      Die(what);
     }
-  });
+  };
+  const int fd = ConnectTcp(tcp_port, 'E');
+  MeasureLatency(rec, "raw TCP loopback echo, 32 B (C++)", calls, [&] { echo(fd, "TCP echo"); });
   ::close(fd);
+  MeasureLatency(rec, "Unix socketpair echo, 32 B (C++)", calls,
+                 [&] { echo(socketpair_fd, "socketpair echo"); });
 
   auto stub =
       v1::Echo::NewStub(grpc::CreateChannel(grpc_address, grpc::InsecureChannelCredentials()));
@@ -408,11 +433,13 @@ int main(int argc, char** argv) {
   const fleet::bench::BenchOptions options = fleet::bench::ParseBenchFlags(
       argc, argv,
       "fleet-bench-floor [--quick] [--out=FILE]\nThe machine's limits: memcpy, the read loop, "
-      "loopback TCP (GB/s) and TCP / bare gRPC round trips (µs).");
+      "loopback TCP (GB/s) and TCP / socketpair / bare gRPC round trips (µs).");
   // Children first: before this process has a thread or gRPC state.
   fleet::bench::Children children;
   int tcp_port = 0;
   children.Add(fleet::bench::StartTcpChild(&tcp_port));
+  int socketpair_fd = -1;
+  children.Add(fleet::bench::StartSocketPairChild(&socketpair_fd));
   std::string grpc_address;
   children.Add(fleet::bench::StartGrpcChild(&grpc_address));
 
@@ -424,6 +451,6 @@ int main(int argc, char** argv) {
 
   return fleet::bench::RunGuarded("fleet-bench-floor", [&] {
     fleet::bench::RunBandwidth(options, tcp_port);
-    return fleet::bench::RunLatency(options, tcp_port, grpc_address);
+    return fleet::bench::RunLatency(options, tcp_port, socketpair_fd, grpc_address);
   });
 }

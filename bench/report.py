@@ -264,6 +264,16 @@ def targets_table(rows):
     add("round trip within 2.5× of a bare gRPC stream ping-pong", ratio,
         f"{fmt(m2)} µs ÷ {fmt(g)} µs (bare gRPC bidi stream, C++, same run)" if ratio else "",
         "≤ 2.5×", 2.5, False, "×")
+    # The path's own floor, for the bound: client → scheduler → worker over
+    # gRPC streams, worker → executor over a socketpair, and back.
+    u, _ = best_value(rows, "floor", "M2", "median_us", False,
+                      lambda x: x.startswith("Unix socketpair"))
+    if m2 and g and u:
+        floor = 2 * g + u
+        lines.append(f"| (context) the round trip's path floor: two gRPC stream ping-pongs and one "
+                     f"socketpair ping-pong (the executor hop) | {fmt(floor)} µs = 2 × {fmt(g)} + "
+                     f"{fmt(u)} µs; fleet's median is {m2 / floor:.2f}× it, and 2.5× one stream "
+                     f"ping-pong is {fmt(2.5 * g)} µs | — | — |")
     # The issue's wording: "a task reading every element of a 100 MB
     # same-host argument, end to end": the client Puts it, a task sums it in
     # place, the client gets the sum (M3's "Put + task sum" row, same host).

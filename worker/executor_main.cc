@@ -197,8 +197,8 @@ int Main(int argc, char** argv) {
 
   const std::string where = absl::StrCat("worker at ", address, " (executor pid ", getpid(), ")");
   FramedReader tasks(channel);
+  v1::ExecutorTask task;  // parsed into again for each task: its strings keep their room
   while (true) {
-    v1::ExecutorTask task;
     absl::Status received = tasks.Receive(&task);
     if (absl::IsCancelled(received)) return 0;  // the daemon stopped
     if (!received.ok()) {

@@ -48,9 +48,11 @@ void FlushTaskOutput() {
 }
 
 void MarkTaskOutputStart(const std::string& task_id) {
-  FlushTaskOutput();
-  const std::string marker =
-      absl::StrCat(std::string(1, kMarker), absl::BytesToHexString(task_id), "\n");
+  // What the previous task printed was flushed when it ended (executor_main).
+  std::string marker;
+  marker.reserve(2 * task_id.size() + 2);
+  marker.push_back(kMarker);
+  absl::StrAppend(&marker, absl::BytesToHexString(task_id), "\n");
   WriteAll(STDOUT_FILENO, marker);
   WriteAll(STDERR_FILENO, marker);
 }

@@ -16,8 +16,9 @@
 
 namespace fleet::worker {
 
-// Executor side: flushes what earlier tasks wrote and marks the start of
-// `task_id`'s output on stdout and stderr.
+// Executor side: marks the start of `task_id`'s output on stdout and
+// stderr. What the previous task printed must have been flushed
+// (FlushTaskOutput) when it ended.
 void MarkTaskOutputStart(const std::string& task_id);
 // Executor side: pushes out what the task left buffered.
 void FlushTaskOutput();
