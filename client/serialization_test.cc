@@ -1,6 +1,8 @@
 #include "fleet/serialization.h"
 
 #include <cstdint>
+#include <fstream>
+#include <sstream>
 #include <limits>
 #include <map>
 #include <optional>
@@ -206,6 +208,36 @@ TEST(SerializationTest, ADecodeInsideADecodeLeavesTheOuterOneIntact) {
   EXPECT_EQ(envelope.second.inner, inner);
   // Many values through the same thread: each decode starts from a clean zone.
   for (int i = 0; i < 1000; ++i) ASSERT_EQ(RoundTrip(std::vector<int>(i % 40, i)).size(), i % 40);
+}
+
+// The VmFlags of the mapping of this process that contains `address`.
+std::string VmFlagsAt(const void* address) {
+  const auto at = reinterpret_cast<std::uintptr_t>(address);
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  while (std::getline(smaps, line)) {
+    std::uintptr_t begin = 0, end = 0;
+    char dash = 0;
+    std::istringstream range(line);
+    if (range >> std::hex >> begin >> dash >> end && dash == '-') {
+      inside = begin <= at && at < end;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      return line;
+    }
+  }
+  return "";
+}
+
+TEST(SerializationTest, LargeArraysAskForHugePages) {
+  if (!std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled")) {
+    GTEST_SKIP() << "this kernel has no transparent huge pages";
+  }
+  Array<double> large(internal::kHugePageAdviceBytes / sizeof(double) * 2, 1.0);
+  EXPECT_NE(VmFlagsAt(large.data() + large.size() / 2).find(" hg"), std::string::npos);
+  Array<double> small(1000, 1.0);
+  EXPECT_EQ(VmFlagsAt(small.data()).find(" hg"), std::string::npos);
+  EXPECT_EQ(large[large.size() - 1], 1.0);
 }
 
 TEST(SerializationTest, ArrayCopiesAreDeepAndMovesAreCheap) {

@@ -24,6 +24,15 @@
 
 namespace fleet {
 
+namespace internal {
+// Arrays of this size and more are backed by transparent huge pages where
+// the kernel offers them on request (madvise mode): a fresh 16 MB array is
+// then written in well under half the time, most of which was faulting in
+// 4 KiB pages one by one. numpy does the same from 4 MiB.
+inline constexpr std::size_t kHugePageAdviceBytes = 4 << 20;
+void AdviseHugePages(void* data, std::size_t size_bytes);
+}  // namespace internal
+
 // A contiguous array of trivially copyable elements, 64-byte aligned.
 // Serialized as a msgpack ext value holding an element-type tag and the raw
 // bytes, so a 80 MB Array<double> costs one memcpy, not 10 million packs.
@@ -92,10 +101,14 @@ class Array {
   struct AlignedDelete {
     void operator()(T* p) const { ::operator delete[](p, std::align_val_t{kAlignment}); }
   };
+  // Before anything is written: the pages are faulted in by the first write.
   static std::unique_ptr<T[], AlignedDelete> Allocate(std::size_t n) {
     if (n == 0) return nullptr;
-    return std::unique_ptr<T[], AlignedDelete>(static_cast<T*>(
-        ::operator new[](n * sizeof(T), std::align_val_t{kAlignment})));
+    void* data = ::operator new[](n * sizeof(T), std::align_val_t{kAlignment});
+    if (n * sizeof(T) >= internal::kHugePageAdviceBytes) {
+      internal::AdviseHugePages(data, n * sizeof(T));
+    }
+    return std::unique_ptr<T[], AlignedDelete>(static_cast<T*>(data));
   }
 
   std::size_t size_ = 0;
