@@ -3,6 +3,7 @@
 #ifndef FLEET_COMMON_IDS_H_
 #define FLEET_COMMON_IDS_H_
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <compare>
@@ -66,10 +67,19 @@ class FixedId {
  protected:
   static constexpr std::size_t kWords = (N + 7) / 8;
   using WordArray = std::array<uint64_t, kWords>;
+  // Word by word, each loaded straight from the id: one copy of all N bytes
+  // into a zeroed array made the loads that followed wait on the stores
+  // (store forwarding fails across the partial last word).
   WordArray Words() const {
-    WordArray words{};
-    std::memcpy(words.data(), bytes_.data(), N);
-    return words;
+    return [this]<std::size_t... I>(std::index_sequence<I...>) {
+      return WordArray{Word<I>()...};
+    }(std::make_index_sequence<kWords>{});
+  }
+  template <std::size_t I>
+  uint64_t Word() const {
+    uint64_t word = 0;
+    std::memcpy(&word, bytes_.data() + I * 8, std::min<std::size_t>(8, N - I * 8));
+    return word;
   }
 
   std::array<char, N> bytes_;
