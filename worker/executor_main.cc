@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
@@ -104,7 +105,7 @@ v1::ExecutorOutcome Fail(v1::TaskFailure::Kind kind, std::string message) {
 v1::ExecutorOutcome Execute(const v1::ExecutorTask& task, LocalStoreLink* own_store,
                             const std::string& where) {
   // Pins of the arguments read in place, released after the call.
-  std::vector<LocalStoreLink::PinnedBytes> pinned;
+  absl::InlinedVector<LocalStoreLink::PinnedBytes, 2> pinned;
   std::vector<std::string_view> args;
   args.reserve(task.args_size());
   for (int i = 0; i < task.args_size(); ++i) {
