@@ -9,7 +9,8 @@
 //     warm-up ones): a 32-byte echo over loopback TCP, the same over a Unix
 //     socketpair (the kind of channel between a worker and its executor), a
 //     bare gRPC unary ping-pong and a bare gRPC bidi-stream ping-pong, each
-//     with a child process that answers.
+//     with a child process that answers; and a handoff between two threads
+//     of one process and back.
 //
 //   fleet-bench-floor [--quick] [--out=FILE]
 //
@@ -33,9 +34,11 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "bench/common/bench_common.h"
 #include "examples/tasks/sum_doubles.h"
 #include "benchmark/benchmark.h"
@@ -380,6 +383,36 @@ void MeasureLatency(const Recorder& rec, const std::string& variant, int calls,
   rec(variant, "p99_us", stats.p99_us);
 }
 
+// Two threads of this process passing a turn back and forth through an
+// absl::Mutex condition, as fleet's event loop receives work: the handoff
+// from a daemon's network thread to the thread that owns its state (the
+// scheduler's core thread), and back.
+void MeasureThreadHandoff(const Recorder& rec, int calls) {
+  struct Turn {
+    absl::Mutex mu;
+    int holder ABSL_GUARDED_BY(mu) = 0;  // 0: this thread, 1: the partner, -1: stop
+  } turn;
+  std::thread partner([&turn] {
+    while (true) {
+      absl::MutexLock lock(&turn.mu);
+      turn.mu.Await(absl::Condition(
+          +[](int* holder) { return *holder != 0; }, &turn.holder));
+      if (turn.holder < 0) return;
+      turn.holder = 0;
+    }
+  });
+  MeasureLatency(rec, "thread handoff ping-pong (absl::Mutex condition), C++", calls, [&turn] {
+    absl::MutexLock lock(&turn.mu);
+    turn.holder = 1;
+    turn.mu.Await(absl::Condition(+[](int* holder) { return *holder == 0; }, &turn.holder));
+  });
+  {
+    absl::MutexLock lock(&turn.mu);
+    turn.holder = -1;
+  }
+  partner.join();
+}
+
 int RunLatency(const BenchOptions& options, int tcp_port, int socketpair_fd,
                const std::string& grpc_address) {
   const Recorder rec("floor", "M2", options);
@@ -398,6 +431,8 @@ int RunLatency(const BenchOptions& options, int tcp_port, int socketpair_fd,
   ::close(fd);
   MeasureLatency(rec, "Unix socketpair echo, 32 B (C++)", calls,
                  [&] { echo(socketpair_fd, "socketpair echo"); });
+
+  MeasureThreadHandoff(rec, calls);
 
   auto stub =
       v1::Echo::NewStub(grpc::CreateChannel(grpc_address, grpc::InsecureChannelCredentials()));
