@@ -10,7 +10,6 @@
 namespace fleet::internal {
 
 void AdviseHugePages(void* data, std::size_t size_bytes) {
-  if (size_bytes < kHugePageAdviceBytes) return;
   // madvise wants a page-aligned start; the first partial page keeps small pages.
   static const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
   const auto start = reinterpret_cast<std::uintptr_t>(data);

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 
 namespace fleet::worker {
 namespace {
@@ -25,8 +26,9 @@ constexpr std::size_t kMaxLineBytes = 16 << 10;
 constexpr int kGatherMs = 2;
 constexpr std::size_t kBusyReadBytes = 16 << 10;
 
-void WriteAll(int fd, const char* data, std::size_t size) {
-  std::size_t left = size;
+void WriteAll(int fd, const std::string& text) {
+  const char* data = text.data();
+  std::size_t left = text.size();
   while (left > 0) {
     const ssize_t written = write(fd, data, left);
     if (written < 0 && errno == EINTR) continue;
@@ -47,19 +49,10 @@ void FlushTaskOutput() {
 
 void MarkTaskOutputStart(const std::string& task_id) {
   // What the previous task printed was flushed when it ended (executor_main).
-  // Formatted on the stack: this runs once per task.
-  static constexpr char kHex[] = "0123456789abcdef";
-  char marker[2 + 2 * 64];
-  if (task_id.size() > 64) return;  // not a task id; its output stays with the last
-  std::size_t size = 0;
-  marker[size++] = kMarker;
-  for (const char byte : task_id) {
-    marker[size++] = kHex[static_cast<unsigned char>(byte) >> 4];
-    marker[size++] = kHex[static_cast<unsigned char>(byte) & 0xf];
-  }
-  marker[size++] = '\n';
-  WriteAll(STDOUT_FILENO, marker, size);
-  WriteAll(STDERR_FILENO, marker, size);
+  const std::string marker = absl::StrCat(absl::string_view(&kMarker, 1),
+                                          absl::BytesToHexString(task_id), "\n");
+  WriteAll(STDOUT_FILENO, marker);
+  WriteAll(STDERR_FILENO, marker);
 }
 
 TaskOutputReader::TaskOutputReader(int stdout_fd, int stderr_fd, pid_t pid, OnLine on_line)

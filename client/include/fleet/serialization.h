@@ -30,6 +30,8 @@ namespace internal {
 // then written in well under half the time, most of which was faulting in
 // 4 KiB pages one by one. numpy does the same from 4 MiB.
 inline constexpr std::size_t kHugePageAdviceBytes = 4 << 20;
+// Asks for huge pages for the whole pages of [data, data + size_bytes);
+// Array calls it from kHugePageAdviceBytes on.
 void AdviseHugePages(void* data, std::size_t size_bytes);
 }  // namespace internal
 
