@@ -76,6 +76,7 @@ absl::Status ClientSession::Open(bool resume, absl::Duration timeout) {
     opened_ = false;
     stream_end_.reset();
     open.set_admitted_requests(admitted_);
+    open.set_submit_window(submit_window_);
     // One first message: the open, then every request not admitted, in order.
     stream_->Send(open.ByteSizeLong(),
                   [&](v1::ClientToScheduler& batch) { *batch.mutable_open() = std::move(open); });

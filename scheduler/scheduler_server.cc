@@ -107,6 +107,7 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(Schedule
           raw->router_->FenceWorker(id, reason);
         }
         raw->core_->ExpireAbsentSessions();
+        raw->router_->TellPendingCounts();
       });
     }
   });

@@ -1,5 +1,6 @@
 #include "scheduler/scheduler_service.h"
 
+#include <algorithm>
 #include <type_traits>
 #include <utility>
 
@@ -54,7 +55,48 @@ void StreamRouter::End(const std::shared_ptr<Stream>& stream, grpc::Status statu
   held_ends_.emplace_back(stream, std::move(status));
 }
 
+void StreamRouter::HoldDueCounts() {
+  for (auto it = admissions_to_tell_.begin(); it != admissions_to_tell_.end();) {
+    auto stream = sessions_.find(*it);
+    auto count = admissions_.find(*it);
+    if (stream == sessions_.end() || count == admissions_.end()) {
+      admissions_to_tell_.erase(it++);
+      continue;
+    }
+    if (!count->second.Due(held_clients_.contains(stream->second), tell_all_counts_)) {
+      ++it;
+      continue;
+    }
+    const uint64_t admitted = count->second.count;
+    Deliver(stream->second, 12, [&](v1::SchedulerToClient& batch) {
+      batch.set_admitted_requests(admitted);  // cumulative: the latest wins
+    });
+    count->second.told = admitted;
+    admissions_to_tell_.erase(it++);
+  }
+  for (auto it = completions_to_tell_.begin(); it != completions_to_tell_.end();) {
+    auto stream = workers_.find(*it);
+    auto count = completions_.find(*it);
+    if (stream == workers_.end() || count == completions_.end()) {
+      completions_to_tell_.erase(it++);
+      continue;
+    }
+    if (!count->second.Due(held_workers_.contains(stream->second), tell_all_counts_)) {
+      ++it;
+      continue;
+    }
+    const uint64_t recorded = count->second.count;
+    Deliver(stream->second, 12, [&](v1::SchedulerToWorker& batch) {
+      batch.set_completions_recorded(recorded);  // cumulative: the latest wins
+    });
+    count->second.told = recorded;
+    completions_to_tell_.erase(it++);
+  }
+  tell_all_counts_ = false;
+}
+
 void StreamRouter::Flush() {
+  HoldDueCounts();
   auto send_all = [](auto& held_by_stream) {
     for (auto& [stream, held] : held_by_stream) {
       for (auto& [bytes, message] : held) stream->SendWhole(bytes, std::move(message));
@@ -65,20 +107,13 @@ void StreamRouter::Flush() {
   send_all(held_clients_);
   for (auto& [stream, status] : held_ends_) stream->Abort(std::move(status));
   held_ends_.clear();
-  for (const WorkerId& id : completions_to_tell_) {
-    auto it = workers_.find(id);
-    if (it == workers_.end()) continue;
-    const uint64_t count = completions_[id];
-    it->second->Send(12, [&](v1::SchedulerToWorker& batch) {
-      batch.set_completions_recorded(count);  // cumulative: the latest wins
-    });
-  }
-  completions_to_tell_.clear();
 }
+
+void StreamRouter::TellPendingCounts() { tell_all_counts_ = true; }
 
 void StreamRouter::AddWorker(const WorkerId& id, std::shared_ptr<WorkerStream> stream) {
   workers_[id] = std::move(stream);
-  completions_[id] = 0;
+  completions_[id] = Count{.tell_every = kCompletionsTellEvery};
 }
 bool StreamRouter::RemoveWorker(const WorkerId& id, const WorkerStream* stream) {
   auto it = workers_.find(id);
@@ -89,7 +124,7 @@ bool StreamRouter::RemoveWorker(const WorkerId& id, const WorkerStream* stream) 
 }
 void StreamRouter::CountCompletions(const WorkerId& id, int count) {
   if (count == 0 || !workers_.contains(id)) return;
-  completions_[id] += static_cast<uint64_t>(count);
+  completions_[id].count += static_cast<uint64_t>(count);
   completions_to_tell_.insert(id);
 }
 void StreamRouter::FenceWorker(const WorkerId& id, const std::string& reason) {
@@ -100,13 +135,18 @@ void StreamRouter::FenceWorker(const WorkerId& id, const std::string& reason) {
   workers_.erase(it);
   completions_.erase(id);
 }
-void StreamRouter::AddSession(SessionId id, std::shared_ptr<ClientStream> stream) {
+void StreamRouter::AddSession(SessionId id, std::shared_ptr<ClientStream> stream,
+                              uint64_t submit_window) {
   sessions_[id] = std::move(stream);
+  // The client blocks once a whole window awaits admission; told at a
+  // quarter, it never waits on a count held back here.
+  admissions_[id] = Count{.tell_every = std::max<uint64_t>(1, submit_window / 4)};
 }
 bool StreamRouter::RemoveSession(SessionId id, const ClientStream* stream) {
   auto it = sessions_.find(id);
   if (it == sessions_.end() || it->second.get() != stream) return false;
   sessions_.erase(it);
+  admissions_.erase(id);
   return true;
 }
 
@@ -194,11 +234,10 @@ void StreamRouter::NotifyWorkerLeft(SessionId session, const WorkerId& worker) {
 }
 
 void StreamRouter::NotifyAdmitted(SessionId session, uint64_t admitted_requests) {
-  auto it = sessions_.find(session);
-  if (it == sessions_.end()) return;
-  Deliver(it->second, 12, [&](v1::SchedulerToClient& batch) {
-    batch.set_admitted_requests(admitted_requests);  // cumulative: the latest wins
-  });
+  auto it = admissions_.find(session);
+  if (it == admissions_.end()) return;
+  it->second.count = admitted_requests;
+  admissions_to_tell_.insert(session);
 }
 
 // ---- worker streams --------------------------------------------------------
@@ -310,7 +349,7 @@ void SchedulerService::OnClientMessage(const std::shared_ptr<ClientStream>& stre
     session_stream->id =
         core_->SessionToResume(message.open()).value_or(session_stream->id);
     // Route first: opening tells the session about every worker.
-    router_->AddSession(session_stream->id, stream);
+    router_->AddSession(session_stream->id, stream, message.open().submit_window());
     absl::Status status = core_->OpenSession(session_stream->id, message.open());
     if (!status.ok()) {
       router_->RemoveSession(session_stream->id, stream.get());

@@ -38,13 +38,25 @@ class StreamRouter : public SchedulerOutput {
   // Ends the stream of a worker declared dead, telling it why; whatever it
   // still sends is dropped with the stream.
   void FenceWorker(const WorkerId& id, const std::string& reason);
-  void AddSession(SessionId id, std::shared_ptr<ClientStream> stream);
+  // `submit_window`: how many requests the client sends before it waits for
+  // their admission (OpenSession); 0 for a client that did not say.
+  void AddSession(SessionId id, std::shared_ptr<ClientStream> stream, uint64_t submit_window);
   // Drops the session's route if it is still `stream`; returns whether it was.
   bool RemoveSession(SessionId id, const ClientStream* stream);
   // The worker's completions the core has taken in on its current stream;
-  // Flush tells the worker the count, and it forgets them.
+  // a later Flush tells the worker the count, and it forgets them.
   void CountCompletions(const WorkerId& id, int count);
-  // Sends what was held, then the completion counts. Call after each batch.
+  // Makes the next Flush send every count still untold (see Flush).
+  void TellPendingCounts();
+  // Sends what was held. Call after each batch.
+  //
+  // The cumulative counts (admissions to a client, recorded completions to
+  // a worker) ride along with a stream's other messages. Alone, a count is
+  // sent only once enough accumulated (a quarter of the client's submit
+  // window; kCompletionsTellEvery completions) or at TellPendingCounts: a
+  // message of its own per count would double the writes of a lone round
+  // trip (each also answered by a gRPC window update), and no peer waits
+  // on a count below those thresholds.
   void Flush();
 
   void AssignTask(const WorkerId& worker, v1::TaskAssignment assignment) override;
@@ -68,11 +80,26 @@ class StreamRouter : public SchedulerOutput {
   void Deliver(const std::shared_ptr<Stream>& stream, std::size_t bytes, AddFn&& add);
   template <typename Stream>
   void End(const std::shared_ptr<Stream>& stream, grpc::Status status);
+  void HoldDueCounts();
+
+  // A cumulative count the peer is told: `count` so far, `told` as last sent.
+  struct Count {
+    uint64_t count = 0;
+    uint64_t told = 0;
+    uint64_t tell_every = 1;  // sent alone once count - told reaches this
+    bool Due(bool with_other_messages, bool tell_all) const {
+      return count != told && (with_other_messages || tell_all || count - told >= tell_every);
+    }
+  };
+  static constexpr uint64_t kCompletionsTellEvery = 64;
 
   absl::flat_hash_map<WorkerId, std::shared_ptr<WorkerStream>> workers_;
   absl::flat_hash_map<SessionId, std::shared_ptr<ClientStream>> sessions_;
-  absl::flat_hash_map<WorkerId, uint64_t> completions_;  // on the worker's current stream
+  absl::flat_hash_map<WorkerId, Count> completions_;  // on the worker's current stream
   absl::flat_hash_set<WorkerId> completions_to_tell_;
+  absl::flat_hash_map<SessionId, Count> admissions_;
+  absl::flat_hash_set<SessionId> admissions_to_tell_;
+  bool tell_all_counts_ = false;
   absl::flat_hash_map<std::shared_ptr<WorkerStream>, Held<v1::SchedulerToWorker>> held_workers_;
   absl::flat_hash_map<std::shared_ptr<ClientStream>, Held<v1::SchedulerToClient>> held_clients_;
   std::vector<std::pair<std::shared_ptr<WorkerStream>, grpc::Status>> held_ends_;
