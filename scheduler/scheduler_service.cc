@@ -55,48 +55,40 @@ void StreamRouter::End(const std::shared_ptr<Stream>& stream, grpc::Status statu
   held_ends_.emplace_back(stream, std::move(status));
 }
 
-void StreamRouter::HoldDueCounts() {
-  for (auto it = admissions_to_tell_.begin(); it != admissions_to_tell_.end();) {
-    auto stream = sessions_.find(*it);
-    auto count = admissions_.find(*it);
-    if (stream == sessions_.end() || count == admissions_.end()) {
-      admissions_to_tell_.erase(it++);
+template <typename Id, typename Stream, typename SetCount>
+void StreamRouter::HoldDueCounts(absl::flat_hash_set<Id>& to_tell,
+                                 absl::flat_hash_map<Id, Count>& counts,
+                                 const absl::flat_hash_map<Id, std::shared_ptr<Stream>>& streams,
+                                 const HeldBy<Stream>& held, SetCount set_count) {
+  for (auto it = to_tell.begin(); it != to_tell.end();) {
+    auto stream = streams.find(*it);
+    auto count = counts.find(*it);
+    if (stream == streams.end() || count == counts.end()) {
+      to_tell.erase(it++);
       continue;
     }
-    if (!count->second.Due(held_clients_.contains(stream->second), tell_all_counts_)) {
+    if (!count->second.Due(held.contains(stream->second), tell_all_counts_)) {
       ++it;
       continue;
     }
-    const uint64_t admitted = count->second.count;
-    Deliver(stream->second, 12, [&](v1::SchedulerToClient& batch) {
-      batch.set_admitted_requests(admitted);  // cumulative: the latest wins
-    });
-    count->second.told = admitted;
-    admissions_to_tell_.erase(it++);
+    const uint64_t value = count->second.count;
+    Deliver(stream->second, 12, [&](auto& batch) { set_count(batch, value); });
+    count->second.told = value;
+    to_tell.erase(it++);
   }
-  for (auto it = completions_to_tell_.begin(); it != completions_to_tell_.end();) {
-    auto stream = workers_.find(*it);
-    auto count = completions_.find(*it);
-    if (stream == workers_.end() || count == completions_.end()) {
-      completions_to_tell_.erase(it++);
-      continue;
-    }
-    if (!count->second.Due(held_workers_.contains(stream->second), tell_all_counts_)) {
-      ++it;
-      continue;
-    }
-    const uint64_t recorded = count->second.count;
-    Deliver(stream->second, 12, [&](v1::SchedulerToWorker& batch) {
-      batch.set_completions_recorded(recorded);  // cumulative: the latest wins
-    });
-    count->second.told = recorded;
-    completions_to_tell_.erase(it++);
-  }
-  tell_all_counts_ = false;
 }
 
 void StreamRouter::Flush() {
-  HoldDueCounts();
+  // Cumulative: the latest wins.
+  HoldDueCounts(admissions_to_tell_, admissions_, sessions_, held_clients_,
+                [](v1::SchedulerToClient& batch, uint64_t admitted) {
+                  batch.set_admitted_requests(admitted);
+                });
+  HoldDueCounts(completions_to_tell_, completions_, workers_, held_workers_,
+                [](v1::SchedulerToWorker& batch, uint64_t recorded) {
+                  batch.set_completions_recorded(recorded);
+                });
+  tell_all_counts_ = false;
   auto send_all = [](auto& held_by_stream) {
     for (auto& [stream, held] : held_by_stream) {
       for (auto& [bytes, message] : held) stream->SendWhole(bytes, std::move(message));

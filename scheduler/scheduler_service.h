@@ -80,7 +80,6 @@ class StreamRouter : public SchedulerOutput {
   void Deliver(const std::shared_ptr<Stream>& stream, std::size_t bytes, AddFn&& add);
   template <typename Stream>
   void End(const std::shared_ptr<Stream>& stream, grpc::Status status);
-  void HoldDueCounts();
 
   // A cumulative count the peer is told: `count` so far, `told` as last sent.
   struct Count {
@@ -92,6 +91,14 @@ class StreamRouter : public SchedulerOutput {
     }
   };
   static constexpr uint64_t kCompletionsTellEvery = 64;
+  template <typename Stream>
+  using HeldBy = absl::flat_hash_map<std::shared_ptr<Stream>, Held<typename Stream::Outgoing>>;
+
+  // Holds the counts in `to_tell` that are due (Count::Due) for their streams.
+  template <typename Id, typename Stream, typename SetCount>
+  void HoldDueCounts(absl::flat_hash_set<Id>& to_tell, absl::flat_hash_map<Id, Count>& counts,
+                     const absl::flat_hash_map<Id, std::shared_ptr<Stream>>& streams,
+                     const HeldBy<Stream>& held, SetCount set_count);
 
   absl::flat_hash_map<WorkerId, std::shared_ptr<WorkerStream>> workers_;
   absl::flat_hash_map<SessionId, std::shared_ptr<ClientStream>> sessions_;
@@ -100,8 +107,8 @@ class StreamRouter : public SchedulerOutput {
   absl::flat_hash_map<SessionId, Count> admissions_;
   absl::flat_hash_set<SessionId> admissions_to_tell_;
   bool tell_all_counts_ = false;
-  absl::flat_hash_map<std::shared_ptr<WorkerStream>, Held<v1::SchedulerToWorker>> held_workers_;
-  absl::flat_hash_map<std::shared_ptr<ClientStream>, Held<v1::SchedulerToClient>> held_clients_;
+  HeldBy<WorkerStream> held_workers_;
+  HeldBy<ClientStream> held_clients_;
   std::vector<std::pair<std::shared_ptr<WorkerStream>, grpc::Status>> held_ends_;
 };
 

@@ -25,6 +25,7 @@ class ServerStream final : public grpc::ServerBidiReactor<In, Out>,
   // `on_message` runs on a gRPC thread for each message read, in order;
   // `on_closed` once, when the peer is gone or the call was cancelled.
   using OnMessage = absl::AnyInvocable<void(In)>;
+  using Outgoing = Out;
   using OnClosed = absl::AnyInvocable<void()>;
 
   static std::shared_ptr<ServerStream> Start(OnMessage on_message, OnClosed on_closed) {
