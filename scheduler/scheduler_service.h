@@ -54,9 +54,9 @@ class StreamRouter : public SchedulerOutput {
   // a worker) ride along with a stream's other messages. Alone, a count is
   // sent only once enough accumulated (a quarter of the client's submit
   // window; kCompletionsTellEvery completions) or at TellPendingCounts: a
-  // message of its own per count would double the writes of a lone round
-  // trip (each also answered by a gRPC window update), and no peer waits
-  // on a count below those thresholds.
+  // message of its own per count added two writes to the four of a lone
+  // round trip (each also answered by a gRPC window update), and no peer
+  // waits on a count below those thresholds.
   void Flush();
 
   void AssignTask(const WorkerId& worker, v1::TaskAssignment assignment) override;
