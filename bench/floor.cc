@@ -9,8 +9,13 @@
 //     warm-up ones): a 32-byte echo over loopback TCP, the same over a Unix
 //     socketpair (the kind of channel between a worker and its executor), a
 //     bare gRPC unary ping-pong and a bare gRPC bidi-stream ping-pong, each
-//     with a child process that answers; and a handoff between two threads
-//     of one process and back.
+//     with a child process that answers; fleet's round-trip path with no
+//     task system in it (a bare gRPC stream to a relay process, which
+//     forwards over its own stream to an end process, which passes the
+//     message through a socketpair child: the client -> scheduler ->
+//     worker -> executor hops), once with a relay that blocks on its
+//     downstream stream and once with one that does not; and a handoff
+//     between two threads of one process and back.
 //
 //   fleet-bench-floor [--quick] [--out=FILE]
 //
@@ -40,6 +45,8 @@
 
 #include "absl/synchronization/mutex.h"
 #include "bench/common/bench_common.h"
+#include "bench/floor_children.h"
+#include "bench/floor_io.h"
 #include "examples/tasks/sum_doubles.h"
 #include "benchmark/benchmark.h"
 #include "fleet/bench/v1/echo.grpc.pb.h"
@@ -52,41 +59,19 @@ constexpr int kCalls = 1'000;  // M2_CALLS
 constexpr int kWarmUpCalls = 50;
 constexpr std::size_t kPayloadBytes = 32;
 constexpr std::size_t kTcpWriteBytes = 1 << 20;
+// bench/report.py finds these rows by their start, "bare chain".
+constexpr char kBlockingChainVariant[] =
+    "bare chain: gRPC stream to a relay, its stream to an end, a socketpair hop there; relay "
+    "with a blocking client stream, 32 B (C++)";
+constexpr char kCallbackChainVariant[] =
+    "bare chain: gRPC stream to a relay, its stream to an end, a socketpair hop there; relay "
+    "with a callback client reactor, 32 B (C++)";
 
 // --- small POSIX helpers ---------------------------------------------------
-
-bool WriteFull(int fd, const void* data, std::size_t n) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
-}
-
-bool ReadFull(int fd, void* data, std::size_t n) {
-  char* p = static_cast<char*>(data);
-  while (n > 0) {
-    const ssize_t r = ::read(fd, p, n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<std::size_t>(r);
-  }
-  return true;
-}
 
 void NoDelay(int fd) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "fleet-bench-floor: %s: %s\n", what.c_str(), std::strerror(errno));
-  std::exit(1);
 }
 
 // --- the TCP child: a sink for bulk transfers and an echo --------------------
@@ -125,26 +110,6 @@ void NoDelay(int fd) {
   }
 }
 
-// A child that echoes whatever arrives on its end of a Unix socketpair; the
-// other end is returned in `fd`.
-pid_t StartSocketPairChild(int* fd) {
-  int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) Die("socketpair");
-  const pid_t pid = ::fork();
-  if (pid < 0) Die("fork");
-  if (pid == 0) {
-    ::close(fds[0]);
-    char buffer[64];
-    for (;;) {
-      const ssize_t r = ::read(fds[1], buffer, sizeof(buffer));
-      if (r <= 0 || !WriteFull(fds[1], buffer, static_cast<std::size_t>(r))) ::_exit(0);
-    }
-  }
-  ::close(fds[1]);
-  *fd = fds[0];
-  return pid;
-}
-
 pid_t StartTcpChild(int* port) {
   const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -178,87 +143,6 @@ int ConnectTcp(int port, char mode) {
   if (!WriteFull(fd, &mode, 1)) Die("write to the TCP child");
   return fd;
 }
-
-// --- the gRPC child: Echo on the callback API, as fleet's daemons ------------
-
-class EchoService final : public v1::Echo::CallbackService {
-  grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* context,
-                                 const v1::EchoMessage* request, v1::EchoMessage* reply) override {
-    *reply = *request;
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
-  }
-
-  grpc::ServerBidiReactor<v1::EchoMessage, v1::EchoMessage>* Stream(
-      grpc::CallbackServerContext*) override {
-    // Reads one message, writes it back, reads the next; one of each in
-    // flight, deleted in OnDone.
-    class Reactor final : public grpc::ServerBidiReactor<v1::EchoMessage, v1::EchoMessage> {
-     public:
-      Reactor() { StartRead(&message_); }
-      void OnReadDone(bool ok) override {
-        if (!ok) {
-          Finish(grpc::Status::OK);
-          return;
-        }
-        StartWrite(&message_);
-      }
-      void OnWriteDone(bool ok) override {
-        if (!ok) {
-          Finish(grpc::Status::OK);
-          return;
-        }
-        StartRead(&message_);
-      }
-      void OnDone() override { delete this; }
-
-     private:
-      v1::EchoMessage message_;
-    };
-    return new Reactor();
-  }
-};
-
-pid_t StartGrpcChild(std::string* address) {
-  int fds[2];
-  if (::pipe(fds) != 0) Die("pipe");
-  const pid_t pid = ::fork();
-  if (pid < 0) Die("fork");
-  if (pid == 0) {
-    ::close(fds[0]);
-    EchoService service;
-    int port = 0;
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(&service);
-    std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-    if (server == nullptr || port == 0) ::_exit(1);
-    WriteFull(fds[1], &port, sizeof(port));
-    ::close(fds[1]);
-    server->Wait();
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  int port = 0;
-  if (!ReadFull(fds[0], &port, sizeof(port))) Die("the gRPC child did not start");
-  ::close(fds[0]);
-  *address = "127.0.0.1:" + std::to_string(port);
-  return pid;
-}
-
-// Kills the children at exit, however main returns.
-class Children {
- public:
-  void Add(pid_t pid) { pids_.push_back(pid); }
-  ~Children() {
-    for (pid_t pid : pids_) ::kill(pid, SIGKILL);
-    for (pid_t pid : pids_) ::waitpid(pid, nullptr, 0);
-  }
-
- private:
-  std::vector<pid_t> pids_;
-};
 
 // --- bandwidth: Google Benchmark ---------------------------------------------
 
@@ -413,8 +297,37 @@ void MeasureThreadHandoff(const Recorder& rec, int calls) {
   partner.join();
 }
 
+// One round trip over a new stream of `stub`'s Stream, `calls` times.
+int MeasureStream(const Recorder& rec, const std::string& variant, int calls,
+                  v1::Echo::Stub& stub, const v1::EchoMessage& request) {
+  grpc::ClientContext context;
+  auto stream = stub.Stream(&context);
+  MeasureLatency(rec, variant, calls, [&] {
+    v1::EchoMessage reply;
+    if (!stream->Write(request) || !stream->Read(&reply) ||
+        reply.payload() != request.payload()) {
+      Die(variant);
+    }
+  });
+  stream->WritesDone();
+  const grpc::Status status = stream->Finish();
+  if (!status.ok()) {
+    std::fprintf(stderr, "fleet-bench-floor: %s: the stream ended with %s\n", variant.c_str(),
+                 status.error_message().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+// The addresses of the children fleet-bench-floor measures against.
+struct GrpcChildren {
+  std::string echo;
+  std::string blocking_chain;
+  std::string callback_chain;
+};
+
 int RunLatency(const BenchOptions& options, int tcp_port, int socketpair_fd,
-               const std::string& grpc_address) {
+               const GrpcChildren& grpc_children) {
   const Recorder rec("floor", "M2", options);
   const int calls = options.quick ? 20 : kCalls;
 
@@ -434,8 +347,8 @@ int RunLatency(const BenchOptions& options, int tcp_port, int socketpair_fd,
 
   MeasureThreadHandoff(rec, calls);
 
-  auto stub =
-      v1::Echo::NewStub(grpc::CreateChannel(grpc_address, grpc::InsecureChannelCredentials()));
+  auto stub = v1::Echo::NewStub(
+      grpc::CreateChannel(grpc_children.echo, grpc::InsecureChannelCredentials()));
   v1::EchoMessage request;
   request.set_payload(std::string(kPayloadBytes, 'x'));
   MeasureLatency(rec, "bare gRPC unary ping-pong, 32 B (C++)", calls, [&] {
@@ -445,18 +358,15 @@ int RunLatency(const BenchOptions& options, int tcp_port, int socketpair_fd,
     if (!status.ok() || reply.payload() != request.payload()) Die("gRPC Ping");
   });
 
-  grpc::ClientContext context;
-  auto stream = stub->Stream(&context);
-  MeasureLatency(rec, "bare gRPC bidi-stream ping-pong, 32 B (C++)", calls, [&] {
-    v1::EchoMessage reply;
-    if (!stream->Write(request) || !stream->Read(&reply)) Die("gRPC Stream");
-  });
-  stream->WritesDone();
-  const grpc::Status status = stream->Finish();
-  if (!status.ok()) {
-    std::fprintf(stderr, "fleet-bench-floor: stream ended with %s\n",
-                 status.error_message().c_str());
+  if (MeasureStream(rec, "bare gRPC bidi-stream ping-pong, 32 B (C++)", calls, *stub, request) != 0) {
     return 1;
+  }
+  for (const auto& [address, variant] :
+       {std::pair{grpc_children.blocking_chain, kBlockingChainVariant},
+        std::pair{grpc_children.callback_chain, kCallbackChainVariant}}) {
+    auto chain_stub =
+        v1::Echo::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    if (MeasureStream(rec, variant, calls, *chain_stub, request) != 0) return 1;
   }
   return 0;
 }
@@ -475,8 +385,16 @@ int main(int argc, char** argv) {
   children.Add(fleet::bench::StartTcpChild(&tcp_port));
   int socketpair_fd = -1;
   children.Add(fleet::bench::StartSocketPairChild(&socketpair_fd));
-  std::string grpc_address;
-  children.Add(fleet::bench::StartGrpcChild(&grpc_address));
+  fleet::bench::GrpcChildren grpc_children;
+  children.Add(fleet::bench::StartGrpcChild(&grpc_children.echo));
+  for (pid_t pid : fleet::bench::StartChainChildren(fleet::bench::RelayKind::kBlockingClient,
+                                                    &grpc_children.blocking_chain)) {
+    children.Add(pid);
+  }
+  for (pid_t pid : fleet::bench::StartChainChildren(fleet::bench::RelayKind::kCallbackClient,
+                                                    &grpc_children.callback_chain)) {
+    children.Add(pid);
+  }
 
   // Google Benchmark's own flags: a shorter minimum time for --quick.
   std::string min_time = std::string("--benchmark_min_time=") + (options.quick ? "0.01" : "0.3");
@@ -486,6 +404,6 @@ int main(int argc, char** argv) {
 
   return fleet::bench::RunGuarded("fleet-bench-floor", [&] {
     fleet::bench::RunBandwidth(options, tcp_port);
-    return fleet::bench::RunLatency(options, tcp_port, socketpair_fd, grpc_address);
+    return fleet::bench::RunLatency(options, tcp_port, socketpair_fd, grpc_children);
   });
 }

@@ -260,26 +260,32 @@ def targets_table(rows):
         "≤ 600 µs", 600, False, " µs")
     g, _ = best_value(rows, "floor", "M2", "median_us", False,
                       lambda x: x.startswith("bare gRPC bidi-stream"))
+    # The path's own floor, measured: fleet's hops (client → scheduler →
+    # worker over gRPC streams, worker → executor over a socketpair, and
+    # back) with no task system in them, through the faster of the two
+    # relays. The issue lets the 2.5× target be shown unreachable by it.
+    chain, chain_var = best_value(rows, "floor", "M2", "median_us", False,
+                                  lambda x: x.startswith("bare chain"))
     ratio = m2 / g if m2 and g else None
-    add("round trip within 2.5× of a bare gRPC stream ping-pong", ratio,
-        f"{fmt(m2)} µs ÷ {fmt(g)} µs (bare gRPC bidi stream, C++, same run)" if ratio else "",
-        "≤ 2.5×", 2.5, False, "×")
-    # The path's own floor, for the bound: client → scheduler → worker over
-    # gRPC streams, worker → executor over a socketpair, and back; then the
-    # same with the scheduler's handoff to the thread that owns its state,
-    # one each way (one thread ping-pong), which its design requires.
+    where = (f"{fmt(m2)} µs ÷ {fmt(g)} µs (bare gRPC bidi stream, C++, same run)"
+             if ratio else "")
+    if ratio and ratio > 2.5 and chain and g and chain / g > 2.5:
+        lines.append(f"| round trip within 2.5× of a bare gRPC stream ping-pong | {fmt(ratio)}× — "
+                     f"{where} | ≤ 2.5×, or shown unreachable by the floor | **shown unreachable** "
+                     f"by the floor: the bare chain alone is {chain / g:.2f}× one ping-pong |")
+    else:
+        add("round trip within 2.5× of a bare gRPC stream ping-pong", ratio, where,
+            "≤ 2.5×, or shown unreachable by the floor", 2.5, False, "×")
     u, _ = best_value(rows, "floor", "M2", "median_us", False,
                       lambda x: x.startswith("Unix socketpair"))
-    h, _ = best_value(rows, "floor", "M2", "median_us", False,
-                      lambda x: x.startswith("thread handoff"))
-    if m2 and g and u:
-        floor = 2 * g + u
-        with_handoff = (f"; with the scheduler's core-thread handoff (one thread ping-pong, "
-                        f"{fmt(h)} µs) {fmt(floor + h)} µs" if h else "")
-        lines.append(f"| (context) the round trip's path floor: two gRPC stream ping-pongs and one "
-                     f"socketpair ping-pong (the executor hop) | {fmt(floor)} µs = 2 × {fmt(g)} + "
-                     f"{fmt(u)} µs{with_handoff}; fleet's median is {m2 / floor:.2f}× the first, "
-                     f"and 2.5× one stream ping-pong is {fmt(2.5 * g)} µs | — | — |")
+    if m2 and g and chain:
+        relay = chain_var.split("; ")[-1].split(", 32 B")[0] if chain_var else ""
+        summed = f"; summed from its parts, 2 × {fmt(g)} + {fmt(u)} µs = {fmt(2 * g + u)} µs" if u else ""
+        lines.append(f"| (context) the round trip's path floor, measured: a bare chain of gRPC "
+                     f"streams through a relay process and a socketpair hop ({relay}) | "
+                     f"{fmt(chain)} µs = {chain / g:.2f}× one stream ping-pong{summed}; fleet's "
+                     f"median is {m2 / chain:.2f}× the chain, and 2.5× one stream ping-pong is "
+                     f"{fmt(2.5 * g)} µs | — | — |")
     # The issue's wording: "a task reading every element of a 100 MB
     # same-host argument, end to end": the client Puts it, a task sums it in
     # place, the client gets the sum (M3's "Put + task sum" row, same host).
