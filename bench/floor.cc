@@ -13,9 +13,10 @@
 //     task system in it (a bare gRPC stream to a relay process, which
 //     forwards over its own stream to an end process, which passes the
 //     message through a socketpair child: the client -> scheduler ->
-//     worker -> executor hops), once with a relay that blocks on its
-//     downstream stream and once with one that does not; and a handoff
-//     between two threads of one process and back.
+//     worker -> executor hops): on the callback API with a relay that
+//     blocks on its downstream stream and with one that does not, and on
+//     the async API with one thread per process draining its completion
+//     queue; and a handoff between two threads of one process and back.
 //
 //   fleet-bench-floor [--quick] [--out=FILE]
 //
@@ -66,6 +67,9 @@ constexpr char kBlockingChainVariant[] =
 constexpr char kCallbackChainVariant[] =
     "bare chain: gRPC stream to a relay, its stream to an end, a socketpair hop there; relay "
     "with a callback client reactor, 32 B (C++)";
+constexpr char kAsyncChainVariant[] =
+    "bare chain: gRPC stream to a relay, its stream to an end, a socketpair hop there; relay "
+    "and end on the async API, one thread each, 32 B (C++)";
 
 // --- small POSIX helpers ---------------------------------------------------
 
@@ -324,6 +328,7 @@ struct GrpcChildren {
   std::string echo;
   std::string blocking_chain;
   std::string callback_chain;
+  std::string async_chain;
 };
 
 int RunLatency(const BenchOptions& options, int tcp_port, int socketpair_fd,
@@ -363,7 +368,8 @@ int RunLatency(const BenchOptions& options, int tcp_port, int socketpair_fd,
   }
   for (const auto& [address, variant] :
        {std::pair{grpc_children.blocking_chain, kBlockingChainVariant},
-        std::pair{grpc_children.callback_chain, kCallbackChainVariant}}) {
+        std::pair{grpc_children.callback_chain, kCallbackChainVariant},
+        std::pair{grpc_children.async_chain, kAsyncChainVariant}}) {
     auto chain_stub =
         v1::Echo::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
     if (MeasureStream(rec, variant, calls, *chain_stub, request) != 0) return 1;
@@ -393,6 +399,10 @@ int main(int argc, char** argv) {
   }
   for (pid_t pid : fleet::bench::StartChainChildren(fleet::bench::RelayKind::kCallbackClient,
                                                     &grpc_children.callback_chain)) {
+    children.Add(pid);
+  }
+  for (pid_t pid : fleet::bench::StartChainChildren(fleet::bench::RelayKind::kAsync,
+                                                    &grpc_children.async_chain)) {
     children.Add(pid);
   }
 

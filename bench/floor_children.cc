@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/functional/any_invocable.h"
+#include "bench/floor_async.h"
 #include "bench/floor_io.h"
 #include "fleet/bench/v1/echo.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -21,10 +22,8 @@ using v1::EchoMessage;
 
 // Answers each message of a Stream call with `answer(message)` (false ends
 // the call), run inline in the read reaction: the cheapest form a relay or
-// an end of the chain can take. One read or one write in flight; deleted in
-// OnDone.
-using Answer = absl::AnyInvocable<bool(EchoMessage&)>;
-
+// an end of the chain can take on the callback API. One read or one write in
+// flight; deleted in OnDone.
 class AnsweringReactor final : public grpc::ServerBidiReactor<EchoMessage, EchoMessage> {
  public:
   explicit AnsweringReactor(Answer* answer) : answer_(answer) { StartRead(&message_); }
@@ -158,28 +157,18 @@ class RelayService final : public v1::Echo::CallbackService {
   std::unique_ptr<v1::Echo::Stub> stub_;
 };
 
-// Forks a child that serves make_service()'s service on 127.0.0.1 and
-// returns its pid, its address in `address`. `make_service` runs in the
-// child, before gRPC starts there.
-pid_t StartServer(absl::AnyInvocable<std::unique_ptr<grpc::Service>()> make_service,
-                  std::string* address) {
+// Forks a child that runs `serve(port_fd)`, which must write the port it
+// listens on (127.0.0.1) to port_fd and never return; returns its pid, its
+// address in `address`. `serve` runs in the child, before gRPC starts there.
+pid_t StartChild(absl::AnyInvocable<void(int port_fd)> serve, std::string* address) {
   int fds[2];
   if (::pipe(fds) != 0) Die("pipe");
   const pid_t pid = ::fork();
   if (pid < 0) Die("fork");
   if (pid == 0) {
     ::close(fds[0]);
-    std::unique_ptr<grpc::Service> service = make_service();
-    int port = 0;
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(service.get());
-    std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-    if (server == nullptr || port == 0) ::_exit(1);
-    WriteFull(fds[1], &port, sizeof(port));
-    ::close(fds[1]);
-    server->Wait();
-    ::_exit(0);
+    serve(fds[1]);
+    ::_exit(1);
   }
   ::close(fds[1]);
   int port = 0;
@@ -189,6 +178,26 @@ pid_t StartServer(absl::AnyInvocable<std::unique_ptr<grpc::Service>()> make_serv
   return pid;
 }
 
+// A child serving make_service()'s service on the callback API.
+pid_t StartServer(absl::AnyInvocable<std::unique_ptr<grpc::Service>()> make_service,
+                  std::string* address) {
+  return StartChild(
+      [make_service = std::move(make_service)](int port_fd) mutable {
+        std::unique_ptr<grpc::Service> service = make_service();
+        int port = 0;
+        grpc::ServerBuilder builder;
+        builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+        builder.RegisterService(service.get());
+        std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+        if (server == nullptr || port == 0) ::_exit(1);
+        WriteFull(port_fd, &port, sizeof(port));
+        ::close(port_fd);
+        server->Wait();
+        ::_exit(0);
+      },
+      address);
+}
+
 // StartServer for EchoService(make_answer()).
 pid_t StartEchoServer(absl::AnyInvocable<Answer()> make_answer, std::string* address) {
   return StartServer(
@@ -196,6 +205,24 @@ pid_t StartEchoServer(absl::AnyInvocable<Answer()> make_answer, std::string* add
         return std::make_unique<EchoService>(make_answer());
       },
       address);
+}
+
+// The end's answer: each message goes through a socketpair child (a
+// grandchild, which exits with the socket) and back, as a worker's task goes
+// to its executor. Made in the end's process.
+Answer ThroughSocketPair() {
+  int fd = -1;
+  StartSocketPairChild(&fd);
+  return Answer([fd](EchoMessage& message) {
+    const std::string& payload = message.payload();
+    std::string reply(payload.size(), '\0');
+    if (!WriteFull(fd, payload.data(), payload.size()) ||
+        !ReadFull(fd, reply.data(), reply.size())) {
+      return false;
+    }
+    message.set_payload(std::move(reply));
+    return true;
+  });
 }
 
 }  // namespace
@@ -223,28 +250,18 @@ pid_t StartGrpcChild(std::string* address) {
 }
 
 std::vector<pid_t> StartChainChildren(RelayKind relay_kind, std::string* address) {
-  // The end: each message goes through the socketpair child and back, as a
-  // worker's task goes to its executor.
-  std::string end_address;
-  const pid_t end = StartEchoServer(
-      [] {
-        int fd = -1;
-        StartSocketPairChild(&fd);  // a grandchild; it exits with the socket
-        return Answer([fd](EchoMessage& message) {
-          const std::string& payload = message.payload();
-          std::string reply(payload.size(), '\0');
-          if (!WriteFull(fd, payload.data(), payload.size()) ||
-              !ReadFull(fd, reply.data(), reply.size())) {
-            return false;
-          }
-          message.set_payload(std::move(reply));
-          return true;
-        });
-      },
-      &end_address);
   // The relay: each message goes to the end over one long-lived stream and
   // its answer comes back, as the scheduler forwards a task to a worker and
   // its result to the client.
+  std::string end_address;
+  if (relay_kind == RelayKind::kAsync) {
+    const pid_t end = StartChild(
+        [](int port_fd) { ServeAsyncAnswering(port_fd, ThroughSocketPair()); }, &end_address);
+    const pid_t relay = StartChild(
+        [end_address](int port_fd) { ServeAsyncRelay(port_fd, end_address); }, address);
+    return {end, relay};
+  }
+  const pid_t end = StartEchoServer(ThroughSocketPair, &end_address);
   if (relay_kind == RelayKind::kCallbackClient) {
     const pid_t relay = StartServer(
         [end_address]() -> std::unique_ptr<grpc::Service> {

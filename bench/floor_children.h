@@ -23,11 +23,12 @@ pid_t StartGrpcChild(std::string* address);
 // forwards each message over a stream of its own to an end child, which
 // passes it through a socketpair child and answers. Returns the children to
 // kill (the socketpair grandchild exits when its socket closes); the relay's
-// address in `address`. The relay's downstream stream is either a blocking
-// client stream called inline in the upstream read reaction, or a callback
-// client reactor (no thread blocks, as in fleet's scheduler); the floor is
-// the faster of the two.
-enum class RelayKind { kBlockingClient, kCallbackClient };
+// address in `address`. On the callback API (as fleet's daemons), the
+// relay's downstream stream is either a blocking client stream called inline
+// in the upstream read reaction or a callback client reactor (no thread
+// blocks, as in fleet's scheduler); on the async API, the relay and the end
+// each drain one completion queue on one thread. The floor is the fastest.
+enum class RelayKind { kBlockingClient, kCallbackClient, kAsync };
 std::vector<pid_t> StartChainChildren(RelayKind relay_kind, std::string* address);
 
 // Kills the children at exit, however main returns.
