@@ -16,7 +16,8 @@
 //     worker -> executor hops): on the callback API with a relay that
 //     blocks on its downstream stream and with one that does not, and on
 //     the async API with one thread per process draining its completion
-//     queue; and a handoff between two threads of one process and back.
+//     queue, alone and beside an idle callback service; and a handoff
+//     between two threads of one process and back.
 //
 //   fleet-bench-floor [--quick] [--out=FILE]
 //
@@ -70,6 +71,9 @@ constexpr char kCallbackChainVariant[] =
 constexpr char kAsyncChainVariant[] =
     "bare chain: gRPC stream to a relay, its stream to an end, a socketpair hop there; relay "
     "and end on the async API, one thread each, 32 B (C++)";
+constexpr char kAsyncBesideCallbackChainVariant[] =
+    "bare chain: gRPC stream to a relay, its stream to an end, a socketpair hop there; relay "
+    "and end on the async API beside an idle callback service, 32 B (C++)";
 
 // --- small POSIX helpers ---------------------------------------------------
 
@@ -329,6 +333,7 @@ struct GrpcChildren {
   std::string blocking_chain;
   std::string callback_chain;
   std::string async_chain;
+  std::string async_beside_callback_chain;
 };
 
 int RunLatency(const BenchOptions& options, int tcp_port, int socketpair_fd,
@@ -369,7 +374,8 @@ int RunLatency(const BenchOptions& options, int tcp_port, int socketpair_fd,
   for (const auto& [address, variant] :
        {std::pair{grpc_children.blocking_chain, kBlockingChainVariant},
         std::pair{grpc_children.callback_chain, kCallbackChainVariant},
-        std::pair{grpc_children.async_chain, kAsyncChainVariant}}) {
+        std::pair{grpc_children.async_chain, kAsyncChainVariant},
+        std::pair{grpc_children.async_beside_callback_chain, kAsyncBesideCallbackChainVariant}}) {
     auto chain_stub =
         v1::Echo::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
     if (MeasureStream(rec, variant, calls, *chain_stub, request) != 0) return 1;
@@ -403,6 +409,11 @@ int main(int argc, char** argv) {
   }
   for (pid_t pid : fleet::bench::StartChainChildren(fleet::bench::RelayKind::kAsync,
                                                     &grpc_children.async_chain)) {
+    children.Add(pid);
+  }
+  for (pid_t pid : fleet::bench::StartChainChildren(
+           fleet::bench::RelayKind::kAsyncBesideCallback,
+           &grpc_children.async_beside_callback_chain)) {
     children.Add(pid);
   }
 

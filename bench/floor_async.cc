@@ -45,13 +45,20 @@ struct Downstream {
   bool failed = false;
 };
 
+// A callback service that is never called.
+class IdleCallbackService final : public v1::Echo::CallbackService {};
+
 // `downstream` empty: answer with `answer`; otherwise relay to it.
-[[noreturn]] void Serve(int port_fd, Answer answer, const std::string& downstream_address) {
+[[noreturn]] void Serve(int port_fd, Answer answer, const std::string& downstream_address,
+                        AsyncOptions options) {
   v1::Echo::AsyncService service;
   int port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
+  IdleCallbackService idle;
+  // Registered for another host name, so that it never takes these calls.
+  if (options.with_idle_callback_service) builder.RegisterService("idle.invalid", &idle);
   std::unique_ptr<grpc::ServerCompletionQueue> queue = builder.AddCompletionQueue();
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) ::_exit(1);
@@ -128,10 +135,12 @@ struct Downstream {
 
 }  // namespace
 
-void ServeAsyncAnswering(int port_fd, Answer answer) { Serve(port_fd, std::move(answer), ""); }
+void ServeAsyncAnswering(int port_fd, Answer answer, AsyncOptions options) {
+  Serve(port_fd, std::move(answer), "", options);
+}
 
-void ServeAsyncRelay(int port_fd, const std::string& downstream) {
-  Serve(port_fd, Answer(), downstream);
+void ServeAsyncRelay(int port_fd, const std::string& downstream, AsyncOptions options) {
+  Serve(port_fd, Answer(), downstream, options);
 }
 
 }  // namespace fleet::bench

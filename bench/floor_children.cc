@@ -254,11 +254,15 @@ std::vector<pid_t> StartChainChildren(RelayKind relay_kind, std::string* address
   // its answer comes back, as the scheduler forwards a task to a worker and
   // its result to the client.
   std::string end_address;
-  if (relay_kind == RelayKind::kAsync) {
+  if (relay_kind == RelayKind::kAsync || relay_kind == RelayKind::kAsyncBesideCallback) {
+    const AsyncOptions options{.with_idle_callback_service =
+                                   relay_kind == RelayKind::kAsyncBesideCallback};
     const pid_t end = StartChild(
-        [](int port_fd) { ServeAsyncAnswering(port_fd, ThroughSocketPair()); }, &end_address);
+        [options](int port_fd) { ServeAsyncAnswering(port_fd, ThroughSocketPair(), options); },
+        &end_address);
     const pid_t relay = StartChild(
-        [end_address](int port_fd) { ServeAsyncRelay(port_fd, end_address); }, address);
+        [end_address, options](int port_fd) { ServeAsyncRelay(port_fd, end_address, options); },
+        address);
     return {end, relay};
   }
   const pid_t end = StartEchoServer(ThroughSocketPair, &end_address);

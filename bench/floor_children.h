@@ -27,8 +27,10 @@ pid_t StartGrpcChild(std::string* address);
 // relay's downstream stream is either a blocking client stream called inline
 // in the upstream read reaction or a callback client reactor (no thread
 // blocks, as in fleet's scheduler); on the async API, the relay and the end
-// each drain one completion queue on one thread. The floor is the fastest.
-enum class RelayKind { kBlockingClient, kCallbackClient, kAsync };
+// each drain one completion queue on one thread, alone or beside an idle
+// callback service (which brings the callback API's polling threads back).
+// The floor is the fastest.
+enum class RelayKind { kBlockingClient, kCallbackClient, kAsync, kAsyncBesideCallback };
 std::vector<pid_t> StartChainChildren(RelayKind relay_kind, std::string* address);
 
 // Kills the children at exit, however main returns.
