@@ -70,7 +70,6 @@ class EchoService final : public v1::Echo::CallbackService {
   Answer answer_;
 };
 
-
 // The relay's stream reaction without blocking, as fleet's scheduler relays:
 // each message read upstream is written on a downstream stream of its own (a
 // callback client reactor), and the answer read there is written back
