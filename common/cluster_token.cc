@@ -76,7 +76,7 @@ void SetSentClusterToken(std::string token) {
   }
 }
 
-grpc::Status ClusterTokenCheck::Check(const grpc::CallbackServerContext& context) const {
+grpc::Status ClusterTokenCheck::Check(const grpc::ServerContextBase& context) const {
   if (token_.empty()) return grpc::Status::OK;
   const auto& metadata = context.client_metadata();
   const auto found = metadata.find("authorization");

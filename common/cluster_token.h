@@ -46,7 +46,7 @@ class ClusterTokenCheck {
 
   // OK when the call carries the token; otherwise UNAUTHENTICATED, saying
   // which server refused it and what the caller should set.
-  grpc::Status Check(const grpc::CallbackServerContext& context) const;
+  grpc::Status Check(const grpc::ServerContextBase& context) const;
 
  private:
   std::string token_;

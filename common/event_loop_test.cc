@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "grpcpp/completion_queue.h"
 #include "gtest/gtest.h"
 
 namespace fleet {
@@ -67,6 +68,61 @@ TEST(EventLoopTest, PostAfterStopIsDropped) {
   loop.Stop();
   loop.Post([&] { count++; });
   EXPECT_EQ(count.load(), 0);
+}
+
+TEST(EventLoopTest, DrivenByACompletionQueueRunsEverythingOnTheDrainingThread) {
+  grpc::CompletionQueue queue;
+  std::atomic<int> hooks{0};
+  EventLoop loop([&] { hooks++; }, EventLoop::DrivenByCompletionQueue{});
+  std::atomic<int> count{0};
+  std::atomic<int> wrong_thread{0};
+  std::atomic<bool> follow_up_ran{false};
+  absl::Notification attached;
+  absl::Notification done;
+  std::thread::id drain_thread;
+  std::thread drainer([&] {
+    drain_thread = std::this_thread::get_id();
+    int wake_tag = 0;
+    loop.AttachTo(&queue, &wake_tag);
+    attached.Notify();
+    void* tag = nullptr;
+    bool ok = false;
+    while (queue.Next(&tag, &ok)) {
+      EXPECT_EQ(tag, &wake_tag);
+      loop.OnWakeUp();
+      loop.RunPending();
+    }
+  });
+  attached.WaitForNotification();
+  std::vector<std::thread> posters;
+  for (int t = 0; t < 4; ++t) {
+    posters.emplace_back([&] {
+      for (int i = 0; i < 1000; ++i) {
+        loop.Post([&] {
+          if (std::this_thread::get_id() != drain_thread) wrong_thread++;
+          if (++count == 4000) {
+            // Posted from the draining thread: runs in the same round,
+            // with no wake-up of its own.
+            loop.Post([&] {
+              follow_up_ran = true;
+              done.Notify();
+            });
+          }
+        });
+      }
+    });
+  }
+  for (std::thread& poster : posters) poster.join();
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  loop.Stop();
+  queue.Shutdown();
+  drainer.join();
+  EXPECT_EQ(count.load(), 4000);
+  EXPECT_TRUE(follow_up_ran.load());
+  EXPECT_EQ(wrong_thread.load(), 0);
+  // One hook per round that ran something: at least one, at most one per event.
+  EXPECT_GE(hooks.load(), 1);
+  EXPECT_LE(hooks.load(), 4000);
 }
 
 }  // namespace

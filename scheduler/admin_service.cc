@@ -10,6 +10,7 @@
 #include "common/batch_queue.h"
 #include "common/grpc_status.h"
 #include "common/ids.h"
+#include "scheduler/completion_tag.h"
 
 namespace fleet::scheduler {
 namespace {
@@ -19,34 +20,46 @@ namespace {
 // scheduler's memory.
 constexpr std::size_t kMaxFollowerBacklogBytes = 16 << 20;
 
-// Answers a unary call from the event loop thread: `answer` runs there, where
-// the core may be read, and returns the call's status. The reaction itself
-// returns at once (it never waits for the loop), as GetStatus does.
-template <typename Fn>
-grpc::ServerUnaryReactor* AnswerOnLoop(grpc::CallbackServerContext* context, EventLoop* loop,
-                                       const ClusterTokenCheck& token, Fn answer) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (grpc::Status allowed = token.Check(*context); !allowed.ok()) {
-    reactor->Finish(std::move(allowed));
-    return reactor;
-  }
-  loop->Post(
-      [reactor, answer = std::move(answer)]() mutable { reactor->Finish(ToGrpcStatus(answer())); });
-  return reactor;
-}
-
 // One StreamLogs call: the recent events, then (when following) each new
 // entry as the core records it. One write in flight; entries that arrive
 // meanwhile are batched (BatchQueue).
 //
-// Lifetime: shared by gRPC (until OnDone) and the event log's follower
-// callback (until unfollowed on the loop).
-class LogStream final : public grpc::ServerWriteReactor<v1::StreamLogsReply>,
-                        public std::enable_shared_from_this<LogStream> {
+// Lifetime: shared by gRPC (until the call is done and finished) and the
+// event log's follower callback (until unfollowed on the loop).
+class LogStream final : public std::enable_shared_from_this<LogStream> {
  public:
-  static LogStream* Start(EventLoop* loop, SchedulerCore* core, v1::StreamLogsRequest request) {
-    auto stream = std::shared_ptr<LogStream>(new LogStream(loop));
+  // Asks for the next StreamLogs call; once one arrives, serves it and asks
+  // for the next.
+  static void Accept(v1::Admin::AsyncService* service, grpc::ServerCompletionQueue* queue,
+                     EventLoop* loop, SchedulerCore* core, const ClusterTokenCheck* token) {
+    auto stream = std::shared_ptr<LogStream>(new LogStream(service, queue, loop, core, token));
     stream->self_ = stream;
+    stream->context_.AsyncNotifyWhenDone(&stream->done_tag_);
+    service->RequestStreamLogs(&stream->context_, &stream->request_, &stream->writer_, queue,
+                               queue, &stream->accepted_tag_);
+  }
+
+  void OnAccepted(bool ok) {
+    if (!ok) {  // shutting down; a call never started is never done
+      self_.reset();
+      return;
+    }
+    accepted_ = true;
+    Accept(service_, queue_, loop_, core_, token_);
+    if (grpc::Status allowed = token_->Check(context_); !allowed.ok()) {
+      {
+        absl::MutexLock lock(&mu_);
+        finished_ = true;
+      }
+      writer_.Finish(allowed, &finish_tag_);
+      return;
+    }
+    Start(shared_from_this(), core_, request_);
+  }
+
+  static void Start(std::shared_ptr<LogStream> stream, SchedulerCore* core,
+                    v1::StreamLogsRequest request) {
+    EventLoop* loop = stream->loop_;
     loop->Post([stream, core, request = std::move(request)] {
       for (const v1::ClusterEvent& event : core->events().Recent(request.tail())) {
         v1::LogEntry entry;
@@ -61,9 +74,8 @@ class LogStream final : public grpc::ServerWriteReactor<v1::StreamLogsReply>,
       if (stream->done_) return;  // cancelled before it could follow
       stream->follower_ = core->events().Follow(
           request.task_output(), [stream](const v1::LogEntry& entry) { stream->Send(entry); });
-      stream->core_ = core;
+      stream->following_core_ = core;
     });
-    return stream.get();
   }
 
   // Thread-safe; a no-op once the call has ended.
@@ -83,7 +95,7 @@ class LogStream final : public grpc::ServerWriteReactor<v1::StreamLogsReply>,
     }
   }
 
-  void OnWriteDone(bool ok) override {
+  void OnWriteDone(bool ok) {
     uint64_t dropped = 0;
     {
       absl::MutexLock lock(&mu_);
@@ -101,18 +113,19 @@ class LogStream final : public grpc::ServerWriteReactor<v1::StreamLogsReply>,
     }
     if (ok) StartNextWrite();
     MaybeFinish();
+    MaybeRelease();
   }
 
-  void OnCancel() override {
-    {
-      absl::MutexLock lock(&mu_);
-      cancelled_ = true;
+  // The call is over: finished, or cancelled (the caller went away).
+  void OnCallDone(bool) {
+    if (accepted_ && context_.IsCancelled()) {
+      {
+        absl::MutexLock lock(&mu_);
+        cancelled_ = true;
+      }
+      outbox_.Close();
+      MaybeFinish();
     }
-    outbox_.Close();
-    MaybeFinish();
-  }
-
-  void OnDone() override {
     // Stop following on the loop, which owns the event log; the callback's
     // hold on this stream goes with it.
     std::optional<ClusterEventLog::FollowerId> follower;
@@ -121,14 +134,34 @@ class LogStream final : public grpc::ServerWriteReactor<v1::StreamLogsReply>,
       absl::MutexLock lock(&mu_);
       done_ = true;
       follower = follower_;
-      core = core_;
+      core = following_core_;
     }
     if (follower) loop_->Post([core, id = *follower] { core->events().Unfollow(id); });
-    self_.reset();
+    MaybeRelease();
+  }
+
+  void OnFinished(bool) {
+    {
+      absl::MutexLock lock(&mu_);
+      finish_done_ = true;
+    }
+    MaybeRelease();
   }
 
  private:
-  explicit LogStream(EventLoop* loop) : loop_(loop) {}
+  LogStream(v1::Admin::AsyncService* service, grpc::ServerCompletionQueue* queue,
+            EventLoop* loop, SchedulerCore* core, const ClusterTokenCheck* token)
+      : service_(service), queue_(queue), loop_(loop), core_(core), token_(token) {}
+
+  // gRPC's hold goes once the call is done and, if it was accepted and
+  // finished, the finish has completed.
+  void MaybeRelease() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!done_ || writing_ || (finished_ && !finish_done_)) return;
+    }
+    self_.reset();
+  }
 
   // Without --follow: ends the call once what was queued has been written.
   void EndAfterBacklog() {
@@ -151,7 +184,7 @@ class LogStream final : public grpc::ServerWriteReactor<v1::StreamLogsReply>,
       current_ = std::move(*next);
       written_bytes_ = current_.ByteSizeLong();
     }
-    StartWrite(&current_);
+    writer_.Write(current_, &write_tag_);
   }
 
   // Ends the call once it was cancelled, or, without --follow, once
@@ -172,13 +205,25 @@ class LogStream final : public grpc::ServerWriteReactor<v1::StreamLogsReply>,
       if (!writing_) finished_ = finish = true;
     }
     if (finish) {
-      Finish(grpc::Status::OK);
+      writer_.Finish(grpc::Status::OK, &finish_tag_);
     } else {
-      StartWrite(&current_);
+      writer_.Write(current_, &write_tag_);
     }
   }
 
+  v1::Admin::AsyncService* const service_;
+  grpc::ServerCompletionQueue* const queue_;
   EventLoop* const loop_;
+  SchedulerCore* const core_;
+  const ClusterTokenCheck* const token_;
+  grpc::ServerContext context_;
+  v1::StreamLogsRequest request_;
+  grpc::ServerAsyncWriter<v1::StreamLogsReply> writer_{&context_};
+  MemberTag<LogStream, &LogStream::OnAccepted> accepted_tag_{this};
+  MemberTag<LogStream, &LogStream::OnWriteDone> write_tag_{this};
+  MemberTag<LogStream, &LogStream::OnFinished> finish_tag_{this};
+  MemberTag<LogStream, &LogStream::OnCallDone> done_tag_{this};
+  bool accepted_ = false;  // the core thread's
   BatchQueue<v1::StreamLogsReply> outbox_;
   v1::StreamLogsReply current_;  // the reply being written; touched by the writer only
   absl::Mutex mu_;
@@ -187,46 +232,87 @@ class LogStream final : public grpc::ServerWriteReactor<v1::StreamLogsReply>,
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_done_ ABSL_GUARDED_BY(mu_) = false;
   std::size_t backlog_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::size_t written_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
   std::optional<ClusterEventLog::FollowerId> follower_ ABSL_GUARDED_BY(mu_);
-  SchedulerCore* core_ ABSL_GUARDED_BY(mu_) = nullptr;
-  std::shared_ptr<LogStream> self_;  // gRPC's hold, dropped in OnDone
+  SchedulerCore* following_core_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::shared_ptr<LogStream> self_;  // gRPC's hold (MaybeRelease)
 };
 
 }  // namespace
 
-grpc::ServerUnaryReactor* AdminService::ListTasks(grpc::CallbackServerContext* context,
-                                                  const v1::ListTasksRequest* request,
-                                                  v1::ListTasksReply* reply) {
-  return AnswerOnLoop(context, loop_, *token_, [this, request, reply]() -> absl::Status {
-    absl::StatusOr<v1::ListTasksReply> tasks = core_->ListTasks(*request);
-    if (!tasks.ok()) return tasks.status();
-    *reply = std::move(*tasks);
-    return absl::OkStatus();
-  });
-}
+// One unary call, answered on the core thread as soon as it arrives:
+// `answer(request, reply)` reads the core and returns the call's status.
+template <typename Request, typename Reply>
+class AdminService::UnaryCall final : public CompletionTag {
+ public:
+  using RequestFn = void (v1::Admin::AsyncService::*)(
+      grpc::ServerContext*, Request*, grpc::ServerAsyncResponseWriter<Reply>*,
+      grpc::CompletionQueue*, grpc::ServerCompletionQueue*, void*);
+  using Answer = absl::Status (*)(SchedulerCore&, const Request&, Reply&);
 
-grpc::ServerUnaryReactor* AdminService::CancelTask(grpc::CallbackServerContext* context,
-                                                   const v1::CancelTaskRequest* request,
-                                                   v1::CancelTaskReply* reply) {
-  return AnswerOnLoop(context, loop_, *token_, [this, request, reply]() -> absl::Status {
-    absl::StatusOr<TaskId> id = TaskId::FromBinary(request->task_id());
-    if (!id.ok()) return id.status();
-    absl::StatusOr<std::string> state = core_->CancelTaskAsOperator(*id);
-    if (!state.ok()) return state.status();
-    reply->set_state(*state);
-    return absl::OkStatus();
-  });
-}
-
-grpc::ServerWriteReactor<v1::StreamLogsReply>* AdminService::StreamLogs(
-    grpc::CallbackServerContext* context, const v1::StreamLogsRequest* request) {
-  if (grpc::Status allowed = token_->Check(*context); !allowed.ok()) {
-    return new RefusedWriteCall<v1::StreamLogsReply>(std::move(allowed));
+  static void Accept(AdminService* service, grpc::ServerCompletionQueue* queue, RequestFn request,
+                     Answer answer) {
+    auto* call = new UnaryCall(service, queue, request, answer);
+    (service->*request)(&call->context_, &call->request_, &call->responder_, queue, queue, call);
   }
-  return LogStream::Start(loop_, core_, *request);
+
+  void Handle(bool ok) override {
+    if (answered_ || !ok) {  // finished, or the server is shutting down
+      delete this;
+      return;
+    }
+    Accept(service_, queue_, request_fn_, answer_);
+    answered_ = true;
+    grpc::Status status = service_->token_->Check(context_);
+    if (status.ok()) status = ToGrpcStatus(answer_(*service_->core_, request_, reply_));
+    if (status.ok()) {
+      responder_.Finish(reply_, status, this);
+    } else {
+      responder_.FinishWithError(status, this);
+    }
+  }
+
+ private:
+  UnaryCall(AdminService* service, grpc::ServerCompletionQueue* queue, RequestFn request,
+            Answer answer)
+      : service_(service), queue_(queue), request_fn_(request), answer_(answer) {}
+
+  AdminService* const service_;
+  grpc::ServerCompletionQueue* const queue_;
+  const RequestFn request_fn_;
+  const Answer answer_;
+  grpc::ServerContext context_;
+  Request request_;
+  Reply reply_;
+  grpc::ServerAsyncResponseWriter<Reply> responder_{&context_};
+  bool answered_ = false;
+};
+
+void AdminService::AcceptCalls(grpc::ServerCompletionQueue* queue) {
+  UnaryCall<v1::ListTasksRequest, v1::ListTasksReply>::Accept(
+      this, queue, &AdminService::RequestListTasks,
+      [](SchedulerCore& core, const v1::ListTasksRequest& request,
+         v1::ListTasksReply& reply) -> absl::Status {
+        absl::StatusOr<v1::ListTasksReply> tasks = core.ListTasks(request);
+        if (!tasks.ok()) return tasks.status();
+        reply = std::move(*tasks);
+        return absl::OkStatus();
+      });
+  UnaryCall<v1::CancelTaskRequest, v1::CancelTaskReply>::Accept(
+      this, queue, &AdminService::RequestCancelTask,
+      [](SchedulerCore& core, const v1::CancelTaskRequest& request,
+         v1::CancelTaskReply& reply) -> absl::Status {
+        absl::StatusOr<TaskId> id = TaskId::FromBinary(request.task_id());
+        if (!id.ok()) return id.status();
+        absl::StatusOr<std::string> state = core.CancelTaskAsOperator(*id);
+        if (!state.ok()) return state.status();
+        reply.set_state(*state);
+        return absl::OkStatus();
+      });
+  LogStream::Accept(this, queue, loop_, core_, token_);
 }
 
 }  // namespace fleet::scheduler

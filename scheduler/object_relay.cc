@@ -1,6 +1,5 @@
 #include "scheduler/object_relay.h"
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -8,18 +7,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
-#include "common/ids.h"
-#include "common/logging.h"
 #include "common/net.h"
 #include "common/object_transfer.h"
 #include "grpcpp/client_context.h"
-#include "grpcpp/support/client_callback.h"
+#include "grpcpp/support/async_stream.h"
+#include "scheduler/completion_tag.h"
 
 namespace fleet::scheduler {
 namespace {
 
 // The target the caller named, or InvalidArgument.
-absl::StatusOr<std::string> RelayTarget(const grpc::CallbackServerContext& context) {
+absl::StatusOr<std::string> RelayTarget(const grpc::ServerContext& context) {
   const auto& metadata = context.client_metadata();
   const auto found = metadata.find(kRelayTargetMetadata);
   if (found == metadata.end() || found->second.empty()) {
@@ -37,202 +35,259 @@ grpc::Status Relayed(const grpc::Status& status, const std::string& target) {
                                                         target, ": ", status.error_message()));
 }
 
-// What both relayed calls share: the upstream call to the worker, the
-// bytes moved, and the two OnDone (the caller's call and the worker's call)
-// that must both have happened before the relay may delete itself.
-struct RelayedCall {
-  RelayedCall(EventLoop* loop, SchedulerCore* core) : loop(loop), core(core) {}
-
-  // Opens the stub to `target` with a transfer's deadline.
-  v1::Worker::Stub* Dial() {
-    stub = v1::Worker::NewStub(ChannelTo(target));
-    upstream.set_deadline(absl::ToChronoTime(absl::Now() + kObjectTransferTimeout));
-    return stub.get();
-  }
-  // Counts the call on the loop, where /status reads it.
-  void Record(bool ok) const {
-    loop->Post([core = core, bytes = bytes, ok] { core->RecordRelay(bytes, ok); });
-  }
-  // True for the second of the two OnDone.
-  bool LastDone() { return pending.fetch_sub(1) == 1; }
-
-  EventLoop* const loop;
-  SchedulerCore* const core;
-  std::string target;
-  std::unique_ptr<v1::Worker::Stub> stub;
-  grpc::ClientContext upstream;
-  uint64_t bytes = 0;
-  std::atomic<int> pending{2};
-};
-
 }  // namespace
 
-// One relayed FetchObject: the worker's chunks, read with a callback
-// client call, are written on to the caller one at a time. The client call
-// is held open (AddHold) while a chunk is being written on, so that it
-// cannot end under a write; deletes itself when both calls are done.
-class ObjectRelay::Fetch final : public grpc::ServerWriteReactor<v1::ObjectChunk>,
-                                 public grpc::ClientReadReactor<v1::ObjectChunk> {
-  using Down = grpc::ServerWriteReactor<v1::ObjectChunk>;
-  using Up = grpc::ClientReadReactor<v1::ObjectChunk>;
-
+// What both relayed calls share: the caller's call (its context and its
+// end notification), the call to the worker, and the count of operations
+// in flight. Everything runs on the core thread; a call deletes itself once
+// the caller's call is done and nothing is in flight.
+class ObjectRelay::Call {
  public:
-  Fetch(EventLoop* loop, SchedulerCore* core, v1::FetchObjectRequest request)
-      : call_(loop, core), request_(std::move(request)) {}
+  virtual ~Call() = default;
 
-  // Starts forwarding to `target` once the loop has checked it.
-  void Begin(absl::Status allowed, std::string target) {
-    call_.target = std::move(target);
-    if (!allowed.ok()) {
-      EndUpstream(ToGrpcStatus(allowed));
-      return;
-    }
-    call_.Dial()->async()->FetchObject(&call_.upstream, &request_, this);
-    Up::AddHold();
-    Up::StartRead(&chunk_);
-    Up::StartCall();
+ protected:
+  Call(ObjectRelay* relay, grpc::ServerCompletionQueue* queue) : relay_(relay), queue_(queue) {
+    context_.AsyncNotifyWhenDone(&done_tag_);
+    in_flight_ = 1;  // the done notification
   }
 
-  // Upstream: a chunk arrived, or the worker's stream ended (its status
-  // follows in OnDone once the hold is gone).
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      Up::RemoveHold();
-      return;
+  // Each started operation is counted; each completion handler calls
+  // Completed first and Settle last.
+  void Started() { ++in_flight_; }
+  void Completed() { --in_flight_; }
+  void Settle() {
+    if (in_flight_ == 0) delete this;
+  }
+
+  // Checks the token and the target and dials the worker; on failure
+  // returns the status to end the caller's call with.
+  grpc::Status Admit() {
+    if (grpc::Status allowed = relay_->token_->Check(context_); !allowed.ok()) return allowed;
+    absl::StatusOr<std::string> target = RelayTarget(context_);
+    if (!target.ok()) return ToGrpcStatus(target.status());
+    target_ = *std::move(target);
+    if (absl::Status allowed = relay_->core_->CheckRelayTarget(target_); !allowed.ok()) {
+      relay_->core_->RecordRelay(0, false);  // a failed relay call, in /status
+      return ToGrpcStatus(allowed);
     }
-    call_.bytes += chunk_.data().size();
-    Down::StartWrite(&chunk_);
+    stub_ = v1::Worker::NewStub(ChannelTo(target_));
+    upstream_.set_deadline(absl::ToChronoTime(absl::Now() + kObjectTransferTimeout));
+    return grpc::Status::OK;
   }
-  // Downstream: the chunk went out; read the next.
-  void OnWriteDone(bool ok) override {
-    if (!ok) {  // the caller is gone
-      call_.upstream.TryCancel();
-      Up::RemoveHold();
-      return;
-    }
-    Up::StartRead(&chunk_);
+
+  // The relayed status, counted in the core (the /status "relay" figures).
+  grpc::Status Record(const grpc::Status& upstream_status) {
+    relay_->core_->RecordRelay(bytes_, upstream_status.ok());
+    return Relayed(upstream_status, target_);
   }
-  void OnDone(const grpc::Status& status) override {
-    EndUpstream(Relayed(status, call_.target));
+
+  // The caller's call is over (finished, or the caller went away).
+  void OnCallDone(bool) {
+    Completed();
+    if (context_.IsCancelled()) upstream_.TryCancel();
+    Settle();
   }
-  // Downstream: the caller went away (safe before the upstream call starts).
-  void OnCancel() override { call_.upstream.TryCancel(); }
-  void OnDone() override {
-    if (call_.LastDone()) delete this;
-  }
+
+  ObjectRelay* const relay_;
+  grpc::ServerCompletionQueue* const queue_;
+  grpc::ServerContext context_;
+  std::string target_;
+  std::unique_ptr<v1::Worker::Stub> stub_;
+  grpc::ClientContext upstream_;
+  grpc::Status upstream_status_;
+  uint64_t bytes_ = 0;
+  v1::ObjectChunk chunk_;  // one chunk in flight: read, then written
 
  private:
-  void EndUpstream(grpc::Status status) {
-    call_.Record(status.ok());
-    Down::Finish(std::move(status));
-    if (call_.LastDone()) delete this;
-  }
-
-  RelayedCall call_;
-  const v1::FetchObjectRequest request_;
-  v1::ObjectChunk chunk_;  // one chunk in flight: read, then written
+  MemberTag<Call, &Call::OnCallDone> done_tag_{this};
+  int in_flight_ = 0;
 };
 
-// One relayed PutObject: the caller's chunks are written on to the worker
-// one at a time, and the worker's reply and status come back. The client
-// call is held open until the last chunk or the end has been passed on.
-class ObjectRelay::Put final : public grpc::ServerReadReactor<v1::ObjectChunk>,
-                               public grpc::ClientWriteReactor<v1::ObjectChunk> {
-  using Down = grpc::ServerReadReactor<v1::ObjectChunk>;
-  using Up = grpc::ClientWriteReactor<v1::ObjectChunk>;
-
+// One relayed FetchObject: each chunk read from the worker is written on to
+// the caller before the next is read.
+class ObjectRelay::Fetch final : public ObjectRelay::Call {
  public:
-  Put(EventLoop* loop, SchedulerCore* core, grpc::CallbackServerContext* context,
-      v1::PutObjectReply* reply)
-      : call_(loop, core), context_(context), reply_(reply) {}
-
-  void Begin(absl::Status allowed, std::string target) {
-    call_.target = std::move(target);
-    if (!allowed.ok()) {
-      EndUpstream(ToGrpcStatus(allowed));
-      return;
-    }
-    call_.Dial()->async()->PutObject(&call_.upstream, &upstream_reply_, this);
-    Up::AddHold();
-    Up::StartCall();
-    Down::StartRead(&chunk_);
-  }
-
-  // Downstream: a chunk arrived, or the caller is done sending (or gone:
-  // then the worker must not see a clean end and keep a partial object).
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      if (context_->IsCancelled()) {
-        call_.upstream.TryCancel();
-      } else {
-        Up::StartWritesDone();
-      }
-      Up::RemoveHold();
-      return;
-    }
-    call_.bytes += chunk_.data().size();
-    Up::StartWrite(&chunk_);
-  }
-  // Upstream: the chunk reached the worker; read the next. On failure the
-  // worker's status follows in OnDone.
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Up::RemoveHold();
-      return;
-    }
-    Down::StartRead(&chunk_);
-  }
-  void OnDone(const grpc::Status& status) override {
-    if (status.ok()) *reply_ = upstream_reply_;
-    EndUpstream(Relayed(status, call_.target));
-  }
-  void OnCancel() override { call_.upstream.TryCancel(); }
-  void OnDone() override {
-    if (call_.LastDone()) delete this;
+  static void Accept(ObjectRelay* relay, grpc::ServerCompletionQueue* queue) {
+    auto* call = new Fetch(relay, queue);
+    call->Started();
+    relay->RequestFetchObject(&call->context_, &call->request_, &call->down_, queue, queue,
+                              &call->accepted_tag_);
   }
 
  private:
-  void EndUpstream(grpc::Status status) {
-    call_.Record(status.ok());
-    Down::Finish(std::move(status));
-    if (call_.LastDone()) delete this;
+  Fetch(ObjectRelay* relay, grpc::ServerCompletionQueue* queue) : Call(relay, queue) {}
+
+  void OnAccepted(bool ok) {
+    Completed();
+    if (!ok) {  // shutting down; a call never started is never done
+      delete this;
+      return;
+    }
+    Accept(relay_, queue_);
+    if (grpc::Status admitted = Admit(); !admitted.ok()) {
+      Started();
+      down_.Finish(admitted, &down_finished_tag_);
+      return Settle();
+    }
+    up_ = stub_->PrepareAsyncFetchObject(&upstream_, request_, queue_);
+    Started();
+    up_->StartCall(&up_started_tag_);
+    Settle();
+  }
+  void OnUpStarted(bool ok) {
+    Completed();
+    Started();
+    if (ok) {
+      up_->Read(&chunk_, &up_read_tag_);
+    } else {
+      up_->Finish(&upstream_status_, &up_finished_tag_);
+    }
+    Settle();
+  }
+  // A chunk from the worker, or the end of its stream (its status follows).
+  void OnUpRead(bool ok) {
+    Completed();
+    Started();
+    if (ok) {
+      bytes_ += chunk_.data().size();
+      down_.Write(chunk_, &down_written_tag_);
+    } else {
+      up_->Finish(&upstream_status_, &up_finished_tag_);
+    }
+    Settle();
+  }
+  void OnDownWritten(bool ok) {
+    Completed();
+    if (!ok) upstream_.TryCancel();  // the caller is gone; the read then fails
+    Started();
+    up_->Read(&chunk_, &up_read_tag_);
+    Settle();
+  }
+  void OnUpFinished(bool) {
+    Completed();
+    Started();
+    down_.Finish(Record(upstream_status_), &down_finished_tag_);
+    Settle();
+  }
+  void OnDownFinished(bool) {
+    Completed();
+    Settle();
   }
 
-  RelayedCall call_;
-  grpc::CallbackServerContext* const context_;
-  v1::PutObjectReply* const reply_;
+  v1::FetchObjectRequest request_;
+  grpc::ServerAsyncWriter<v1::ObjectChunk> down_{&context_};
+  std::unique_ptr<grpc::ClientAsyncReader<v1::ObjectChunk>> up_;
+  MemberTag<Fetch, &Fetch::OnAccepted> accepted_tag_{this};
+  MemberTag<Fetch, &Fetch::OnUpStarted> up_started_tag_{this};
+  MemberTag<Fetch, &Fetch::OnUpRead> up_read_tag_{this};
+  MemberTag<Fetch, &Fetch::OnDownWritten> down_written_tag_{this};
+  MemberTag<Fetch, &Fetch::OnUpFinished> up_finished_tag_{this};
+  MemberTag<Fetch, &Fetch::OnDownFinished> down_finished_tag_{this};
+};
+
+// One relayed PutObject: each chunk read from the caller is written on to
+// the worker before the next is read; the worker's reply and status come
+// back. A caller that goes away cancels the worker's call, so that the
+// worker does not keep a partial object.
+class ObjectRelay::Put final : public ObjectRelay::Call {
+ public:
+  static void Accept(ObjectRelay* relay, grpc::ServerCompletionQueue* queue) {
+    auto* call = new Put(relay, queue);
+    call->Started();
+    relay->RequestPutObject(&call->context_, &call->down_, queue, queue, &call->accepted_tag_);
+  }
+
+ private:
+  Put(ObjectRelay* relay, grpc::ServerCompletionQueue* queue) : Call(relay, queue) {}
+
+  void OnAccepted(bool ok) {
+    Completed();
+    if (!ok) {  // shutting down; a call never started is never done
+      delete this;
+      return;
+    }
+    Accept(relay_, queue_);
+    if (grpc::Status admitted = Admit(); !admitted.ok()) {
+      Started();
+      down_.FinishWithError(admitted, &down_finished_tag_);
+      return Settle();
+    }
+    up_ = stub_->PrepareAsyncPutObject(&upstream_, &upstream_reply_, queue_);
+    Started();
+    up_->StartCall(&up_started_tag_);
+    Settle();
+  }
+  void OnUpStarted(bool ok) {
+    Completed();
+    Started();
+    if (ok) {
+      down_.Read(&chunk_, &down_read_tag_);
+    } else {
+      up_->Finish(&upstream_status_, &up_finished_tag_);
+    }
+    Settle();
+  }
+  // A chunk from the caller, or the end of what it sends (or it went away).
+  void OnDownRead(bool ok) {
+    Completed();
+    Started();
+    if (ok) {
+      bytes_ += chunk_.data().size();
+      up_->Write(chunk_, &up_written_tag_);
+    } else {
+      if (context_.IsCancelled()) upstream_.TryCancel();
+      up_->WritesDone(&up_writes_done_tag_);
+    }
+    Settle();
+  }
+  // The chunk reached the worker; on failure its status follows.
+  void OnUpWritten(bool ok) {
+    Completed();
+    Started();
+    if (ok) {
+      down_.Read(&chunk_, &down_read_tag_);
+    } else {
+      up_->Finish(&upstream_status_, &up_finished_tag_);
+    }
+    Settle();
+  }
+  void OnUpWritesDone(bool) {
+    Completed();
+    Started();
+    up_->Finish(&upstream_status_, &up_finished_tag_);
+    Settle();
+  }
+  void OnUpFinished(bool) {
+    Completed();
+    Started();
+    const grpc::Status status = Record(upstream_status_);
+    if (status.ok()) {
+      down_.Finish(upstream_reply_, status, &down_finished_tag_);
+    } else {
+      down_.FinishWithError(status, &down_finished_tag_);
+    }
+    Settle();
+  }
+  void OnDownFinished(bool) {
+    Completed();
+    Settle();
+  }
+
+  grpc::ServerAsyncReader<v1::PutObjectReply, v1::ObjectChunk> down_{&context_};
+  std::unique_ptr<grpc::ClientAsyncWriter<v1::ObjectChunk>> up_;
   v1::PutObjectReply upstream_reply_;
-  v1::ObjectChunk chunk_;  // one chunk in flight: read, then written
+  MemberTag<Put, &Put::OnAccepted> accepted_tag_{this};
+  MemberTag<Put, &Put::OnUpStarted> up_started_tag_{this};
+  MemberTag<Put, &Put::OnDownRead> down_read_tag_{this};
+  MemberTag<Put, &Put::OnUpWritten> up_written_tag_{this};
+  MemberTag<Put, &Put::OnUpWritesDone> up_writes_done_tag_{this};
+  MemberTag<Put, &Put::OnUpFinished> up_finished_tag_{this};
+  MemberTag<Put, &Put::OnDownFinished> down_finished_tag_{this};
 };
 
-grpc::ServerWriteReactor<v1::ObjectChunk>* ObjectRelay::FetchObject(
-    grpc::CallbackServerContext* context, const v1::FetchObjectRequest* request) {
-  if (grpc::Status allowed = token_->Check(*context); !allowed.ok()) {
-    return new RefusedWriteCall<v1::ObjectChunk>(std::move(allowed));
-  }
-  absl::StatusOr<std::string> target = RelayTarget(*context);
-  if (!target.ok()) return new RefusedWriteCall<v1::ObjectChunk>(ToGrpcStatus(target.status()));
-  auto* relay = new Fetch(loop_, core_, *request);
-  loop_->Post([core = core_, relay, target = *std::move(target)]() mutable {
-    absl::Status allowed = core->CheckRelayTarget(target);
-    relay->Begin(std::move(allowed), std::move(target));
-  });
-  return relay;
-}
-
-grpc::ServerReadReactor<v1::ObjectChunk>* ObjectRelay::PutObject(
-    grpc::CallbackServerContext* context, v1::PutObjectReply* reply) {
-  if (grpc::Status allowed = token_->Check(*context); !allowed.ok()) {
-    return new RefusedReadCall<v1::ObjectChunk>(std::move(allowed));
-  }
-  absl::StatusOr<std::string> target = RelayTarget(*context);
-  if (!target.ok()) return new RefusedReadCall<v1::ObjectChunk>(ToGrpcStatus(target.status()));
-  auto* relay = new Put(loop_, core_, context, reply);
-  loop_->Post([core = core_, relay, target = *std::move(target)]() mutable {
-    absl::Status allowed = core->CheckRelayTarget(target);
-    relay->Begin(std::move(allowed), std::move(target));
-  });
-  return relay;
+void ObjectRelay::AcceptCalls(grpc::ServerCompletionQueue* queue) {
+  Fetch::Accept(this, queue);
+  Put::Accept(this, queue);
 }
 
 }  // namespace fleet::scheduler

@@ -6,38 +6,39 @@
 // never need it. Each call costs the scheduler's host the bytes twice, so
 // clients use it only when the direct path fails (client/object_routes.h).
 //
-// Only a connected worker's advertised address is a valid target, checked
-// on the event loop (SchedulerCore::CheckRelayTarget); the forwarding itself
-// never touches the loop; each finished call is counted there (the /status
-// "relay" figures). One chunk is in flight per call, so a relay holds
-// at most one chunk (kObjectChunkBytes) of each transfer.
+// Only a connected worker's advertised address is a valid target
+// (SchedulerCore::CheckRelayTarget); each finished call is counted in the
+// core (the /status "relay" figures). Both the caller's call and the call to
+// the worker run on gRPC's async API on the core thread's completion queue,
+// as every call the scheduler serves: a relayed chunk costs that thread a
+// copy in and out. One chunk is in flight per call, so a relay holds at
+// most one chunk (kObjectChunkBytes) of each transfer.
 #ifndef FLEET_SCHEDULER_OBJECT_RELAY_H_
 #define FLEET_SCHEDULER_OBJECT_RELAY_H_
 
 #include "common/cluster_token.h"
-#include "common/event_loop.h"
 #include "fleet/v1/worker.grpc.pb.h"
+#include "grpcpp/completion_queue.h"
 #include "scheduler/scheduler_core.h"
 
 namespace fleet::scheduler {
 
-// Thread-safe.
-class ObjectRelay final : public v1::Worker::CallbackService {
+class ObjectRelay final : public v1::Worker::AsyncService {
  public:
-  // `core` is touched only on `loop`; all outlive the service's calls.
-  ObjectRelay(EventLoop* loop, SchedulerCore* core, const ClusterTokenCheck* token)
-      : loop_(loop), core_(core), token_(token) {}
+  // `core` is touched only on the thread that drains the queue; all
+  // outlive the service's calls.
+  ObjectRelay(SchedulerCore* core, const ClusterTokenCheck* token)
+      : core_(core), token_(token) {}
 
-  grpc::ServerWriteReactor<v1::ObjectChunk>* FetchObject(
-      grpc::CallbackServerContext* context, const v1::FetchObjectRequest* request) override;
-  grpc::ServerReadReactor<v1::ObjectChunk>* PutObject(grpc::CallbackServerContext* context,
-                                                      v1::PutObjectReply* reply) override;
+  // Asks for the first call of each method on `queue`; each call accepted
+  // asks for the next. Call on the core thread, before draining.
+  void AcceptCalls(grpc::ServerCompletionQueue* queue);
 
  private:
+  class Call;
   class Fetch;
   class Put;
 
-  EventLoop* const loop_;
   SchedulerCore* const core_;
   const ClusterTokenCheck* const token_;
 };

@@ -58,7 +58,7 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(Schedule
           }
         }
         router->Flush();
-      });
+      }, EventLoop::DrivenByCompletionQueue{});
   server->token_ = std::make_unique<ClusterTokenCheck>(options.cluster_token,
                                                        absl::StrCat("the fleet scheduler on ", Hostname()));
   server->service_ = std::make_unique<SchedulerService>(server->loop_.get(), core,
@@ -71,8 +71,9 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(Schedule
   builder.RegisterService(server->service_.get());
   server->admin_ = std::make_unique<AdminService>(server->loop_.get(), core, server->token_.get());
   builder.RegisterService(server->admin_.get());
-  server->relay_ = std::make_unique<ObjectRelay>(server->loop_.get(), core, server->token_.get());
+  server->relay_ = std::make_unique<ObjectRelay>(core, server->token_.get());
   builder.RegisterService(server->relay_.get());
+  server->queue_ = builder.AddCompletionQueue();
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.host, ":",
@@ -80,6 +81,13 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(Schedule
                                                " for gRPC; is the port in use? Pick another "
                                                "with --port"));
   }
+  server->core_thread_ = std::thread(
+      [service = server->service_.get(), admin = server->admin_.get(),
+       relay = server->relay_.get(), queue = server->queue_.get()] {
+        admin->AcceptCalls(queue);
+        relay->AcceptCalls(queue);
+        service->Drain(queue);
+      });
   if (options.http_port >= 0) {
     auto http = StatusHttpServer::Start(options.host, options.http_port, server->loop_.get(), core);
     if (!http.ok()) return http.status();
@@ -133,7 +141,18 @@ void SchedulerServer::Shutdown() {
       // Cancels the open streams; their close events still reach the loop.
       grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
     }
+    // The calls are cancelled; what they post from now on is dropped.
     if (loop_) loop_->Stop();
+    if (core_thread_.joinable()) {
+      service_->RequestStop();  // Drain shuts the queue down
+      core_thread_.join();
+    } else if (queue_) {
+      queue_->Shutdown();
+      void* tag = nullptr;
+      bool ok = false;
+      while (queue_->Next(&tag, &ok)) {
+      }
+    }
   });
 }
 

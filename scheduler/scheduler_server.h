@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "grpcpp/completion_queue.h"
 #include "scheduler/scheduler_core.h"
 
 namespace grpc {
@@ -77,7 +78,11 @@ class SchedulerServer {
   std::unique_ptr<SchedulerService> service_;
   std::unique_ptr<AdminService> admin_;  // operators' calls (the `fleet` tool)
   std::unique_ptr<ObjectRelay> relay_;   // large objects for clients outside
+  // Every call's completions, drained by the core thread, which also runs
+  // the loop's events (SchedulerService::Drain); destroyed after the server.
+  std::unique_ptr<grpc::ServerCompletionQueue> queue_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::thread core_thread_;
   std::unique_ptr<StatusHttpServer> http_;
   // Declares silent workers dead (SchedulerCore::ExpireSilentWorkers).
   absl::Notification stop_liveness_;

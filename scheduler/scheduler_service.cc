@@ -234,15 +234,13 @@ void StreamRouter::NotifyAdmitted(SessionId session, uint64_t admitted_requests)
 
 // ---- worker streams --------------------------------------------------------
 
-grpc::ServerBidiReactor<v1::WorkerToScheduler, v1::SchedulerToWorker>* SchedulerService::Connect(
-    grpc::CallbackServerContext* context) {
-  if (grpc::Status allowed = token_->Check(*context); !allowed.ok()) {
-    return new RefusedBidiCall<v1::WorkerToScheduler, v1::SchedulerToWorker>(std::move(allowed));
-  }
+void SchedulerService::StartConnect(std::shared_ptr<WorkerStream> stream_ptr) {
   // Set once by the registration, read on the loop thread only.
   auto registered = std::make_shared<WorkerId>();
   auto stream_holder = std::make_shared<std::weak_ptr<WorkerStream>>();
-  auto stream = WorkerStream::Start(
+  auto stream = stream_ptr;
+  *stream_holder = stream;
+  stream->Begin(
       [this, registered, stream_holder](v1::WorkerToScheduler message) {
         auto stream = stream_holder->lock();
         if (stream == nullptr) return;
@@ -258,8 +256,6 @@ grpc::ServerBidiReactor<v1::WorkerToScheduler, v1::SchedulerToWorker>* Scheduler
           core_->RemoveWorker(*registered, "its stream closed");
         });
       });
-  *stream_holder = stream;
-  return stream.get();
 }
 
 void SchedulerService::OnWorkerMessage(const std::shared_ptr<WorkerStream>& stream,
@@ -303,15 +299,13 @@ void SchedulerService::OnWorkerMessage(const std::shared_ptr<WorkerStream>& stre
 
 // ---- client sessions -------------------------------------------------------
 
-grpc::ServerBidiReactor<v1::ClientToScheduler, v1::SchedulerToClient>* SchedulerService::Session(
-    grpc::CallbackServerContext* context) {
-  if (grpc::Status allowed = token_->Check(*context); !allowed.ok()) {
-    return new RefusedBidiCall<v1::ClientToScheduler, v1::SchedulerToClient>(std::move(allowed));
-  }
+void SchedulerService::StartSession(std::shared_ptr<ClientStream> stream_ptr) {
   auto session = std::make_shared<SessionStream>();  // touched on the loop only
   session->id = next_session_.fetch_add(1);
   auto stream_holder = std::make_shared<std::weak_ptr<ClientStream>>();
-  auto stream = ClientStream::Start(
+  auto stream = stream_ptr;
+  *stream_holder = stream;
+  stream->Begin(
       [this, session, stream_holder](v1::ClientToScheduler message) {
         auto stream = stream_holder->lock();
         if (stream == nullptr) return;
@@ -330,8 +324,6 @@ grpc::ServerBidiReactor<v1::ClientToScheduler, v1::SchedulerToClient>* Scheduler
           }
         });
       });
-  *stream_holder = stream;
-  return stream.get();
 }
 
 void SchedulerService::OnClientMessage(const std::shared_ptr<ClientStream>& stream,
@@ -375,19 +367,150 @@ void SchedulerService::OnClientMessage(const std::shared_ptr<ClientStream>& stre
 
 // ---- status ----------------------------------------------------------------
 
-grpc::ServerUnaryReactor* SchedulerService::GetStatus(grpc::CallbackServerContext* context,
-                                                      const v1::GetStatusRequest* request,
-                                                      v1::GetStatusReply* reply) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (grpc::Status allowed = token_->Check(*context); !allowed.ok()) {
-    reactor->Finish(std::move(allowed));
-    return reactor;
+// Waits for the next call of one stream method (Connect or Session) and
+// starts it; each call accepted asks for the next.
+template <typename Stream>
+class SchedulerService::StreamAcceptor final : public CompletionTag {
+ public:
+  using RequestFn = void (v1::Scheduler::AsyncService::*)(
+      grpc::ServerContext*, typename Stream::Responder*, grpc::CompletionQueue*,
+      grpc::ServerCompletionQueue*, void*);
+  using StartFn = void (SchedulerService::*)(std::shared_ptr<Stream>);
+
+  StreamAcceptor(SchedulerService* service, grpc::ServerCompletionQueue* queue,
+                 RequestFn request, StartFn start)
+      : service_(service), queue_(queue), request_(request), start_(start) {}
+
+  void Request() {
+    next_ = Stream::Create();
+    (service_->*request_)(next_->context(), next_->rw(), queue_, queue_, this);
   }
-  loop_->Post([this, reactor, reply] {
-    reply->set_status_json(StatusJson(core_->Snapshot()));
-    reactor->Finish(grpc::Status::OK);
-  });
-  return reactor;
+
+  void Handle(bool ok) override {
+    if (!ok) return;  // the server is shutting down
+    if (grpc::Status allowed = service_->token_->Check(*next_->context()); !allowed.ok()) {
+      next_->Refuse(std::move(allowed));
+    } else {
+      (service_->*start_)(std::move(next_));
+    }
+    Request();
+  }
+
+ private:
+  SchedulerService* const service_;
+  grpc::ServerCompletionQueue* const queue_;
+  const RequestFn request_;
+  const StartFn start_;
+  std::shared_ptr<Stream> next_;  // the stream the next call fills in
+};
+
+// One GetStatus call, answered as soon as it arrives: this thread owns the
+// core. Deletes itself once the answer is sent.
+class SchedulerService::StatusCall final : public CompletionTag {
+ public:
+  static void Accept(SchedulerService* service, grpc::ServerCompletionQueue* queue) {
+    auto* call = new StatusCall(service, queue);
+    service->RequestGetStatus(&call->context_, &call->request_, &call->responder_, queue, queue,
+                              call);
+  }
+
+  void Handle(bool ok) override {
+    if (answered_ || !ok) {  // sent, or the server is shutting down
+      delete this;
+      return;
+    }
+    Accept(service_, queue_);
+    answered_ = true;
+    if (grpc::Status allowed = service_->token_->Check(context_); !allowed.ok()) {
+      responder_.FinishWithError(allowed, this);
+      return;
+    }
+    reply_.set_status_json(StatusJson(service_->core_->Snapshot()));
+    responder_.Finish(reply_, grpc::Status::OK, this);
+  }
+
+ private:
+  StatusCall(SchedulerService* service, grpc::ServerCompletionQueue* queue)
+      : service_(service), queue_(queue) {}
+
+  SchedulerService* const service_;
+  grpc::ServerCompletionQueue* const queue_;
+  grpc::ServerContext context_;
+  v1::GetStatusRequest request_;
+  v1::GetStatusReply reply_;
+  grpc::ServerAsyncResponseWriter<v1::GetStatusReply> responder_{&context_};
+  bool answered_ = false;
+};
+
+void SchedulerService::Drain(grpc::ServerCompletionQueue* queue) {
+  // Other threads' posts to the loop wake this thread with this tag.
+  class WakeUp final : public CompletionTag {
+   public:
+    explicit WakeUp(EventLoop* loop) : loop_(loop) {}
+    void Handle(bool) override { loop_->OnWakeUp(); }
+
+   private:
+    EventLoop* const loop_;
+  };
+  WakeUp wake_up(loop_);
+  loop_->AttachTo(queue, &wake_up);
+  class Ignored final : public CompletionTag {
+   public:
+    void Handle(bool) override {}
+  };
+  Ignored stop_tag;
+  {
+    absl::MutexLock lock(&stop_mu_);
+    stop_alarm_ = std::make_unique<grpc::Alarm>();
+    stop_alarm_->Set(queue, gpr_inf_future(GPR_CLOCK_MONOTONIC), &stop_tag);
+  }
+  StreamAcceptor<WorkerStream> workers(this, queue, &SchedulerService::RequestConnect,
+                                       &SchedulerService::StartConnect);
+  StreamAcceptor<ClientStream> clients(this, queue, &SchedulerService::RequestSession,
+                                       &SchedulerService::StartSession);
+  workers.Request();
+  clients.Request();
+  StatusCall::Accept(this, queue);
+  // A round: the completions already there (up to kMaxRound, so that a
+  // steady stream of them does not hold back the loop), then the events
+  // they posted, and the core's placement pass and sends (after_batch).
+  constexpr int kMaxRound = 256;
+  void* tag = nullptr;
+  bool ok = false;
+  while (!stop_requested_.load() && queue->Next(&tag, &ok)) {
+    static_cast<CompletionTag*>(tag)->Handle(ok);
+    for (int i = 1; i < kMaxRound && queue->AsyncNext(&tag, &ok, gpr_time_0(GPR_CLOCK_MONOTONIC)) ==
+                                         grpc::CompletionQueue::GOT_EVENT;
+         ++i) {
+      static_cast<CompletionTag*>(tag)->Handle(ok);
+    }
+    loop_->RunPending();
+  }
+  // Stopping: the calls were cancelled, and their last completions (and
+  // those of the operations they start, such as a relay's cancelled call
+  // to a worker) come in at once; once none has come for a while, nothing
+  // is left that would start another, and the queue can shut down.
+  constexpr absl::Duration kQuiet = absl::Milliseconds(200);
+  while (queue->AsyncNext(&tag, &ok, absl::ToChronoTime(absl::Now() + kQuiet)) ==
+         grpc::CompletionQueue::GOT_EVENT) {
+    static_cast<CompletionTag*>(tag)->Handle(ok);
+  }
+  {
+    absl::MutexLock lock(&stop_mu_);
+    stop_alarm_->Cancel();  // in case RequestStop came before it was set
+  }
+  queue->Shutdown();
+  while (queue->Next(&tag, &ok)) {
+    // Discarded: handling it could start an operation on the shut queue.
+  }
+}
+
+void SchedulerService::RequestStop() {
+  stop_requested_ = true;
+  absl::MutexLock lock(&stop_mu_);
+  // Fires the alarm set in Drain at once (a cancelled alarm completes too),
+  // waking Drain if it waits.
+  if (stop_alarm_ != nullptr) stop_alarm_->Cancel();
 }
 
 }  // namespace fleet::scheduler

@@ -1,6 +1,11 @@
-// The Scheduler gRPC service. Reactions decode messages and post them to
-// the event loop, where the SchedulerCore acts on them; the core's output
-// goes back through the streams recorded here (StreamRouter).
+// The Scheduler gRPC service, on gRPC's async API. One thread, the core
+// thread (Drain), takes every completion of the scheduler's calls (this
+// service's, the Admin service's and the object relay's) from one
+// completion queue and owns the SchedulerCore: a message read is acted on by
+// the thread that read it, and no gRPC thread hands it to another (with the
+// callback API each message woke two threads before it reached the core).
+// The core's output goes back through the streams recorded here
+// (StreamRouter).
 #ifndef FLEET_SCHEDULER_SCHEDULER_SERVICE_H_
 #define FLEET_SCHEDULER_SCHEDULER_SERVICE_H_
 
@@ -13,6 +18,7 @@
 #include "common/ids.h"
 #include "fleet/v1/scheduler.grpc.pb.h"
 #include "common/event_loop.h"
+#include "grpcpp/alarm.h"
 #include "scheduler/scheduler_core.h"
 #include "scheduler/server_stream.h"
 
@@ -112,22 +118,30 @@ class StreamRouter : public SchedulerOutput {
   std::vector<std::pair<std::shared_ptr<WorkerStream>, grpc::Status>> held_ends_;
 };
 
-class SchedulerService final : public v1::Scheduler::CallbackService {
+class SchedulerService final : public v1::Scheduler::AsyncService {
  public:
-  // `core` and `router` are touched only on `loop`.
+  // `core` and `router` are touched only on the core thread, which runs
+  // `loop` (EventLoop::DrivenByCompletionQueue).
   SchedulerService(EventLoop* loop, SchedulerCore* core, StreamRouter* router,
                    const ClusterTokenCheck* token)
       : loop_(loop), core_(core), router_(router), token_(token) {}
 
-  grpc::ServerBidiReactor<v1::WorkerToScheduler, v1::SchedulerToWorker>* Connect(
-      grpc::CallbackServerContext* context) override;
-  grpc::ServerBidiReactor<v1::ClientToScheduler, v1::SchedulerToClient>* Session(
-      grpc::CallbackServerContext* context) override;
-  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
-                                      const v1::GetStatusRequest* request,
-                                      v1::GetStatusReply* reply) override;
+  // The core thread: accepts this service's calls on `queue` and drains it,
+  // running `loop` after each round of completions, until the queue is shut
+  // down. Other services' calls on `queue` must have been asked for first.
+  void Drain(grpc::ServerCompletionQueue* queue);
+  // Makes Drain return, once the server has been shut down (its calls
+  // cancelled) and the loop stopped: Drain handles what is left until the
+  // queue is quiet, then shuts the queue down itself and discards the rest,
+  // so that no handler starts an operation on a queue already shut down.
+  // Thread-safe.
+  void RequestStop();
 
  private:
+  template <typename Stream>
+  class StreamAcceptor;
+  class StatusCall;
+
   // What the loop knows of one client stream.
   struct SessionStream {
     SessionId id = 0;  // changes when the open resumes a kept session
@@ -140,11 +154,18 @@ class SchedulerService final : public v1::Scheduler::CallbackService {
                        const std::shared_ptr<SessionStream>& session,
                        v1::ClientToScheduler message);
 
+  // Start reading a call accepted (its token checked).
+  void StartConnect(std::shared_ptr<WorkerStream> stream);
+  void StartSession(std::shared_ptr<ClientStream> stream);
+
   EventLoop* const loop_;
   SchedulerCore* const core_;
   StreamRouter* const router_;
   const ClusterTokenCheck* const token_;
   std::atomic<SessionId> next_session_{1};
+  std::atomic<bool> stop_requested_{false};
+  absl::Mutex stop_mu_;
+  std::unique_ptr<grpc::Alarm> stop_alarm_ ABSL_GUARDED_BY(stop_mu_);
 };
 
 }  // namespace fleet::scheduler

@@ -1,39 +1,63 @@
 // One server-side bidirectional stream (a worker's Connect or a client's
-// Session) as a gRPC callback reactor: one read and at most one write in
-// flight; messages to send are batched while a write is in flight.
+// Session) on gRPC's async API: its completions arrive on the scheduler's
+// completion queue, drained by the core thread. One read and at most one
+// write in flight; messages to send are batched while a write is in flight.
 //
-// Lifetime: shared. gRPC holds the reactor until OnDone; the scheduler's
-// routing table holds it until it hears that the stream closed. Send after
-// the stream finished is a no-op.
+// Lifetime: shared. The stream holds itself from Begin (or Refuse) until
+// the call has finished and its read has ended; the scheduler's routing
+// table holds it until it hears that the stream closed. Send after the
+// stream finished is a no-op.
 #ifndef FLEET_SCHEDULER_SERVER_STREAM_H_
 #define FLEET_SCHEDULER_SERVER_STREAM_H_
 
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 #include "common/batch_queue.h"
-#include "grpcpp/support/server_callback.h"
+#include "grpcpp/server_context.h"
+#include "grpcpp/support/async_stream.h"
+#include "scheduler/completion_tag.h"
 
 namespace fleet::scheduler {
 
 template <typename In, typename Out>
-class ServerStream final : public grpc::ServerBidiReactor<In, Out>,
-                           public std::enable_shared_from_this<ServerStream<In, Out>> {
+class ServerStream final : public std::enable_shared_from_this<ServerStream<In, Out>> {
  public:
-  // `on_message` runs on a gRPC thread for each message read, in order;
-  // `on_closed` once, when the peer is gone or the call was cancelled.
   using OnMessage = absl::AnyInvocable<void(In)>;
   using Outgoing = Out;
   using OnClosed = absl::AnyInvocable<void()>;
+  using Responder = grpc::ServerAsyncReaderWriter<Out, In>;
 
-  static std::shared_ptr<ServerStream> Start(OnMessage on_message, OnClosed on_closed) {
-    auto stream = std::shared_ptr<ServerStream>(
-        new ServerStream(std::move(on_message), std::move(on_closed)));
-    stream->self_ = stream;
-    stream->StartRead(&stream->incoming_);
-    return stream;
+  // A stream for the service's RequestConnect / RequestSession to fill in.
+  static std::shared_ptr<ServerStream> Create() {
+    return std::shared_ptr<ServerStream>(new ServerStream());
+  }
+  grpc::ServerContext* context() { return &context_; }
+  grpc::ServerAsyncReaderWriter<Out, In>* rw() { return &rw_; }
+
+  // Ends a call just accepted with `status`, reading nothing.
+  void Refuse(grpc::Status status) {
+    self_ = this->shared_from_this();
+    {
+      absl::MutexLock lock(&mu_);
+      read_done_ = true;
+      finished_ = true;
+    }
+    outbox_.Close();
+    rw_.Finish(status, &finish_tag_);
+  }
+
+  // Starts reading a call just accepted: `on_message` runs on the core
+  // thread for each message read, in order; `on_closed` once, when the
+  // peer is gone or the call was cancelled.
+  void Begin(OnMessage on_message, OnClosed on_closed) {
+    on_message_ = std::move(on_message);
+    on_closed_ = std::move(on_closed);
+    self_ = this->shared_from_this();
+    rw_.Read(&incoming_, &read_tag_);
   }
 
   // Adds to the outgoing batch; `add(Out&)` fills in the item. Thread-safe.
@@ -41,28 +65,10 @@ class ServerStream final : public grpc::ServerBidiReactor<In, Out>,
   void Send(std::size_t item_bytes, AddFn&& add) {
     if (outbox_.Add(item_bytes, std::forward<AddFn>(add))) StartNextWrite();
   }
-
   // Sends `message` (several items, `bytes` in all) as Send would each.
   void SendWhole(std::size_t bytes, Out message) {
     if (outbox_.AddWhole(bytes, std::move(message))) StartNextWrite();
   }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      outbox_.Close();
-      {
-        absl::MutexLock lock(&mu_);
-        read_done_ = true;
-      }
-      on_closed_();
-      MaybeFinish();
-      return;
-    }
-    on_message_(std::move(incoming_));
-    incoming_.Clear();
-    this->StartRead(&incoming_);
-  }
-
   // Ends the stream now with `status` (what is queued is dropped): the peer
   // sees the call fail with it. Thread-safe; a no-op once finished.
   void Abort(grpc::Status status) {
@@ -76,13 +82,32 @@ class ServerStream final : public grpc::ServerBidiReactor<In, Out>,
     MaybeFinish();
   }
 
-  void OnWriteDone(bool ok) override {
+ private:
+  ServerStream() : rw_(&context_), read_tag_(this), write_tag_(this), finish_tag_(this) {}
+
+  void OnReadDone(bool ok) {
+    if (!ok) {
+      outbox_.Close();
+      {
+        absl::MutexLock lock(&mu_);
+        read_done_ = true;
+      }
+      on_closed_();
+      MaybeFinish();
+      MaybeRelease();
+      return;
+    }
+    on_message_(std::move(incoming_));
+    incoming_.Clear();
+    rw_.Read(&incoming_, &read_tag_);
+  }
+
+  void OnWriteDone(bool ok) {
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
     }
     if (!ok) {
-      // The peer is gone; the read side will notice and close.
       outbox_.Close();
       MaybeFinish();
       return;
@@ -91,11 +116,23 @@ class ServerStream final : public grpc::ServerBidiReactor<In, Out>,
     MaybeFinish();
   }
 
-  void OnDone() override { self_.reset(); }
+  void OnFinished(bool) {
+    {
+      absl::MutexLock lock(&mu_);
+      finish_done_ = true;
+    }
+    MaybeRelease();
+  }
 
- private:
-  ServerStream(OnMessage on_message, OnClosed on_closed)
-      : on_message_(std::move(on_message)), on_closed_(std::move(on_closed)) {}
+  // Drops the stream's hold on itself once nothing of the call is left in
+  // flight.
+  void MaybeRelease() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!finish_done_ || !read_done_) return;
+    }
+    self_.reset();
+  }
 
   // Called by whoever owns the right to write: the Send that found the
   // queue idle, or OnWriteDone.
@@ -108,7 +145,7 @@ class ServerStream final : public grpc::ServerBidiReactor<In, Out>,
       writing_ = true;
       current_ = std::move(*next);
     }
-    this->StartWrite(&current_);
+    rw_.Write(current_, &write_tag_);
   }
 
   void MaybeFinish() {
@@ -119,10 +156,15 @@ class ServerStream final : public grpc::ServerBidiReactor<In, Out>,
       finished_ = true;
       if (aborted_) status = abort_status_;
     }
-    this->Finish(status);
+    rw_.Finish(status, &finish_tag_);
   }
 
-  OnMessage on_message_;  // gRPC read callbacks only, one at a time
+  grpc::ServerContext context_;
+  grpc::ServerAsyncReaderWriter<Out, In> rw_;
+  MemberTag<ServerStream, &ServerStream::OnReadDone> read_tag_;
+  MemberTag<ServerStream, &ServerStream::OnWriteDone> write_tag_;
+  MemberTag<ServerStream, &ServerStream::OnFinished> finish_tag_;
+  OnMessage on_message_;  // the core thread only
   OnClosed on_closed_;
   In incoming_;
   Out current_;  // the message being written; touched only by the writer
@@ -131,9 +173,10 @@ class ServerStream final : public grpc::ServerBidiReactor<In, Out>,
   bool read_done_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_done_ ABSL_GUARDED_BY(mu_) = false;
   bool aborted_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status abort_status_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<ServerStream> self_;  // gRPC's hold, dropped in OnDone
+  std::shared_ptr<ServerStream> self_;  // gRPC's hold (MaybeRelease)
 };
 
 }  // namespace fleet::scheduler
