@@ -11,6 +11,7 @@
 #include "common/grpc_status.h"
 #include "common/ids.h"
 #include "scheduler/completion_tag.h"
+#include "scheduler/unary_call.h"
 
 namespace fleet::scheduler {
 namespace {
@@ -243,71 +244,23 @@ class LogStream final : public std::enable_shared_from_this<LogStream> {
 
 }  // namespace
 
-// One unary call, answered on the core thread as soon as it arrives:
-// `answer(request, reply)` reads the core and returns the call's status.
-template <typename Request, typename Reply>
-class AdminService::UnaryCall final : public CompletionTag {
- public:
-  using RequestFn = void (v1::Admin::AsyncService::*)(
-      grpc::ServerContext*, Request*, grpc::ServerAsyncResponseWriter<Reply>*,
-      grpc::CompletionQueue*, grpc::ServerCompletionQueue*, void*);
-  using Answer = absl::Status (*)(SchedulerCore&, const Request&, Reply&);
-
-  static void Accept(AdminService* service, grpc::ServerCompletionQueue* queue, RequestFn request,
-                     Answer answer) {
-    auto* call = new UnaryCall(service, queue, request, answer);
-    (service->*request)(&call->context_, &call->request_, &call->responder_, queue, queue, call);
-  }
-
-  void Handle(bool ok) override {
-    if (answered_ || !ok) {  // finished, or the server is shutting down
-      delete this;
-      return;
-    }
-    Accept(service_, queue_, request_fn_, answer_);
-    answered_ = true;
-    grpc::Status status = service_->token_->Check(context_);
-    if (status.ok()) status = ToGrpcStatus(answer_(*service_->core_, request_, reply_));
-    if (status.ok()) {
-      responder_.Finish(reply_, status, this);
-    } else {
-      responder_.FinishWithError(status, this);
-    }
-  }
-
- private:
-  UnaryCall(AdminService* service, grpc::ServerCompletionQueue* queue, RequestFn request,
-            Answer answer)
-      : service_(service), queue_(queue), request_fn_(request), answer_(answer) {}
-
-  AdminService* const service_;
-  grpc::ServerCompletionQueue* const queue_;
-  const RequestFn request_fn_;
-  const Answer answer_;
-  grpc::ServerContext context_;
-  Request request_;
-  Reply reply_;
-  grpc::ServerAsyncResponseWriter<Reply> responder_{&context_};
-  bool answered_ = false;
-};
-
 void AdminService::AcceptCalls(grpc::ServerCompletionQueue* queue) {
-  UnaryCall<v1::ListTasksRequest, v1::ListTasksReply>::Accept(
-      this, queue, &AdminService::RequestListTasks,
-      [](SchedulerCore& core, const v1::ListTasksRequest& request,
-         v1::ListTasksReply& reply) -> absl::Status {
-        absl::StatusOr<v1::ListTasksReply> tasks = core.ListTasks(request);
+  UnaryMethod<v1::Admin::AsyncService, v1::ListTasksRequest, v1::ListTasksReply>::Accept(
+      this, queue, &AdminService::RequestListTasks, token_,
+      [core = core_](const v1::ListTasksRequest& request,
+                     v1::ListTasksReply& reply) -> absl::Status {
+        absl::StatusOr<v1::ListTasksReply> tasks = core->ListTasks(request);
         if (!tasks.ok()) return tasks.status();
         reply = std::move(*tasks);
         return absl::OkStatus();
       });
-  UnaryCall<v1::CancelTaskRequest, v1::CancelTaskReply>::Accept(
-      this, queue, &AdminService::RequestCancelTask,
-      [](SchedulerCore& core, const v1::CancelTaskRequest& request,
-         v1::CancelTaskReply& reply) -> absl::Status {
+  UnaryMethod<v1::Admin::AsyncService, v1::CancelTaskRequest, v1::CancelTaskReply>::Accept(
+      this, queue, &AdminService::RequestCancelTask, token_,
+      [core = core_](const v1::CancelTaskRequest& request,
+                     v1::CancelTaskReply& reply) -> absl::Status {
         absl::StatusOr<TaskId> id = TaskId::FromBinary(request.task_id());
         if (!id.ok()) return id.status();
-        absl::StatusOr<std::string> state = core.CancelTaskAsOperator(*id);
+        absl::StatusOr<std::string> state = core->CancelTaskAsOperator(*id);
         if (!state.ok()) return state.status();
         reply.set_state(*state);
         return absl::OkStatus();

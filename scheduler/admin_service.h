@@ -26,9 +26,6 @@ class AdminService final : public v1::Admin::AsyncService {
   void AcceptCalls(grpc::ServerCompletionQueue* queue);
 
  private:
-  template <typename Request, typename Reply>
-  class UnaryCall;
-
   EventLoop* const loop_;
   SchedulerCore* const core_;
   const ClusterTokenCheck* const token_;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "scheduler/status_json.h"
+#include "scheduler/unary_call.h"
 
 namespace fleet::scheduler {
 namespace {
@@ -404,44 +405,6 @@ class SchedulerService::StreamAcceptor final : public CompletionTag {
   std::shared_ptr<Stream> next_;  // the stream the next call fills in
 };
 
-// One GetStatus call, answered as soon as it arrives: this thread owns the
-// core. Deletes itself once the answer is sent.
-class SchedulerService::StatusCall final : public CompletionTag {
- public:
-  static void Accept(SchedulerService* service, grpc::ServerCompletionQueue* queue) {
-    auto* call = new StatusCall(service, queue);
-    service->RequestGetStatus(&call->context_, &call->request_, &call->responder_, queue, queue,
-                              call);
-  }
-
-  void Handle(bool ok) override {
-    if (answered_ || !ok) {  // sent, or the server is shutting down
-      delete this;
-      return;
-    }
-    Accept(service_, queue_);
-    answered_ = true;
-    if (grpc::Status allowed = service_->token_->Check(context_); !allowed.ok()) {
-      responder_.FinishWithError(allowed, this);
-      return;
-    }
-    reply_.set_status_json(StatusJson(service_->core_->Snapshot()));
-    responder_.Finish(reply_, grpc::Status::OK, this);
-  }
-
- private:
-  StatusCall(SchedulerService* service, grpc::ServerCompletionQueue* queue)
-      : service_(service), queue_(queue) {}
-
-  SchedulerService* const service_;
-  grpc::ServerCompletionQueue* const queue_;
-  grpc::ServerContext context_;
-  v1::GetStatusRequest request_;
-  v1::GetStatusReply reply_;
-  grpc::ServerAsyncResponseWriter<v1::GetStatusReply> responder_{&context_};
-  bool answered_ = false;
-};
-
 void SchedulerService::Drain(grpc::ServerCompletionQueue* queue) {
   // Other threads' posts to the loop wake this thread with this tag.
   class WakeUp final : public CompletionTag {
@@ -470,7 +433,12 @@ void SchedulerService::Drain(grpc::ServerCompletionQueue* queue) {
                                        &SchedulerService::StartSession);
   workers.Request();
   clients.Request();
-  StatusCall::Accept(this, queue);
+  UnaryMethod<v1::Scheduler::AsyncService, v1::GetStatusRequest, v1::GetStatusReply>::Accept(
+      this, queue, &SchedulerService::RequestGetStatus, token_,
+      [core = core_](const v1::GetStatusRequest&, v1::GetStatusReply& reply) {
+        reply.set_status_json(StatusJson(core->Snapshot()));
+        return absl::OkStatus();
+      });
   // A round: the completions already there (up to kMaxRound, so that a
   // steady stream of them does not hold back the loop), then the events
   // they posted, and the core's placement pass and sends (after_batch).

@@ -140,7 +140,6 @@ class SchedulerService final : public v1::Scheduler::AsyncService {
  private:
   template <typename Stream>
   class StreamAcceptor;
-  class StatusCall;
 
   // What the loop knows of one client stream.
   struct SessionStream {
