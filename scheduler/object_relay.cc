@@ -51,13 +51,28 @@ class ObjectRelay::Call {
     in_flight_ = 1;  // the done notification
   }
 
-  // Each started operation is counted; each completion handler calls
-  // Completed first and Settle last.
+  // The tag of one of the call's operations: counts the operation as
+  // completed, runs `Method`, and deletes the call once nothing is left in
+  // flight. Whoever starts an operation calls Started first.
+  template <typename Self, void (Self::*Method)(bool)>
+  class Step final : public CompletionTag {
+   public:
+    explicit Step(Self* self) : self_(self) {}
+    void Handle(bool ok) override {
+      Call* const call = self_;
+      --call->in_flight_;
+      (self_->*Method)(ok);
+      if (call->in_flight_ == 0) delete call;
+    }
+
+   private:
+    Self* const self_;
+  };
+
   void Started() { ++in_flight_; }
-  void Completed() { --in_flight_; }
-  void Settle() {
-    if (in_flight_ == 0) delete this;
-  }
+  // A call the server never started (it is shutting down) is never done:
+  // its done notification will not come.
+  void NeverStarted() { --in_flight_; }
 
   // Checks the token and the target and dials the worker; on failure
   // returns the status to end the caller's call with.
@@ -83,9 +98,7 @@ class ObjectRelay::Call {
 
   // The caller's call is over (finished, or the caller went away).
   void OnCallDone(bool) {
-    Completed();
     if (context_.IsCancelled()) upstream_.TryCancel();
-    Settle();
   }
 
   ObjectRelay* const relay_;
@@ -99,7 +112,7 @@ class ObjectRelay::Call {
   v1::ObjectChunk chunk_;  // one chunk in flight: read, then written
 
  private:
-  MemberTag<Call, &Call::OnCallDone> done_tag_{this};
+  Step<Call, &Call::OnCallDone> done_tag_{this};
   int in_flight_ = 0;
 };
 
@@ -118,35 +131,30 @@ class ObjectRelay::Fetch final : public ObjectRelay::Call {
   Fetch(ObjectRelay* relay, grpc::ServerCompletionQueue* queue) : Call(relay, queue) {}
 
   void OnAccepted(bool ok) {
-    Completed();
-    if (!ok) {  // shutting down; a call never started is never done
-      delete this;
+    if (!ok) {
+      NeverStarted();
       return;
     }
     Accept(relay_, queue_);
     if (grpc::Status admitted = Admit(); !admitted.ok()) {
       Started();
       down_.Finish(admitted, &down_finished_tag_);
-      return Settle();
+      return;
     }
     up_ = stub_->PrepareAsyncFetchObject(&upstream_, request_, queue_);
     Started();
     up_->StartCall(&up_started_tag_);
-    Settle();
   }
   void OnUpStarted(bool ok) {
-    Completed();
     Started();
     if (ok) {
       up_->Read(&chunk_, &up_read_tag_);
     } else {
       up_->Finish(&upstream_status_, &up_finished_tag_);
     }
-    Settle();
   }
   // A chunk from the worker, or the end of its stream (its status follows).
   void OnUpRead(bool ok) {
-    Completed();
     Started();
     if (ok) {
       bytes_ += chunk_.data().size();
@@ -154,35 +162,27 @@ class ObjectRelay::Fetch final : public ObjectRelay::Call {
     } else {
       up_->Finish(&upstream_status_, &up_finished_tag_);
     }
-    Settle();
   }
   void OnDownWritten(bool ok) {
-    Completed();
     if (!ok) upstream_.TryCancel();  // the caller is gone; the read then fails
     Started();
     up_->Read(&chunk_, &up_read_tag_);
-    Settle();
   }
   void OnUpFinished(bool) {
-    Completed();
     Started();
     down_.Finish(Record(upstream_status_), &down_finished_tag_);
-    Settle();
   }
-  void OnDownFinished(bool) {
-    Completed();
-    Settle();
-  }
+  void OnDownFinished(bool) {}  // the caller has its answer; nothing follows
 
   v1::FetchObjectRequest request_;
   grpc::ServerAsyncWriter<v1::ObjectChunk> down_{&context_};
   std::unique_ptr<grpc::ClientAsyncReader<v1::ObjectChunk>> up_;
-  MemberTag<Fetch, &Fetch::OnAccepted> accepted_tag_{this};
-  MemberTag<Fetch, &Fetch::OnUpStarted> up_started_tag_{this};
-  MemberTag<Fetch, &Fetch::OnUpRead> up_read_tag_{this};
-  MemberTag<Fetch, &Fetch::OnDownWritten> down_written_tag_{this};
-  MemberTag<Fetch, &Fetch::OnUpFinished> up_finished_tag_{this};
-  MemberTag<Fetch, &Fetch::OnDownFinished> down_finished_tag_{this};
+  Step<Fetch, &Fetch::OnAccepted> accepted_tag_{this};
+  Step<Fetch, &Fetch::OnUpStarted> up_started_tag_{this};
+  Step<Fetch, &Fetch::OnUpRead> up_read_tag_{this};
+  Step<Fetch, &Fetch::OnDownWritten> down_written_tag_{this};
+  Step<Fetch, &Fetch::OnUpFinished> up_finished_tag_{this};
+  Step<Fetch, &Fetch::OnDownFinished> down_finished_tag_{this};
 };
 
 // One relayed PutObject: each chunk read from the caller is written on to
@@ -201,35 +201,30 @@ class ObjectRelay::Put final : public ObjectRelay::Call {
   Put(ObjectRelay* relay, grpc::ServerCompletionQueue* queue) : Call(relay, queue) {}
 
   void OnAccepted(bool ok) {
-    Completed();
-    if (!ok) {  // shutting down; a call never started is never done
-      delete this;
+    if (!ok) {
+      NeverStarted();
       return;
     }
     Accept(relay_, queue_);
     if (grpc::Status admitted = Admit(); !admitted.ok()) {
       Started();
       down_.FinishWithError(admitted, &down_finished_tag_);
-      return Settle();
+      return;
     }
     up_ = stub_->PrepareAsyncPutObject(&upstream_, &upstream_reply_, queue_);
     Started();
     up_->StartCall(&up_started_tag_);
-    Settle();
   }
   void OnUpStarted(bool ok) {
-    Completed();
     Started();
     if (ok) {
       down_.Read(&chunk_, &down_read_tag_);
     } else {
       up_->Finish(&upstream_status_, &up_finished_tag_);
     }
-    Settle();
   }
   // A chunk from the caller, or the end of what it sends (or it went away).
   void OnDownRead(bool ok) {
-    Completed();
     Started();
     if (ok) {
       bytes_ += chunk_.data().size();
@@ -238,27 +233,21 @@ class ObjectRelay::Put final : public ObjectRelay::Call {
       if (context_.IsCancelled()) upstream_.TryCancel();
       up_->WritesDone(&up_writes_done_tag_);
     }
-    Settle();
   }
   // The chunk reached the worker; on failure its status follows.
   void OnUpWritten(bool ok) {
-    Completed();
     Started();
     if (ok) {
       down_.Read(&chunk_, &down_read_tag_);
     } else {
       up_->Finish(&upstream_status_, &up_finished_tag_);
     }
-    Settle();
   }
   void OnUpWritesDone(bool) {
-    Completed();
     Started();
     up_->Finish(&upstream_status_, &up_finished_tag_);
-    Settle();
   }
   void OnUpFinished(bool) {
-    Completed();
     Started();
     const grpc::Status status = Record(upstream_status_);
     if (status.ok()) {
@@ -266,23 +255,19 @@ class ObjectRelay::Put final : public ObjectRelay::Call {
     } else {
       down_.FinishWithError(status, &down_finished_tag_);
     }
-    Settle();
   }
-  void OnDownFinished(bool) {
-    Completed();
-    Settle();
-  }
+  void OnDownFinished(bool) {}  // the caller has its answer; nothing follows
 
   grpc::ServerAsyncReader<v1::PutObjectReply, v1::ObjectChunk> down_{&context_};
   std::unique_ptr<grpc::ClientAsyncWriter<v1::ObjectChunk>> up_;
   v1::PutObjectReply upstream_reply_;
-  MemberTag<Put, &Put::OnAccepted> accepted_tag_{this};
-  MemberTag<Put, &Put::OnUpStarted> up_started_tag_{this};
-  MemberTag<Put, &Put::OnDownRead> down_read_tag_{this};
-  MemberTag<Put, &Put::OnUpWritten> up_written_tag_{this};
-  MemberTag<Put, &Put::OnUpWritesDone> up_writes_done_tag_{this};
-  MemberTag<Put, &Put::OnUpFinished> up_finished_tag_{this};
-  MemberTag<Put, &Put::OnDownFinished> down_finished_tag_{this};
+  Step<Put, &Put::OnAccepted> accepted_tag_{this};
+  Step<Put, &Put::OnUpStarted> up_started_tag_{this};
+  Step<Put, &Put::OnDownRead> down_read_tag_{this};
+  Step<Put, &Put::OnUpWritten> up_written_tag_{this};
+  Step<Put, &Put::OnUpWritesDone> up_writes_done_tag_{this};
+  Step<Put, &Put::OnUpFinished> up_finished_tag_{this};
+  Step<Put, &Put::OnDownFinished> down_finished_tag_{this};
 };
 
 void ObjectRelay::AcceptCalls(grpc::ServerCompletionQueue* queue) {
