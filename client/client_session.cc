@@ -85,11 +85,12 @@ absl::Status ClientSession::Open(bool resume, absl::Duration timeout) {
                     [&](v1::ClientToScheduler& batch) { batch.MergeFrom(request); });
     }
   }
-  stream->Start([stub](grpc::ClientContext* context) { return stub->Session(context); },
-                [this, generation](v1::SchedulerToClient& message) {
-                  OnMessage(generation, message);
-                },
-                [this, generation](absl::Status status) { OnEnd(generation, std::move(status)); });
+  stream->Start(
+      [stub](grpc::ClientContext* context, grpc::CompletionQueue* queue) {
+        return stub->PrepareAsyncSession(context, queue);
+      },
+      [this, generation](v1::SchedulerToClient& message) { OnMessage(generation, message); },
+      [this, generation](absl::Status status) { OnEnd(generation, std::move(status)); });
   absl::MutexLock lock(&mu_);
   auto answered = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return opened_ || stream_end_.has_value() || stopping_;

@@ -1,9 +1,9 @@
 // Outgoing batches for one stream. Items are added to the message being
 // assembled while a write is in flight; when the write completes the writer
 // takes the whole batch at once: the batch is as large as what arrived
-// during one write, capped in bytes. The one timer: a producer that knows
-// more items are about to follow says so with each Add, and a writer
-// thread then waits up to `linger` for them (see WaitAndTake).
+// during one write, capped in bytes. Whoever finds no write in flight
+// becomes the writer (Add returns true) and starts one; the writer keeps
+// the role until TakeForWrite finds nothing more.
 #ifndef FLEET_COMMON_BATCH_QUEUE_H_
 #define FLEET_COMMON_BATCH_QUEUE_H_
 
@@ -13,7 +13,6 @@
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
-#include "absl/time/time.h"
 
 namespace fleet {
 
@@ -24,20 +23,16 @@ inline constexpr std::size_t kDefaultBatchCapBytes = 4 << 20;
 template <typename Message>
 class BatchQueue {
  public:
-  explicit BatchQueue(std::size_t cap_bytes = kDefaultBatchCapBytes,
-                      absl::Duration linger = absl::ZeroDuration())
-      : cap_bytes_(cap_bytes), linger_(linger) {}
+  explicit BatchQueue(std::size_t cap_bytes = kDefaultBatchCapBytes) : cap_bytes_(cap_bytes) {}
 
   // Calls `add(Message&)` on the batch being assembled; `item_bytes` is the
-  // size the item adds. `more_follow`: the producer expects further items
-  // shortly (the latest Add's word counts). Returns true when the caller
-  // must start a write (nothing was in flight): it then calls TakeForWrite.
-  // Returns false when the queue is closed or a writer will pick the item up.
+  // size the item adds. Returns true when the caller must start a write
+  // (nothing was in flight): it then calls TakeForWrite. Returns false when
+  // the queue is closed or a writer will pick the item up.
   template <typename AddFn>
-  bool Add(std::size_t item_bytes, AddFn&& add, bool more_follow = false) {
+  bool Add(std::size_t item_bytes, AddFn&& add) {
     absl::MutexLock lock(&mu_);
     if (closed_) return false;
-    more_follow_ = more_follow;
     if (batches_.empty() || last_batch_bytes_ + item_bytes > cap_bytes_) {
       if (spare_) {
         batches_.push_back(std::move(*spare_));
@@ -71,34 +66,28 @@ class BatchQueue {
     return true;
   }
 
-  // For callback writers: the next batch to write, or nullopt when there is
-  // none, in which case the writer is considered idle until the next Add
-  // returns true.
-  std::optional<Message> TakeForWrite() {
+  // For writers that start each write themselves: the next batch to write,
+  // or nullopt when there is none, in which case the writer is considered
+  // idle until the next Add returns true. With `closed_and_drained`, a
+  // writer that finds the queue closed and empty stays the writer (no one
+  // else can become it) and is told so: it is the one to end the writes.
+  std::optional<Message> TakeForWrite(bool* closed_and_drained = nullptr) {
     absl::MutexLock lock(&mu_);
+    if (closed_and_drained != nullptr) {
+      *closed_and_drained = batches_.empty() && closed_;
+      if (*closed_and_drained) return std::nullopt;
+    }
     return TakeLocked();
   }
 
-  // For a writer thread: blocks until a batch is available or the queue is
-  // closed (then nullopt, after the remaining batches were taken). While
-  // the producer says more items follow, waits up to `linger` for the
-  // batch to fill (to the cap) or for the producer to say none follow: one
-  // message for a burst instead of one per item, at the cost of at most
-  // `linger` for an item that has company coming.
-  std::optional<Message> WaitAndTake() {
+  // Makes the caller the writer when there is none (no write in flight and
+  // none about to start): returns whether it did. Then Add returns false
+  // until the caller gives the role back through TakeForWrite.
+  bool ClaimIdleWriter() {
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](BatchQueue* q) { return !q->batches_.empty() || q->closed_; }, this));
-    if (linger_ > absl::ZeroDuration() && more_follow_) {
-      mu_.AwaitWithTimeout(absl::Condition(
-                               +[](BatchQueue* q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu_) {
-                                 return !q->more_follow_ || q->closed_ || q->batches_.size() > 1;
-                               },
-                               this),
-                           linger_);
-    }
-    writing_ = true;  // a thread writer is always "writing"; Add never asks it to start
-    return TakeLocked();
+    if (writing_) return false;
+    writing_ = true;
+    return true;
   }
 
   // Gives back a batch once written (`bytes` long), to hold a later one: a
@@ -115,7 +104,7 @@ class BatchQueue {
     if (!spare_) spare_.emplace(std::move(batch));
   }
 
-  // Stops accepting items; a blocked WaitAndTake returns once drained.
+  // Stops accepting items; those queued can still be taken.
   void Close() {
     absl::MutexLock lock(&mu_);
     closed_ = true;
@@ -141,13 +130,11 @@ class BatchQueue {
   static constexpr std::size_t kMaxSpareBytes = 256 << 10;
 
   const std::size_t cap_bytes_;
-  const absl::Duration linger_;
   mutable absl::Mutex mu_;
   std::deque<Message> batches_ ABSL_GUARDED_BY(mu_);
   std::size_t last_batch_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  bool more_follow_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<Message> spare_ ABSL_GUARDED_BY(mu_);  // see Recycle
 };
 

@@ -1,7 +1,5 @@
 #include "common/batch_queue.h"
 
-#include <thread>
-
 #include "fleet/v1/scheduler.pb.h"
 #include "gtest/gtest.h"
 
@@ -80,57 +78,34 @@ TEST(BatchQueueTest, CapsBatchesInBytes) {
   EXPECT_EQ(batches, 4);
 }
 
-TEST(BatchQueueTest, ClosedQueueRefusesItemsAndReleasesTheWaitingWriter) {
-  BatchQueue<Batch> q;
-  std::optional<Batch> taken = Batch();
-  std::thread writer([&] { taken = q.WaitAndTake(); });
-  q.Close();
-  writer.join();
-  EXPECT_FALSE(taken.has_value());
-  bool start = true;
-  AddRelease(q, &start);
-  EXPECT_FALSE(start);
-  EXPECT_FALSE(q.WaitAndTake().has_value());
-}
-
-TEST(BatchQueueTest, ThreadWriterDrainsBeforeReportingClosed) {
+TEST(BatchQueueTest, AClosedQueueIsDrainedThenTheWriterIsToldToEndTheWrites) {
   BatchQueue<Batch> q;
   for (int i = 0; i < 5; ++i) AddRelease(q, nullptr);
   q.Close();
-  std::optional<Batch> batch = q.WaitAndTake();
+  bool start = true;
+  AddRelease(q, &start);  // refused: closed
+  EXPECT_FALSE(start);
+  bool closed_and_drained = true;
+  std::optional<Batch> batch = q.TakeForWrite(&closed_and_drained);
   ASSERT_TRUE(batch.has_value());
   EXPECT_EQ(batch->release_size(), 5);
-  EXPECT_FALSE(q.WaitAndTake().has_value());
+  EXPECT_FALSE(closed_and_drained);
+  EXPECT_FALSE(q.TakeForWrite(&closed_and_drained).has_value());
+  EXPECT_TRUE(closed_and_drained);
+  // The writer kept its role: no one else can claim it to end the writes twice.
+  EXPECT_FALSE(q.ClaimIdleWriter());
 }
 
-TEST(BatchQueueTest, ThreadWriterLingersWhileTheProducerSaysMoreFollow) {
-  // A linger far longer than the test: only the producer's word ends it.
-  BatchQueue<Batch> q(kDefaultBatchCapBytes, absl::Hours(1));
-  q.Add(30, [](Batch& b) { b.add_release("first"); }, /*more_follow=*/true);
-  std::optional<Batch> taken;
-  std::thread writer([&] { taken = q.WaitAndTake(); });
-  q.Add(30, [](Batch& b) { b.add_release("second"); }, /*more_follow=*/true);
-  q.Add(30, [](Batch& b) { b.add_release("last"); }, /*more_follow=*/false);
-  writer.join();
-  ASSERT_TRUE(taken.has_value());
-  EXPECT_EQ(taken->release_size(), 3);
-}
-
-TEST(BatchQueueTest, ThreadWriterTakesALoneItemAtOnceDespiteALinger) {
-  BatchQueue<Batch> q(kDefaultBatchCapBytes, absl::Hours(1));
-  q.Add(30, [](Batch& b) { b.add_release("alone"); }, /*more_follow=*/false);
-  std::optional<Batch> batch = q.WaitAndTake();  // would hang for an hour if it lingered
-  ASSERT_TRUE(batch.has_value());
-  EXPECT_EQ(batch->release_size(), 1);
-}
-
-TEST(BatchQueueTest, ThreadWriterStopsLingeringWhenTheBatchReachesTheCap) {
-  BatchQueue<Batch> q(/*cap_bytes=*/50, absl::Hours(1));
-  q.Add(30, [](Batch& b) { b.add_release("a"); }, /*more_follow=*/true);
-  q.Add(30, [](Batch& b) { b.add_release("b"); }, /*more_follow=*/true);  // starts a second batch
-  std::optional<Batch> batch = q.WaitAndTake();
-  ASSERT_TRUE(batch.has_value());
-  EXPECT_EQ(batch->release_size(), 1);
+TEST(BatchQueueTest, AnIdleWriterRoleCanBeClaimedOnce) {
+  BatchQueue<Batch> q;
+  EXPECT_TRUE(q.ClaimIdleWriter());
+  EXPECT_FALSE(q.ClaimIdleWriter());
+  bool start = true;
+  AddRelease(q, &start);  // the claimer writes it
+  EXPECT_FALSE(start);
+  EXPECT_EQ(q.TakeForWrite()->release_size(), 1);
+  EXPECT_FALSE(q.TakeForWrite().has_value());  // gives the role back
+  EXPECT_TRUE(q.ClaimIdleWriter());
 }
 
 // Whether the next batch's first element reused the room of a recycled one

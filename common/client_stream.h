@@ -1,8 +1,11 @@
 // The client end of a long-lived bidirectional stream (a worker's Connect, a
-// client's Session). A writer thread drains a BatchQueue into the stream, one
-// whole batch per write, so items sent while a write is in flight travel
-// together in the next one; a reader thread hands each message read to a
-// callback.
+// client's Session), on gRPC's async API. Items sent while a write is in
+// flight travel together in the next write (a BatchQueue). A sender that
+// finds no write in flight starts the write itself, on its own thread, so
+// an item that travels alone costs no hand-off between threads: each such
+// hand-off is a wake-up on the path of a round trip (see the floor's chain
+// rows in bench/). One thread drains the call's completion queue: it hands
+// each message read to a callback, and writes what gathered during a write.
 //
 // Thread-safe.
 #ifndef FLEET_COMMON_CLIENT_STREAM_H_
@@ -11,35 +14,47 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/batch_queue.h"
+#include "common/completion_tag.h"
 #include "common/grpc_status.h"
+#include "grpcpp/alarm.h"
 #include "grpcpp/client_context.h"
-#include "grpcpp/support/sync_stream.h"
+#include "grpcpp/completion_queue.h"
+#include "grpcpp/support/async_stream.h"
 
 namespace fleet {
 
 template <typename Out, typename In>
 class ClientStream {
  public:
-  using Stream = grpc::ClientReaderWriter<Out, In>;
-  // Starts the call on the given context (e.g. a stub's Connect).
-  using Opener = absl::AnyInvocable<std::unique_ptr<Stream>(grpc::ClientContext*)>;
-  // Runs on the reader thread for each message, in order.
+  using Call = grpc::ClientAsyncReaderWriter<Out, In>;
+  // Prepares the call, not yet started, on the given context and queue
+  // (e.g. a stub's PrepareAsyncConnect).
+  using Opener =
+      absl::AnyInvocable<std::unique_ptr<Call>(grpc::ClientContext*, grpc::CompletionQueue*)>;
+  // Runs on the stream's thread for each message, in order.
   using OnMessage = absl::AnyInvocable<void(In&)>;
-  // Runs once on the reader thread when the stream has ended: OK after
+  // Runs once on the stream's thread when the stream has ended: OK after
   // Stop, otherwise why it broke.
   using OnEnd = absl::AnyInvocable<void(absl::Status)>;
 
-  // `linger`: see BatchQueue::WaitAndTake (for items sent with more_follow).
-  explicit ClientStream(absl::Duration linger = absl::ZeroDuration())
-      : outbox_(kDefaultBatchCapBytes, linger) {}
+  // `linger`: how long an item sent with `more_follow` waits for the items
+  // its producer expects (one message for a burst instead of one per item,
+  // at the cost of at most `linger` for an item that has company coming).
+  explicit ClientStream(absl::Duration linger = absl::ZeroDuration()) : linger_(linger) {
+    // Items sent before the call has started wait for it: this stream is
+    // their writer until then.
+    outbox_.ClaimIdleWriter();
+  }
   ~ClientStream() { Stop(absl::ZeroDuration()); }
 
   ClientStream(const ClientStream&) = delete;
@@ -49,9 +64,10 @@ class ClientStream {
   void Start(Opener open, OnMessage on_message, OnEnd on_end) {
     on_message_ = std::move(on_message);
     on_end_ = std::move(on_end);
-    stream_ = open(&context_);
-    writer_ = std::thread([this] { WriteLoop(); });
-    reader_ = std::thread([this] { ReadLoop(); });
+    call_ = open(&context_, &queue_);
+    call_->StartCall(&started_tag_);
+    started_.Notify();
+    thread_ = std::thread([this] { Drain(); });
   }
 
   // From now on the peer may end the stream cleanly (an OK status) and
@@ -59,24 +75,40 @@ class ClientStream {
   void ExpectPeerToEnd() { peer_may_end_ = true; }
 
   // Adds an item to the next batch; `add(Out&)` fills it in. Dropped once
-  // the stream is stopping or broken. `more_follow`: see BatchQueue::Add.
+  // the stream is stopping or broken. `more_follow`: the producer expects
+  // further items shortly (see `linger`); an item sent without it ends a
+  // linger at once.
   template <typename AddFn>
   void Send(std::size_t item_bytes, AddFn&& add, bool more_follow = false) {
-    outbox_.Add(item_bytes, std::forward<AddFn>(add), more_follow);
+    const bool lingers = linger_ > absl::ZeroDuration();
+    if (outbox_.Add(item_bytes, std::forward<AddFn>(add))) {
+      // No write was in flight: this thread is the writer now.
+      if (more_follow && lingers) {
+        absl::MutexLock lock(&linger_mu_);
+        lingering_ = true;
+        linger_alarm_.Set(&queue_, absl::ToChronoTime(absl::Now() + linger_), &linger_tag_);
+      } else {
+        WriteNext();
+      }
+    } else if (!more_follow && lingers) {
+      absl::MutexLock lock(&linger_mu_);
+      if (lingering_) linger_alarm_.Cancel();  // its tag comes at once
+    }
   }
 
   // Flushes what is queued, half-closes, and gives the peer `grace` to end
   // the stream before cancelling it. Idempotent; concurrent callers return
-  // once it is done.
+  // once it is done. Not from the stream's own callbacks.
   void Stop(absl::Duration grace) {
     std::call_once(stop_once_, [this, grace] {
-      stopping_.Notify();
+      stopping_ = true;
       outbox_.Close();
-      if (writer_.joinable()) writer_.join();
-      if (stream_ != nullptr && !reader_exited_.WaitForNotificationWithTimeout(grace)) {
-        context_.TryCancel();
-      }
-      if (reader_.joinable()) reader_.join();
+      if (!started_.HasBeenNotified()) return;
+      // An idle writer ends the writes here; one in flight does when done.
+      if (outbox_.ClaimIdleWriter()) WriteNext();
+      writes_over_.WaitForNotification();
+      if (!ended_.WaitForNotificationWithTimeout(grace)) context_.TryCancel();
+      thread_.join();
     });
   }
 
@@ -84,48 +116,130 @@ class ClientStream {
   void Cancel() { context_.TryCancel(); }
 
  private:
-  void WriteLoop() {
-    while (std::optional<Out> batch = outbox_.WaitAndTake()) {
-      if (!stream_->Write(*batch)) break;  // the reader learns why
-      // Serializing it cached its size.
-      const auto written_bytes = static_cast<std::size_t>(batch->GetCachedSize());
-      outbox_.Recycle(std::move(*batch), written_bytes);
+  // By the writer: writes the next batch, or ends the writes once the
+  // queue is closed and drained, or gives the role back.
+  void WriteNext() {
+    bool closed_and_drained = false;
+    writing_ = outbox_.TakeForWrite(&closed_and_drained);
+    if (writing_.has_value()) {
+      call_->Write(*writing_, &write_tag_);
+    } else if (closed_and_drained) {
+      call_->WritesDone(&writes_done_tag_);
     }
-    stream_->WritesDone();
-    writer_exited_.Notify();
   }
 
-  void ReadLoop() {
-    In message;
-    while (stream_->Read(&message)) {
-      on_message_(message);
-      message.Clear();
+  void OnStarted(bool ok) {
+    if (!ok) {  // the call never began: Finish says why
+      read_over_ = true;
+      outbox_.Close();
+      EndWrites();
+      return;
     }
-    // Finish only once the writer has stopped using the stream.
+    call_->Read(&message_, &read_tag_);
+    WriteNext();  // this stream has been the writer since it was made
+  }
+
+  void OnRead(bool ok) {
+    if (ok) {
+      on_message_(message_);
+      message_.Clear();
+      call_->Read(&message_, &read_tag_);
+      return;
+    }
+    read_over_ = true;
+    // Nothing more can be sent. A write in flight ends the writes when
+    // its tag comes; otherwise they end here.
     outbox_.Close();
-    writer_exited_.WaitForNotification();
-    absl::Status status = ToAbslStatus(stream_->Finish());
-    if (stopping_.HasBeenNotified()) {
+    if (outbox_.ClaimIdleWriter()) EndWrites();
+    FinishWhenOver();
+  }
+
+  void OnWritten(bool ok) {
+    if (!ok) {  // broken: the read side learns why
+      outbox_.Close();
+      EndWrites();
+      return;
+    }
+    // Serializing it cached its size.
+    const auto written_bytes = static_cast<std::size_t>(writing_->GetCachedSize());
+    outbox_.Recycle(std::move(*writing_), written_bytes);
+    WriteNext();
+  }
+
+  void OnWritesDone(bool /*ok*/) { EndWrites(); }
+
+  void OnLingerOver(bool /*ok*/) {
+    {
+      absl::MutexLock lock(&linger_mu_);
+      lingering_ = false;
+    }
+    WriteNext();
+  }
+
+  // The writer role is kept from here on: nothing is written any more.
+  void EndWrites() {
+    writes_over_.Notify();
+    FinishWhenOver();
+  }
+
+  // Finish only once neither side uses the call any more.
+  void FinishWhenOver() {
+    if (read_over_ && writes_over_.HasBeenNotified() && !finishing_) {
+      finishing_ = true;
+      call_->Finish(&status_, &finished_tag_);
+    }
+  }
+
+  void OnFinished(bool /*ok*/) {
+    absl::Status status = ToAbslStatus(status_);
+    if (stopping_.load()) {
       status = absl::OkStatus();
     } else if (status.ok() && !peer_may_end_.load()) {
       status = absl::UnavailableError("the peer closed the stream");
     }
     on_end_(std::move(status));
-    reader_exited_.Notify();
+    ended_.Notify();
+    // Every operation has come back (a linger holds the writer role, so
+    // the writes could not have ended during one): nothing more is queued.
+    queue_.Shutdown();
   }
 
+  void Drain() {
+    void* tag = nullptr;
+    bool ok = false;
+    while (queue_.Next(&tag, &ok)) static_cast<CompletionTag*>(tag)->Handle(ok);
+  }
+
+  const absl::Duration linger_;
   grpc::ClientContext context_;
-  std::unique_ptr<Stream> stream_;
+  grpc::CompletionQueue queue_;
+  std::unique_ptr<Call> call_;
   BatchQueue<Out> outbox_;
-  OnMessage on_message_;  // reader thread only
-  OnEnd on_end_;          // reader thread only
-  absl::Notification stopping_;
+  std::optional<Out> writing_;  // the writer's batch in flight
+  In message_;                  // the stream's thread only, as below
+  grpc::Status status_;
+  bool read_over_ = false;
+  bool finishing_ = false;
+  OnMessage on_message_;
+  OnEnd on_end_;
+  std::atomic<bool> stopping_{false};
   std::atomic<bool> peer_may_end_{false};
-  absl::Notification writer_exited_;
-  absl::Notification reader_exited_;
+  absl::Notification started_;
+  absl::Notification writes_over_;
+  absl::Notification ended_;
   std::once_flag stop_once_;
-  std::thread writer_;
-  std::thread reader_;
+
+  absl::Mutex linger_mu_;
+  grpc::Alarm linger_alarm_ ABSL_GUARDED_BY(linger_mu_);
+  bool lingering_ ABSL_GUARDED_BY(linger_mu_) = false;
+
+  MemberTag<ClientStream, &ClientStream::OnStarted> started_tag_{this};
+  MemberTag<ClientStream, &ClientStream::OnRead> read_tag_{this};
+  MemberTag<ClientStream, &ClientStream::OnWritten> write_tag_{this};
+  MemberTag<ClientStream, &ClientStream::OnWritesDone> writes_done_tag_{this};
+  MemberTag<ClientStream, &ClientStream::OnLingerOver> linger_tag_{this};
+  MemberTag<ClientStream, &ClientStream::OnFinished> finished_tag_{this};
+  std::thread thread_;  // last: it uses everything above
 };
 
 }  // namespace fleet

@@ -10,7 +10,7 @@
 #include "common/batch_queue.h"
 #include "common/grpc_status.h"
 #include "common/ids.h"
-#include "scheduler/completion_tag.h"
+#include "common/completion_tag.h"
 #include "scheduler/unary_call.h"
 
 namespace fleet::scheduler {

@@ -11,7 +11,7 @@
 #include "common/object_transfer.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/async_stream.h"
-#include "scheduler/completion_tag.h"
+#include "common/completion_tag.h"
 
 namespace fleet::scheduler {
 namespace {

@@ -19,7 +19,7 @@
 #include "common/batch_queue.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/async_stream.h"
-#include "scheduler/completion_tag.h"
+#include "common/completion_tag.h"
 
 namespace fleet::scheduler {
 

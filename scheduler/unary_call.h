@@ -14,7 +14,7 @@
 #include "grpcpp/completion_queue.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/async_unary_call.h"
-#include "scheduler/completion_tag.h"
+#include "common/completion_tag.h"
 
 namespace fleet::scheduler {
 

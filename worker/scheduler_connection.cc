@@ -95,11 +95,12 @@ absl::Status SchedulerConnection::Open(bool resume, absl::Duration timeout) {
       stream_->Send(2, [](v1::WorkerToScheduler& batch) { batch.set_draining(true); });
     }
   }
-  stream->Start([stub](grpc::ClientContext* context) { return stub->Connect(context); },
-                [this, generation](v1::SchedulerToWorker& message) {
-                  OnMessage(generation, message);
-                },
-                [this, generation](absl::Status status) { OnEnd(generation, std::move(status)); });
+  stream->Start(
+      [stub](grpc::ClientContext* context, grpc::CompletionQueue* queue) {
+        return stub->PrepareAsyncConnect(context, queue);
+      },
+      [this, generation](v1::SchedulerToWorker& message) { OnMessage(generation, message); },
+      [this, generation](absl::Status status) { OnEnd(generation, std::move(status)); });
   absl::MutexLock lock(&mu_);
   auto answered = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return registered_ || stream_end_.has_value() || stopping_flag_;

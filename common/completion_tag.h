@@ -1,12 +1,12 @@
-// What the scheduler's completion queue carries: every tag is a CompletionTag,
-// and the core thread (SchedulerService::Drain) calls Handle with the
-// operation's outcome.
-#ifndef FLEET_SCHEDULER_COMPLETION_TAG_H_
-#define FLEET_SCHEDULER_COMPLETION_TAG_H_
+// What our gRPC completion queues carry: every tag is a CompletionTag, and
+// the thread draining the queue (the scheduler's core thread, a client
+// stream's thread) calls Handle with the operation's outcome.
+#ifndef FLEET_COMMON_COMPLETION_TAG_H_
+#define FLEET_COMMON_COMPLETION_TAG_H_
 
 #include <utility>
 
-namespace fleet::scheduler {
+namespace fleet {
 
 class CompletionTag {
  public:
@@ -26,6 +26,6 @@ class MemberTag final : public CompletionTag {
   Owner* const owner_;
 };
 
-}  // namespace fleet::scheduler
+}  // namespace fleet
 
-#endif  // FLEET_SCHEDULER_COMPLETION_TAG_H_
+#endif  // FLEET_COMMON_COMPLETION_TAG_H_
