@@ -69,7 +69,7 @@ absl::Status ClientSession::Open(bool resume, absl::Duration timeout) {
   {
     absl::MutexLock lock(&mu_);
     stub_ = v1::Scheduler::NewStub(channel);
-    stream_ = std::make_unique<Stream>();
+    stream_ = std::make_unique<Stream>(queue_thread_.queue());
     stream = stream_.get();
     stub = stub_.get();
     generation = ++generation_;
@@ -136,6 +136,7 @@ void ClientSession::Stop() {
       stub = std::move(stub_);
     }
     if (stream != nullptr) stream->Stop(kCloseTimeout);
+    queue_thread_.Stop();  // nothing is left on it
   });
 }
 

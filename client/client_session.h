@@ -29,6 +29,7 @@
 #include "absl/time/time.h"
 #include "client/object_table.h"
 #include "common/client_stream.h"
+#include "common/completion_queue_thread.h"
 #include "common/ids.h"
 #include "fleet/v1/scheduler.grpc.pb.h"
 
@@ -100,6 +101,8 @@ class ClientSession {
   const OnTaskOutput on_task_output_;  // reader threads only, one stream at a time
   const absl::Duration reconnect_timeout_;
   std::atomic<uint64_t> inline_threshold_bytes_{100 << 10};  // from the scheduler's ack
+  // Where the streams' operations complete; outlives them.
+  CompletionQueueThread queue_thread_;
 
   absl::Mutex mu_;
   std::unique_ptr<v1::Scheduler::Stub> stub_ ABSL_GUARDED_BY(mu_);

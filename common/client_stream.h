@@ -4,7 +4,8 @@
 // finds no write in flight starts the write itself, on its own thread, so
 // an item that travels alone costs no hand-off between threads: each such
 // hand-off is a wake-up on the path of a round trip (see the floor's chain
-// rows in bench/). One thread drains the call's completion queue: it hands
+// rows in bench/). The thread that drains the call's completion queue (a
+// CompletionQueueThread, which the process's other async calls share) hands
 // each message read to a callback, and writes what gathered during a write.
 //
 // Thread-safe.
@@ -15,7 +16,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <thread>
 #include <utility>
 
 #include "absl/functional/any_invocable.h"
@@ -41,16 +41,19 @@ class ClientStream {
   // (e.g. a stub's PrepareAsyncConnect).
   using Opener =
       absl::AnyInvocable<std::unique_ptr<Call>(grpc::ClientContext*, grpc::CompletionQueue*)>;
-  // Runs on the stream's thread for each message, in order.
+  // Runs on the queue's thread for each message, in order.
   using OnMessage = absl::AnyInvocable<void(In&)>;
-  // Runs once on the stream's thread when the stream has ended: OK after
+  // Runs once on the queue's thread when the stream has ended: OK after
   // Stop, otherwise why it broke.
   using OnEnd = absl::AnyInvocable<void(absl::Status)>;
 
-  // `linger`: how long an item sent with `more_follow` waits for the items
-  // its producer expects (one message for a burst instead of one per item,
-  // at the cost of at most `linger` for an item that has company coming).
-  explicit ClientStream(absl::Duration linger = absl::ZeroDuration()) : linger_(linger) {
+  // `queue`: where the call's operations complete; its thread must drain
+  // it until Stop has returned. `linger`: how long an item sent with
+  // `more_follow` waits for the items its producer expects (one message for
+  // a burst instead of one per item, at the cost of at most `linger` for an
+  // item that has company coming).
+  explicit ClientStream(grpc::CompletionQueue* queue, absl::Duration linger = absl::ZeroDuration())
+      : queue_(queue), linger_(linger) {
     // Items sent before the call has started wait for it: this stream is
     // their writer until then.
     outbox_.ClaimIdleWriter();
@@ -64,10 +67,9 @@ class ClientStream {
   void Start(Opener open, OnMessage on_message, OnEnd on_end) {
     on_message_ = std::move(on_message);
     on_end_ = std::move(on_end);
-    call_ = open(&context_, &queue_);
+    call_ = open(&context_, queue_);
     call_->StartCall(&started_tag_);
     started_.Notify();
-    thread_ = std::thread([this] { Drain(); });
   }
 
   // From now on the peer may end the stream cleanly (an OK status) and
@@ -86,7 +88,7 @@ class ClientStream {
       if (more_follow && lingers) {
         absl::MutexLock lock(&linger_mu_);
         lingering_ = true;
-        linger_alarm_.Set(&queue_, absl::ToChronoTime(absl::Now() + linger_), &linger_tag_);
+        linger_alarm_.Set(queue_, absl::ToChronoTime(absl::Now() + linger_), &linger_tag_);
       } else {
         WriteNext();
       }
@@ -98,7 +100,7 @@ class ClientStream {
 
   // Flushes what is queued, half-closes, and gives the peer `grace` to end
   // the stream before cancelling it. Idempotent; concurrent callers return
-  // once it is done. Not from the stream's own callbacks.
+  // once it is done. Not on the queue's thread.
   void Stop(absl::Duration grace) {
     std::call_once(stop_once_, [this, grace] {
       stopping_ = true;
@@ -108,7 +110,8 @@ class ClientStream {
       if (outbox_.ClaimIdleWriter()) WriteNext();
       writes_over_.WaitForNotification();
       if (!ended_.WaitForNotificationWithTimeout(grace)) context_.TryCancel();
-      thread_.join();
+      // Its last operation has come back: the stream may be destroyed.
+      ended_.WaitForNotification();
     });
   }
 
@@ -198,25 +201,19 @@ class ClientStream {
       status = absl::UnavailableError("the peer closed the stream");
     }
     on_end_(std::move(status));
+    // Every operation has come back (a linger holds the writer role, so the
+    // writes cannot have ended during one). Last: Stop may destroy the
+    // stream once it sees this.
     ended_.Notify();
-    // Every operation has come back (a linger holds the writer role, so
-    // the writes could not have ended during one): nothing more is queued.
-    queue_.Shutdown();
   }
 
-  void Drain() {
-    void* tag = nullptr;
-    bool ok = false;
-    while (queue_.Next(&tag, &ok)) static_cast<CompletionTag*>(tag)->Handle(ok);
-  }
-
+  grpc::CompletionQueue* const queue_;
   const absl::Duration linger_;
   grpc::ClientContext context_;
-  grpc::CompletionQueue queue_;
   std::unique_ptr<Call> call_;
   BatchQueue<Out> outbox_;
   std::optional<Out> writing_;  // the writer's batch in flight
-  In message_;                  // the stream's thread only, as below
+  In message_;                  // the queue's thread only, as below
   grpc::Status status_;
   bool read_over_ = false;
   bool finishing_ = false;
@@ -239,7 +236,6 @@ class ClientStream {
   MemberTag<ClientStream, &ClientStream::OnWritesDone> writes_done_tag_{this};
   MemberTag<ClientStream, &ClientStream::OnLingerOver> linger_tag_{this};
   MemberTag<ClientStream, &ClientStream::OnFinished> finished_tag_{this};
-  std::thread thread_;  // last: it uses everything above
 };
 
 }  // namespace fleet

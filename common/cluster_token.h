@@ -15,7 +15,6 @@
 #include "absl/strings/string_view.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/client_interceptor.h"
-#include "grpcpp/support/server_callback.h"
 #include "grpcpp/support/status.h"
 
 namespace fleet {
@@ -51,28 +50,6 @@ class ClusterTokenCheck {
  private:
   std::string token_;
   std::string server_name_;  // e.g. "the fleet scheduler"
-};
-
-// Reactors that end a refused call at once with `status`.
-template <typename Request, typename Response>
-class RefusedBidiCall final : public grpc::ServerBidiReactor<Request, Response> {
- public:
-  explicit RefusedBidiCall(grpc::Status status) { this->Finish(std::move(status)); }
-  void OnDone() override { delete this; }
-};
-
-template <typename Response>
-class RefusedWriteCall final : public grpc::ServerWriteReactor<Response> {
- public:
-  explicit RefusedWriteCall(grpc::Status status) { this->Finish(std::move(status)); }
-  void OnDone() override { delete this; }
-};
-
-template <typename Request>
-class RefusedReadCall final : public grpc::ServerReadReactor<Request> {
- public:
-  explicit RefusedReadCall(grpc::Status status) { this->Finish(std::move(status)); }
-  void OnDone() override { delete this; }
 };
 
 }  // namespace fleet

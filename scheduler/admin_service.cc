@@ -8,9 +8,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/batch_queue.h"
+#include "common/completion_tag.h"
 #include "common/grpc_status.h"
 #include "common/ids.h"
-#include "common/completion_tag.h"
 #include "scheduler/unary_call.h"
 
 namespace fleet::scheduler {

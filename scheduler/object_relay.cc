@@ -6,12 +6,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/completion_tag.h"
 #include "common/grpc_status.h"
 #include "common/net.h"
 #include "common/object_transfer.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/async_stream.h"
-#include "common/completion_tag.h"
 
 namespace fleet::scheduler {
 namespace {

@@ -17,9 +17,9 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 #include "common/batch_queue.h"
+#include "common/completion_tag.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/async_stream.h"
-#include "common/completion_tag.h"
 
 namespace fleet::scheduler {
 

@@ -10,11 +10,11 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "common/cluster_token.h"
+#include "common/completion_tag.h"
 #include "common/grpc_status.h"
 #include "grpcpp/completion_queue.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/async_unary_call.h"
-#include "common/completion_tag.h"
 
 namespace fleet::scheduler {
 

@@ -23,9 +23,11 @@ constexpr absl::Duration kCompletionLinger = absl::Microseconds(500);
 
 }  // namespace
 
-SchedulerConnection::SchedulerConnection(std::string scheduler_address, Handlers handlers,
+SchedulerConnection::SchedulerConnection(std::string scheduler_address,
+                                         grpc::CompletionQueue* queue, Handlers handlers,
                                          absl::Duration reconnect_timeout)
     : scheduler_address_(std::move(scheduler_address)),
+      queue_(queue),
       handlers_(std::move(handlers)),
       reconnect_timeout_(reconnect_timeout) {}
 
@@ -62,7 +64,7 @@ absl::Status SchedulerConnection::Open(bool resume, absl::Duration timeout) {
   {
     absl::MutexLock lock(&mu_);
     stub_ = v1::Scheduler::NewStub(channel);
-    stream_ = std::make_unique<Stream>(kCompletionLinger);
+    stream_ = std::make_unique<Stream>(queue_, kCompletionLinger);
     stream = stream_.get();
     stub = stub_.get();
     generation = ++generation_;

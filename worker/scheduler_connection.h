@@ -10,8 +10,7 @@
 // the reconnect timeout. A stream the scheduler ends on purpose (a fenced
 // worker, a finished drain) is final.
 //
-// Thread-safe. Runs a heartbeat thread and a reconnecting thread beside the
-// stream's own.
+// Thread-safe. Runs a heartbeat thread and a reconnecting thread.
 #ifndef FLEET_WORKER_SCHEDULER_CONNECTION_H_
 #define FLEET_WORKER_SCHEDULER_CONNECTION_H_
 
@@ -49,10 +48,11 @@ class SchedulerConnection : public SchedulerLink {
     absl::AnyInvocable<void(v1::RegisterWorker&)> fill_held_objects;
   };
 
-  // `reconnect_timeout`: how long to keep trying after the stream breaks
-  // (zero: do not reconnect).
-  SchedulerConnection(std::string scheduler_address, Handlers handlers,
-                      absl::Duration reconnect_timeout);
+  // `queue`: where the stream's operations complete (drained until this
+  // connection has stopped). `reconnect_timeout`: how long to keep trying
+  // after the stream breaks (zero: do not reconnect).
+  SchedulerConnection(std::string scheduler_address, grpc::CompletionQueue* queue,
+                      Handlers handlers, absl::Duration reconnect_timeout);
   ~SchedulerConnection();
 
   // Dials the scheduler, registers and waits for its acknowledgement.
@@ -99,6 +99,7 @@ class SchedulerConnection : public SchedulerLink {
   void HeartbeatLoop();
 
   const std::string scheduler_address_;
+  grpc::CompletionQueue* const queue_;
   Handlers handlers_;
   const absl::Duration reconnect_timeout_;
   v1::RegisterWorker registration_;  // as first sent

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/completion_queue_thread.h"
 #include "common/event_loop.h"
 #include "common/logging.h"
 #include "common/net.h"
@@ -41,11 +42,15 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
                            grpc::InsecureServerCredentials(), &port);
   ConfigureServer(builder);
   builder.RegisterService(server->service_.get());
+  std::unique_ptr<grpc::ServerCompletionQueue> queue = builder.AddCompletionQueue();
+  grpc::ServerCompletionQueue* server_queue = queue.get();
   server->grpc_server_ = builder.BuildAndStart();
+  server->queue_thread_ = std::make_unique<CompletionQueueThread>(std::move(queue));
   if (server->grpc_server_ == nullptr || port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_host, ":",
                                                options.port, " for the Worker service"));
   }
+  server->service_->Serve(server_queue);
   server->address_ = options.advertise_address;
   if (server->address_.empty()) {
     auto host = LocalAddressToward(options.scheduler_address);
@@ -112,7 +117,8 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
     }
   };
   server->connection_ = std::make_unique<SchedulerConnection>(
-      options.scheduler_address, std::move(handlers), options.scheduler_reconnect_timeout);
+      options.scheduler_address, server->queue_thread_->queue(), std::move(handlers),
+      options.scheduler_reconnect_timeout);
   Executor::Options executor_options;
   executor_options.slots = server->slots_;
   executor_options.isolation =
@@ -184,6 +190,8 @@ void WorkerServer::Shutdown() {
     if (executor_) executor_->Stop();
     if (connection_) connection_->Stop();
     if (grpc_server_) grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+    // The calls the server cancelled send their last completions at once.
+    if (queue_thread_) queue_thread_->Stop(/*quiet=*/absl::Milliseconds(200));
   });
 }
 

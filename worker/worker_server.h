@@ -19,6 +19,7 @@ class Server;
 }
 
 namespace fleet {
+class CompletionQueueThread;
 class EventLoop;
 namespace v1 {
 class ObjectInfo;
@@ -107,6 +108,9 @@ class WorkerServer {
   // Declared in dependency order; destroyed bottom-up.
   std::unique_ptr<ObjectStore> store_;
   std::unique_ptr<WorkerService> service_;
+  // Drains the queue of the Worker service's calls and the scheduler
+  // stream's.
+  std::unique_ptr<CompletionQueueThread> queue_thread_;
   std::unique_ptr<grpc::Server> grpc_server_;
   // Listening on the socket named after address_, or Unlisted (serving
   // only executors) when that is off or taken.

@@ -1,42 +1,77 @@
 #include "worker/worker_service.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
-#include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/completion_tag.h"
 #include "common/grpc_status.h"
 #include "common/object_transfer.h"
+#include "grpcpp/server_context.h"
+#include "grpcpp/support/async_stream.h"
 
 namespace fleet::worker {
-namespace {
 
-// Streams one object in chunks, one write in flight, from a pinned view:
-// the store neither moves nor frees the bytes until the stream ends.
-class ObjectSender final : public grpc::ServerWriteReactor<v1::ObjectChunk> {
+// One FetchObject call, from the wait for it to its end: streams the object
+// in chunks, one write in flight, from a pinned view (the store neither
+// moves nor frees the bytes until the call ends). Deletes itself.
+class WorkerService::FetchCall final : public CompletionTag {
  public:
-  ObjectSender(const ObjectId& id, ObjectStore::View view, std::atomic<uint64_t>* bytes_sent)
-      : id_(id), view_(std::move(view)), bytes_sent_(bytes_sent) {
-    WriteNext();
+  // Waits for the next call.
+  static void Accept(WorkerService* service, grpc::ServerCompletionQueue* queue) {
+    auto* call = new FetchCall(service, queue);
+    service->RequestFetchObject(&call->context_, &call->request_, &call->responder_, queue, queue,
+                                call);
   }
 
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the receiver went away"));
-      return;
+  void Handle(bool ok) override {
+    switch (step_) {
+      case Step::kAccepting:
+        if (!ok) {  // the server is shutting down
+          delete this;
+          return;
+        }
+        Accept(service_, queue_);
+        Begin();
+        return;
+      case Step::kWriting:
+        if (!ok) {
+          End(grpc::Status(grpc::StatusCode::CANCELLED, "the receiver went away"));
+          return;
+        }
+        WriteNext();
+        return;
+      case Step::kEnding:
+        delete this;
+        return;
     }
-    WriteNext();
   }
-  void OnDone() override { delete this; }
 
  private:
-  void WriteNext() {
-    if (offset_ >= view_.size() && offset_ > 0) {
-      Finish(grpc::Status::OK);
+  enum class Step { kAccepting, kWriting, kEnding };
+
+  FetchCall(WorkerService* service, grpc::ServerCompletionQueue* queue)
+      : service_(service), queue_(queue), responder_(&context_) {}
+
+  void Begin() {
+    if (grpc::Status allowed = service_->token_.Check(context_); !allowed.ok()) {
+      End(std::move(allowed));
       return;
     }
+    absl::StatusOr<ObjectId> id = ObjectId::FromBinary(request_.object_id());
+    absl::StatusOr<ObjectStore::View> view = id.ok() ? service_->store_->Get(*id) : id.status();
+    if (!view.ok()) {
+      End(ToGrpcStatus(view.status()));
+      return;
+    }
+    id_ = *id;
+    view_ = std::move(*view);
+    step_ = Step::kWriting;
+    WriteNext();
+  }
+
+  void WriteNext() {
     chunk_.Clear();
     if (offset_ == 0) {
       chunk_.set_object_id(std::string(id_.Binary()));
@@ -45,109 +80,145 @@ class ObjectSender final : public grpc::ServerWriteReactor<v1::ObjectChunk> {
     const std::size_t n = std::min<std::size_t>(kObjectChunkBytes, view_.size() - offset_);
     chunk_.set_offset_bytes(offset_);
     chunk_.set_data(view_.data() + offset_, n);
-    // An empty object is one empty chunk; mark it sent.
-    offset_ += std::max<std::size_t>(n, 1);
-    *bytes_sent_ += n;
-    StartWrite(&chunk_);
+    offset_ += n;
+    service_->bytes_sent_ += n;
+    if (offset_ < view_.size()) {
+      responder_.Write(chunk_, this);
+      return;
+    }
+    // The last chunk (an empty object is one empty chunk) ends the call.
+    step_ = Step::kEnding;
+    responder_.WriteAndFinish(chunk_, grpc::WriteOptions(), grpc::Status::OK, this);
   }
 
-  const ObjectId id_;
-  const ObjectStore::View view_;
-  std::atomic<uint64_t>* const bytes_sent_;
+  void End(grpc::Status status) {
+    step_ = Step::kEnding;
+    responder_.Finish(status, this);
+  }
+
+  WorkerService* const service_;
+  grpc::ServerCompletionQueue* const queue_;
+  grpc::ServerContext context_;
+  v1::FetchObjectRequest request_;
+  grpc::ServerAsyncWriter<v1::ObjectChunk> responder_;
+  Step step_ = Step::kAccepting;
+  ObjectId id_;
+  ObjectStore::View view_;
   std::size_t offset_ = 0;
   v1::ObjectChunk chunk_;
 };
 
-// Receives one object straight into the store (allocated on the first
-// chunk, written in place) and seals it when the client is done. An
-// upload that ends early aborts the object.
-class ObjectReceiver final : public grpc::ServerReadReactor<v1::ObjectChunk> {
+// One PutObject call: receives the object straight into the store
+// (allocated on the first chunk, written in place) and seals it when the
+// client is done. An upload that ends early aborts the object. Deletes
+// itself.
+class WorkerService::PutCall final : public CompletionTag {
  public:
-  ObjectReceiver(ObjectStore* store, v1::PutObjectReply* reply) : store_(store), reply_(reply) {
-    StartRead(&chunk_);
+  static void Accept(WorkerService* service, grpc::ServerCompletionQueue* queue) {
+    auto* call = new PutCall(service, queue);
+    service->RequestPutObject(&call->context_, &call->responder_, queue, queue, call);
   }
 
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      Complete();
-      return;
+  void Handle(bool ok) override {
+    switch (step_) {
+      case Step::kAccepting:
+        if (!ok) {
+          delete this;
+          return;
+        }
+        Accept(service_, queue_);
+        if (grpc::Status allowed = service_->token_.Check(context_); !allowed.ok()) {
+          End(std::move(allowed));
+          return;
+        }
+        step_ = Step::kReading;
+        responder_.Read(&chunk_, this);
+        return;
+      case Step::kReading:
+        if (ok) {
+          Take();
+        } else {
+          Complete();  // the client is done
+        }
+        return;
+      case Step::kEnding:
+        delete this;  // an unsealed writer aborts
+        return;
     }
+  }
+
+ private:
+  enum class Step { kAccepting, kReading, kEnding };
+
+  PutCall(WorkerService* service, grpc::ServerCompletionQueue* queue)
+      : service_(service), queue_(queue), responder_(&context_) {}
+
+  void Take() {
     if (!started_) {
-      auto id = ObjectId::FromBinary(chunk_.object_id());
+      absl::StatusOr<ObjectId> id = ObjectId::FromBinary(chunk_.object_id());
       if (!id.ok()) {
-        Finish(ToGrpcStatus(id.status()));
+        End(ToGrpcStatus(id.status()));
         return;
       }
-      id_ = *id;
       total_ = chunk_.total_size_bytes();
       absl::StatusOr<ObjectStore::Writer> writer =
-          store_->Create(id_, total_, ObjectStore::Copy::kPrimary);
+          service_->store_->Create(*id, total_, ObjectStore::Copy::kPrimary);
       if (writer.ok()) {
         writer_ = std::move(*writer);
       } else if (!absl::IsAlreadyExists(writer.status())) {
         // Objects are immutable: a second upload of an id is read and dropped.
-        Finish(ToGrpcStatus(writer.status()));
+        End(ToGrpcStatus(writer.status()));
         return;
       }
       started_ = true;
     }
     if (chunk_.offset_bytes() != received_ || chunk_.data().size() > total_ - received_) {
-      Finish(grpc::Status(grpc::StatusCode::DATA_LOSS,
-                          absl::StrCat("chunk of ", chunk_.data().size(), " bytes at offset ",
-                                       chunk_.offset_bytes(), " after ", received_, " of ",
-                                       total_, " bytes")));
+      End(grpc::Status(
+          grpc::StatusCode::DATA_LOSS,
+          absl::StrCat("chunk of ", chunk_.data().size(), " bytes at offset ",
+                       chunk_.offset_bytes(), " after ", received_, " of ", total_, " bytes")));
       return;
     }
     if (writer_.data() != nullptr && !chunk_.data().empty()) {
       std::memcpy(writer_.data() + received_, chunk_.data().data(), chunk_.data().size());
     }
     received_ += chunk_.data().size();
-    StartRead(&chunk_);
+    responder_.Read(&chunk_, this);
   }
-  void OnDone() override { delete this; }  // an unsealed writer aborts
 
- private:
   void Complete() {
     if (!started_ || received_ != total_) {
-      Finish(grpc::Status(grpc::StatusCode::DATA_LOSS,
-                          absl::StrCat("upload ended after ", received_, " of ", total_,
-                                       " bytes")));
+      End(grpc::Status(grpc::StatusCode::DATA_LOSS,
+                       absl::StrCat("upload ended after ", received_, " of ", total_, " bytes")));
       return;
     }
     writer_.Seal();  // a no-op when the object was already stored
-    reply_->set_size_bytes(received_);
-    Finish(grpc::Status::OK);
+    reply_.set_size_bytes(received_);
+    step_ = Step::kEnding;
+    responder_.Finish(reply_, grpc::Status::OK, this);
   }
 
-  ObjectStore* const store_;
-  v1::PutObjectReply* const reply_;
+  void End(grpc::Status status) {
+    step_ = Step::kEnding;
+    responder_.FinishWithError(status, this);
+  }
+
+  WorkerService* const service_;
+  grpc::ServerCompletionQueue* const queue_;
+  grpc::ServerContext context_;
+  grpc::ServerAsyncReader<v1::PutObjectReply, v1::ObjectChunk> responder_;
+  Step step_ = Step::kAccepting;
   v1::ObjectChunk chunk_;
+  v1::PutObjectReply reply_;
   bool started_ = false;
-  ObjectId id_;
   ObjectStore::Writer writer_;  // empty when the object was already stored
   uint64_t received_ = 0;
   uint64_t total_ = 0;
 };
 
-}  // namespace
-
-grpc::ServerWriteReactor<v1::ObjectChunk>* WorkerService::FetchObject(
-    grpc::CallbackServerContext* context, const v1::FetchObjectRequest* request) {
-  if (grpc::Status allowed = token_.Check(*context); !allowed.ok()) {
-    return new RefusedWriteCall<v1::ObjectChunk>(std::move(allowed));
-  }
-  auto id = ObjectId::FromBinary(request->object_id());
-  absl::StatusOr<ObjectStore::View> view = id.ok() ? store_->Get(*id) : id.status();
-  if (!view.ok()) return new RefusedWriteCall<v1::ObjectChunk>(ToGrpcStatus(view.status()));
-  return new ObjectSender(*id, std::move(*view), &bytes_sent_);
-}
-
-grpc::ServerReadReactor<v1::ObjectChunk>* WorkerService::PutObject(
-    grpc::CallbackServerContext* context, v1::PutObjectReply* reply) {
-  if (grpc::Status allowed = token_.Check(*context); !allowed.ok()) {
-    return new RefusedReadCall<v1::ObjectChunk>(std::move(allowed));
-  }
-  return new ObjectReceiver(store_, reply);
+void WorkerService::Serve(grpc::ServerCompletionQueue* queue) {
+  FetchCall::Accept(this, queue);
+  PutCall::Accept(this, queue);
 }
 
 }  // namespace fleet::worker

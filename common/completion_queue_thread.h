@@ -1,0 +1,55 @@
+// A thread that drains one gRPC completion queue whose tags are all
+// CompletionTags (common/completion_tag.h). A process that puts all its
+// async calls (its services and its streams) on one such queue has one
+// thread polling gRPC's sockets, which acts on each message itself: a
+// second poller would pick up some of the messages and hand them over, a
+// wake-up each (see the floor's chain rows in bench/).
+#ifndef FLEET_COMMON_COMPLETION_QUEUE_THREAD_H_
+#define FLEET_COMMON_COMPLETION_QUEUE_THREAD_H_
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "absl/time/time.h"
+#include "common/completion_tag.h"
+#include "grpcpp/alarm.h"
+#include "grpcpp/completion_queue.h"
+
+namespace fleet {
+
+// Thread-safe.
+class CompletionQueueThread {
+ public:
+  // `queue`: a fresh one, or a server's (ServerBuilder::AddCompletionQueue).
+  explicit CompletionQueueThread(
+      std::unique_ptr<grpc::CompletionQueue> queue = std::make_unique<grpc::CompletionQueue>());
+  ~CompletionQueueThread();  // Stop()
+
+  CompletionQueueThread(const CompletionQueueThread&) = delete;
+  CompletionQueueThread& operator=(const CompletionQueueThread&) = delete;
+
+  grpc::CompletionQueue* queue() const { return queue_.get(); }
+
+  // Call once the calls on the queue are over or ending (their server shut
+  // down, their streams stopped): handles their last completions until none
+  // has come for `quiet`, then shuts the queue down and joins the thread.
+  // Completions that come later are dropped unhandled. Idempotent.
+  void Stop(absl::Duration quiet = absl::ZeroDuration());
+
+ private:
+  void Drain();
+
+  absl::Duration quiet_;  // written before stopping_ is set
+
+  const std::unique_ptr<grpc::CompletionQueue> queue_;
+  std::atomic<bool> stopping_{false};
+  grpc::Alarm wake_;  // set once, by Stop
+  std::once_flag stop_once_;
+  std::thread thread_;  // last: it uses everything above
+};
+
+}  // namespace fleet
+
+#endif  // FLEET_COMMON_COMPLETION_QUEUE_THREAD_H_
