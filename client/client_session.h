@@ -98,7 +98,7 @@ class ClientSession {
   const JobId job_;
   const std::shared_ptr<ObjectTable> table_;
   const uint64_t submit_window_;
-  const OnTaskOutput on_task_output_;  // reader threads only, one stream at a time
+  const OnTaskOutput on_task_output_;  // the queue's thread only
   const absl::Duration reconnect_timeout_;
   std::atomic<uint64_t> inline_threshold_bytes_{100 << 10};  // from the scheduler's ack
   // Where the streams' operations complete; outlives them.

@@ -123,12 +123,15 @@ class ClientStream {
   // queue is closed and drained, or gives the role back.
   void WriteNext() {
     bool closed_and_drained = false;
-    writing_ = outbox_.TakeForWrite(&closed_and_drained);
-    if (writing_.has_value()) {
+    std::optional<Out> next = outbox_.TakeForWrite(&closed_and_drained);
+    if (next.has_value()) {
+      writing_ = std::move(next);
       call_->Write(*writing_, &write_tag_);
     } else if (closed_and_drained) {
       call_->WritesDone(&writes_done_tag_);
     }
+    // Otherwise the role is given back: another thread may be the writer
+    // already, so `writing_` is not touched.
   }
 
   void OnStarted(bool ok) {
@@ -212,7 +215,7 @@ class ClientStream {
   grpc::ClientContext context_;
   std::unique_ptr<Call> call_;
   BatchQueue<Out> outbox_;
-  std::optional<Out> writing_;  // the writer's batch in flight
+  std::optional<Out> writing_;  // the writer's only: its batch in flight
   In message_;                  // the queue's thread only, as below
   grpc::Status status_;
   bool read_over_ = false;
