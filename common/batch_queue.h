@@ -18,12 +18,18 @@ namespace fleet {
 
 // Default cap of one batch, well below the 64 MiB message limit we configure.
 inline constexpr std::size_t kDefaultBatchCapBytes = 4 << 20;
+// The largest written batch kept to hold the next one, by default: a
+// process with a stream per peer (the scheduler) keeps little per stream.
+inline constexpr std::size_t kDefaultMaxSpareBytes = 256 << 10;
 
 // Thread-safe. `Message` is a protobuf message type.
 template <typename Message>
 class BatchQueue {
  public:
-  explicit BatchQueue(std::size_t cap_bytes = kDefaultBatchCapBytes) : cap_bytes_(cap_bytes) {}
+  // `max_spare_bytes`: see Recycle.
+  explicit BatchQueue(std::size_t cap_bytes = kDefaultBatchCapBytes,
+                      std::size_t max_spare_bytes = kDefaultMaxSpareBytes)
+      : cap_bytes_(cap_bytes), max_spare_bytes_(max_spare_bytes) {}
 
   // Calls `add(Message&)` on the batch being assembled; `item_bytes` is the
   // size the item adds. Returns true when the caller must start a write
@@ -95,10 +101,10 @@ class BatchQueue {
   // strings' room, so a stream's steady traffic fills the same memory again
   // instead of allocating and freeing each item's (the client's malloc is
   // glibc's, where that was a third of its CPU under no-op tasks). One spare
-  // at most, and none larger than kMaxSpareBytes: what a burst grew is
-  // given back.
+  // at most, and none larger than `max_spare_bytes`: what a burst grew
+  // beyond it is given back.
   void Recycle(Message batch, std::size_t bytes) {
-    if (bytes > kMaxSpareBytes) return;
+    if (bytes > max_spare_bytes_) return;
     batch.Clear();
     absl::MutexLock lock(&mu_);
     if (!spare_) spare_.emplace(std::move(batch));
@@ -127,9 +133,8 @@ class BatchQueue {
     return next;
   }
 
-  static constexpr std::size_t kMaxSpareBytes = 256 << 10;
-
   const std::size_t cap_bytes_;
+  const std::size_t max_spare_bytes_;
   mutable absl::Mutex mu_;
   std::deque<Message> batches_ ABSL_GUARDED_BY(mu_);
   std::size_t last_batch_bytes_ ABSL_GUARDED_BY(mu_) = 0;

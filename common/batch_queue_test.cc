@@ -111,8 +111,9 @@ TEST(BatchQueueTest, AnIdleWriterRoleCanBeClaimedOnce) {
 // Whether the next batch's first element reused the room of a recycled one
 // that had held `kLong` bytes.
 constexpr std::size_t kLong = 4096;
-bool NextBatchReusesTheRecycledOne(std::size_t written_bytes) {
-  BatchQueue<Batch> q;
+bool NextBatchReusesTheRecycledOne(std::size_t written_bytes,
+                                   std::size_t max_spare_bytes = kDefaultMaxSpareBytes) {
+  BatchQueue<Batch> q(kDefaultBatchCapBytes, max_spare_bytes);
   q.Add(kLong, [](Batch& b) { b.add_release(std::string(kLong, 'a')); });
   std::optional<Batch> written = q.TakeForWrite();
   if (!written.has_value()) return false;
@@ -131,6 +132,8 @@ TEST(BatchQueueTest, ARecycledBatchHoldsTheNextOneInTheSameMemory) {
 
 TEST(BatchQueueTest, ALargeBatchIsNotKeptForReuse) {
   EXPECT_FALSE(NextBatchReusesTheRecycledOne(1 << 20));
+  // Unless the queue keeps spares that large.
+  EXPECT_TRUE(NextBatchReusesTheRecycledOne(1 << 20, /*max_spare_bytes=*/4 << 20));
 }
 
 }  // namespace

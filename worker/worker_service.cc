@@ -13,52 +13,74 @@
 
 namespace fleet::worker {
 
-// One FetchObject call, from the wait for it to its end: streams the object
-// in chunks, one write in flight, from a pinned view (the store neither
-// moves nor frees the bytes until the call ends). Deletes itself.
-class WorkerService::FetchCall final : public CompletionTag {
+// One call, from the wait for it to its end: when it comes, the next is
+// waited for and the token checked; the kind then runs it, and ends it with
+// End, whose completion deletes it.
+class WorkerService::Call : public CompletionTag {
  public:
-  // Waits for the next call.
+  void Handle(bool ok) final {
+    if (ending_) {
+      delete this;
+      return;
+    }
+    if (!accepted_) {
+      if (!ok) {  // the server is shutting down
+        delete this;
+        return;
+      }
+      accepted_ = true;
+      AcceptNext();
+      if (grpc::Status allowed = service_->token_.Check(context_); !allowed.ok()) {
+        End(std::move(allowed));
+        return;
+      }
+      Begin();
+      return;
+    }
+    Continue(ok);
+  }
+
+ protected:
+  Call(WorkerService* service, grpc::ServerCompletionQueue* queue)
+      : service_(service), queue_(queue) {}
+  virtual ~Call() = default;
+
+  // Waits for the next call of this kind.
+  virtual void AcceptNext() = 0;
+  virtual void Begin() = 0;
+  // An operation the kind started has completed.
+  virtual void Continue(bool ok) = 0;
+  // Ends the call with `status`; calls Ending first.
+  virtual void End(grpc::Status status) = 0;
+  void Ending() { ending_ = true; }
+
+  WorkerService* const service_;
+  grpc::ServerCompletionQueue* const queue_;
+  grpc::ServerContext context_;
+
+ private:
+  bool accepted_ = false;
+  bool ending_ = false;
+};
+
+// FetchObject: streams the object in chunks, one write in flight, from a
+// pinned view (the store neither moves nor frees the bytes until the call
+// ends).
+class WorkerService::FetchCall final : public Call {
+ public:
   static void Accept(WorkerService* service, grpc::ServerCompletionQueue* queue) {
     auto* call = new FetchCall(service, queue);
     service->RequestFetchObject(&call->context_, &call->request_, &call->responder_, queue, queue,
                                 call);
   }
 
-  void Handle(bool ok) override {
-    switch (step_) {
-      case Step::kAccepting:
-        if (!ok) {  // the server is shutting down
-          delete this;
-          return;
-        }
-        Accept(service_, queue_);
-        Begin();
-        return;
-      case Step::kWriting:
-        if (!ok) {
-          End(grpc::Status(grpc::StatusCode::CANCELLED, "the receiver went away"));
-          return;
-        }
-        WriteNext();
-        return;
-      case Step::kEnding:
-        delete this;
-        return;
-    }
-  }
-
  private:
-  enum class Step { kAccepting, kWriting, kEnding };
-
   FetchCall(WorkerService* service, grpc::ServerCompletionQueue* queue)
-      : service_(service), queue_(queue), responder_(&context_) {}
+      : Call(service, queue), responder_(&context_) {}
 
-  void Begin() {
-    if (grpc::Status allowed = service_->token_.Check(context_); !allowed.ok()) {
-      End(std::move(allowed));
-      return;
-    }
+  void AcceptNext() override { Accept(service_, queue_); }
+
+  void Begin() override {
     absl::StatusOr<ObjectId> id = ObjectId::FromBinary(request_.object_id());
     absl::StatusOr<ObjectStore::View> view = id.ok() ? service_->store_->Get(*id) : id.status();
     if (!view.ok()) {
@@ -67,7 +89,14 @@ class WorkerService::FetchCall final : public CompletionTag {
     }
     id_ = *id;
     view_ = std::move(*view);
-    step_ = Step::kWriting;
+    WriteNext();
+  }
+
+  void Continue(bool ok) override {
+    if (!ok) {
+      End(grpc::Status(grpc::StatusCode::CANCELLED, "the receiver went away"));
+      return;
+    }
     WriteNext();
   }
 
@@ -87,71 +116,47 @@ class WorkerService::FetchCall final : public CompletionTag {
       return;
     }
     // The last chunk (an empty object is one empty chunk) ends the call.
-    step_ = Step::kEnding;
+    Ending();
     responder_.WriteAndFinish(chunk_, grpc::WriteOptions(), grpc::Status::OK, this);
   }
 
-  void End(grpc::Status status) {
-    step_ = Step::kEnding;
+  void End(grpc::Status status) override {
+    Ending();
     responder_.Finish(status, this);
   }
 
-  WorkerService* const service_;
-  grpc::ServerCompletionQueue* const queue_;
-  grpc::ServerContext context_;
   v1::FetchObjectRequest request_;
   grpc::ServerAsyncWriter<v1::ObjectChunk> responder_;
-  Step step_ = Step::kAccepting;
   ObjectId id_;
   ObjectStore::View view_;
   std::size_t offset_ = 0;
   v1::ObjectChunk chunk_;
 };
 
-// One PutObject call: receives the object straight into the store
-// (allocated on the first chunk, written in place) and seals it when the
-// client is done. An upload that ends early aborts the object. Deletes
-// itself.
-class WorkerService::PutCall final : public CompletionTag {
+// PutObject: receives the object straight into the store (allocated on the
+// first chunk, written in place) and seals it when the client is done. An
+// upload that ends early aborts the object (an unsealed writer does).
+class WorkerService::PutCall final : public Call {
  public:
   static void Accept(WorkerService* service, grpc::ServerCompletionQueue* queue) {
     auto* call = new PutCall(service, queue);
     service->RequestPutObject(&call->context_, &call->responder_, queue, queue, call);
   }
 
-  void Handle(bool ok) override {
-    switch (step_) {
-      case Step::kAccepting:
-        if (!ok) {
-          delete this;
-          return;
-        }
-        Accept(service_, queue_);
-        if (grpc::Status allowed = service_->token_.Check(context_); !allowed.ok()) {
-          End(std::move(allowed));
-          return;
-        }
-        step_ = Step::kReading;
-        responder_.Read(&chunk_, this);
-        return;
-      case Step::kReading:
-        if (ok) {
-          Take();
-        } else {
-          Complete();  // the client is done
-        }
-        return;
-      case Step::kEnding:
-        delete this;  // an unsealed writer aborts
-        return;
+ private:
+  PutCall(WorkerService* service, grpc::ServerCompletionQueue* queue)
+      : Call(service, queue), responder_(&context_) {}
+
+  void AcceptNext() override { Accept(service_, queue_); }
+  void Begin() override { responder_.Read(&chunk_, this); }
+
+  void Continue(bool ok) override {
+    if (ok) {
+      Take();
+    } else {
+      Complete();  // the client is done
     }
   }
-
- private:
-  enum class Step { kAccepting, kReading, kEnding };
-
-  PutCall(WorkerService* service, grpc::ServerCompletionQueue* queue)
-      : service_(service), queue_(queue), responder_(&context_) {}
 
   void Take() {
     if (!started_) {
@@ -194,20 +199,16 @@ class WorkerService::PutCall final : public CompletionTag {
     }
     writer_.Seal();  // a no-op when the object was already stored
     reply_.set_size_bytes(received_);
-    step_ = Step::kEnding;
+    Ending();
     responder_.Finish(reply_, grpc::Status::OK, this);
   }
 
-  void End(grpc::Status status) {
-    step_ = Step::kEnding;
+  void End(grpc::Status status) override {
+    Ending();
     responder_.FinishWithError(status, this);
   }
 
-  WorkerService* const service_;
-  grpc::ServerCompletionQueue* const queue_;
-  grpc::ServerContext context_;
   grpc::ServerAsyncReader<v1::PutObjectReply, v1::ObjectChunk> responder_;
-  Step step_ = Step::kAccepting;
   v1::ObjectChunk chunk_;
   v1::PutObjectReply reply_;
   bool started_ = false;

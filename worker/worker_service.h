@@ -32,6 +32,7 @@ class WorkerService final : public v1::Worker::AsyncService {
   uint64_t bytes_sent() const { return bytes_sent_.load(); }
 
  private:
+  class Call;
   class FetchCall;
   class PutCall;
 
