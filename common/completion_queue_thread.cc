@@ -7,13 +7,22 @@
 namespace fleet {
 namespace {
 
-class Ignored final : public CompletionTag {
- public:
-  void Handle(bool) override {}
-};
-Ignored wake_tag;
+IgnoredTag wake_tag;
 
 }  // namespace
+
+void ShutDownWhenQuiet(grpc::CompletionQueue& queue, absl::Duration quiet) {
+  void* tag = nullptr;
+  bool ok = false;
+  while (queue.AsyncNext(&tag, &ok, absl::ToChronoTime(absl::Now() + quiet)) ==
+         grpc::CompletionQueue::GOT_EVENT) {
+    static_cast<CompletionTag*>(tag)->Handle(ok);
+  }
+  queue.Shutdown();
+  while (queue.Next(&tag, &ok)) {
+    // Dropped.
+  }
+}
 
 CompletionQueueThread::CompletionQueueThread(std::unique_ptr<grpc::CompletionQueue> queue)
     : queue_(std::move(queue)), thread_([this] { Drain(); }) {}
@@ -34,17 +43,7 @@ void CompletionQueueThread::Drain() {
   void* tag = nullptr;
   bool ok = false;
   while (!stopping_.load() && queue_->Next(&tag, &ok)) static_cast<CompletionTag*>(tag)->Handle(ok);
-  // The last completions of calls that were cancelled or ended come in at
-  // once; once none has come for a while, nothing is left that would start
-  // another operation, and the queue can shut down.
-  while (queue_->AsyncNext(&tag, &ok, absl::ToChronoTime(absl::Now() + quiet_)) ==
-         grpc::CompletionQueue::GOT_EVENT) {
-    static_cast<CompletionTag*>(tag)->Handle(ok);
-  }
-  queue_->Shutdown();
-  while (queue_->Next(&tag, &ok)) {
-    // Discarded: handling it could start an operation on the shut queue.
-  }
+  ShutDownWhenQuiet(*queue_, quiet_);
 }
 
 }  // namespace fleet

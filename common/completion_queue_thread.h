@@ -19,6 +19,14 @@
 
 namespace fleet {
 
+// For the thread that drains `queue`, once the calls on it are over or
+// ending: the last completions of calls that were cancelled or ended come
+// in at once, so it handles completions until none has come for `quiet`
+// (nothing is left then that would start another operation), shuts the
+// queue down, and drops what comes later unhandled (handling it could
+// start an operation on the shut queue, which gRPC aborts on).
+void ShutDownWhenQuiet(grpc::CompletionQueue& queue, absl::Duration quiet);
+
 // Thread-safe.
 class CompletionQueueThread {
  public:
@@ -33,9 +41,8 @@ class CompletionQueueThread {
   grpc::CompletionQueue* queue() const { return queue_.get(); }
 
   // Call once the calls on the queue are over or ending (their server shut
-  // down, their streams stopped): handles their last completions until none
-  // has come for `quiet`, then shuts the queue down and joins the thread.
-  // Completions that come later are dropped unhandled. Idempotent.
+  // down, their streams stopped): ShutDownWhenQuiet, then joins the thread.
+  // Idempotent.
   void Stop(absl::Duration quiet = absl::ZeroDuration());
 
  private:

@@ -26,6 +26,13 @@ class MemberTag final : public CompletionTag {
   Owner* const owner_;
 };
 
+// A tag whose completion only wakes the thread draining the queue (an
+// alarm set to stop it, say).
+class IgnoredTag final : public CompletionTag {
+ public:
+  void Handle(bool) override {}
+};
+
 }  // namespace fleet
 
 #endif  // FLEET_COMMON_COMPLETION_TAG_H_

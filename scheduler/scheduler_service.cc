@@ -6,6 +6,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/strings/str_cat.h"
+#include "common/completion_queue_thread.h"
 #include "common/logging.h"
 #include "scheduler/status_json.h"
 #include "scheduler/unary_call.h"
@@ -417,11 +418,7 @@ void SchedulerService::Drain(grpc::ServerCompletionQueue* queue) {
   };
   WakeUp wake_up(loop_);
   loop_->AttachTo(queue, &wake_up);
-  class Ignored final : public CompletionTag {
-   public:
-    void Handle(bool) override {}
-  };
-  Ignored stop_tag;
+  IgnoredTag stop_tag;
   {
     absl::MutexLock lock(&stop_mu_);
     stop_alarm_ = std::make_unique<grpc::Alarm>();
@@ -454,23 +451,14 @@ void SchedulerService::Drain(grpc::ServerCompletionQueue* queue) {
     }
     loop_->RunPending();
   }
-  // Stopping: the calls were cancelled, and their last completions (and
-  // those of the operations they start, such as a relay's cancelled call
-  // to a worker) come in at once; once none has come for a while, nothing
-  // is left that would start another, and the queue can shut down.
-  constexpr absl::Duration kQuiet = absl::Milliseconds(200);
-  while (queue->AsyncNext(&tag, &ok, absl::ToChronoTime(absl::Now() + kQuiet)) ==
-         grpc::CompletionQueue::GOT_EVENT) {
-    static_cast<CompletionTag*>(tag)->Handle(ok);
-  }
   {
     absl::MutexLock lock(&stop_mu_);
     stop_alarm_->Cancel();  // in case RequestStop came before it was set
   }
-  queue->Shutdown();
-  while (queue->Next(&tag, &ok)) {
-    // Discarded: handling it could start an operation on the shut queue.
-  }
+  // Stopping: the calls were cancelled; their last completions include
+  // those of the operations they start, such as a relay's cancelled call to
+  // a worker.
+  ShutDownWhenQuiet(*queue, absl::Milliseconds(200));
 }
 
 void SchedulerService::RequestStop() {
