@@ -18,6 +18,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
 #include "common/local_store_link.h"
@@ -25,12 +26,15 @@
 #include "common/mutex_checks.h"
 #include "fleet/v1/executor.pb.h"
 #include "worker/executor_channel.h"
+#include "worker/executor_progress.h"
+#include "worker/outcome_batcher.h"
 #include "worker/task_call.h"
 #include "worker/task_library.h"
 #include "worker/task_output.h"
 
 ABSL_FLAG(int, channel_fd, -1, "Descriptor of the channel to the worker daemon.");
 ABSL_FLAG(int, store_fd, -1, "Descriptor of the connection to the daemon's object store.");
+ABSL_FLAG(int, progress_fd, -1, "Descriptor of the progress counters shared with the daemon.");
 ABSL_FLAG(std::string, worker_address, "", "The daemon's advertised address.");
 ABSL_FLAG(int, parent_pid, 0, "The daemon's pid: the executor exits when it is gone.");
 ABSL_FLAG(std::vector<std::string>, task_lib, {}, "Task libraries, comma separated.");
@@ -192,6 +196,14 @@ int Main(int argc, char** argv) {
     logger->error("event=executor_start_failed error=\"{}\"", store.status().message());
     return 2;
   }
+  absl::StatusOr<ExecutorProgress> progress =
+      ExecutorProgress::Adopt(absl::GetFlag(FLAGS_progress_fd));
+  absl::StatusOr<std::unique_ptr<OutcomeBatcher>> outcomes = OutcomeBatcher::Create(channel);
+  if (!progress.ok() || !outcomes.ok()) {
+    logger->error("event=executor_start_failed error=\"{}\"",
+                  (progress.ok() ? outcomes.status() : progress.status()).message());
+    return 2;
+  }
   v1::ExecutorReady ready;
   ready.set_pid(static_cast<uint32_t>(getpid()));
   if (!SendFramed(channel, ready).ok()) return 1;
@@ -200,16 +212,26 @@ int Main(int argc, char** argv) {
   FramedReader tasks(channel);
   v1::ExecutorTask task;  // parsed into again for each task: its strings keep their room
   while (true) {
+    // Nothing is held while the executor waits.
+    if (!tasks.HasFrame() && !(*outcomes)->Flush().ok()) return 0;
     absl::Status received = tasks.Receive(&task);
     if (absl::IsCancelled(received)) return 0;  // the daemon stopped
     if (!received.ok()) {
       logger->error("event=executor_channel_failed error=\"{}\"", received.message());
       return 1;
     }
+    progress->TaskStarted();
     MarkTaskOutputStart(task.task_id());
     v1::ExecutorOutcome outcome = Execute(task, store->get(), where);
     FlushTaskOutput();
-    if (!SendFramed(channel, outcome).ok()) return 0;
+    progress->TaskFinished();
+    absl::Status added = (*outcomes)->Add(outcome, tasks.HasFrame());
+    if (absl::IsCancelled(added)) return 0;
+    if (!added.ok()) {
+      logger->error("event=executor_outcome_failed task={} error=\"{}\"",
+                    absl::BytesToHexString(task.task_id()), added.message());
+      return 1;
+    }
   }
 }
 

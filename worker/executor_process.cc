@@ -21,6 +21,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "worker/executor_channel.h"
+#include "worker/executor_progress.h"
 #include "worker/local_store_server.h"
 
 extern char** environ;
@@ -31,6 +32,7 @@ namespace {
 // The executor finds its channel and its store connection here.
 constexpr int kChildChannelFd = 3;
 constexpr int kChildStoreFd = 4;
+constexpr int kChildProgressFd = 5;
 
 // How often a running task's limits (cancel, deadline, memory) are checked.
 constexpr int kWatchIntervalMs = 100;
@@ -44,8 +46,8 @@ absl::Status Errno(absl::string_view what) {
 // Moves `fd` above the descriptors the child's are dup2'ed onto, so that
 // one dup2 cannot overwrite the source of the next.
 int AboveChildFds(int fd) {
-  if (fd > kChildStoreFd) return fd;
-  const int moved = fcntl(fd, F_DUPFD_CLOEXEC, kChildStoreFd + 1);
+  if (fd > kChildProgressFd) return fd;
+  const int moved = fcntl(fd, F_DUPFD_CLOEXEC, kChildProgressFd + 1);
   close(fd);
   return moved;
 }
@@ -84,6 +86,11 @@ absl::StatusOr<std::unique_ptr<ExecutorProcess>> ExecutorProcess::Spawn(
     close(channel[1]);
     return error;
   }
+  absl::StatusOr<ExecutorProgress> progress = ExecutorProgress::Create();
+  if (!progress.ok()) {
+    for (int fd : {channel[0], channel[1], store[0], store[1]}) close(fd);
+    return progress.status();
+  }
   // What its tasks print comes back through these (task_output.h).
   int out_pipe[2];
   int err_pipe[2];
@@ -96,11 +103,13 @@ absl::StatusOr<std::unique_ptr<ExecutorProcess>> ExecutorProcess::Spawn(
   const int child_store = AboveChildFds(store[1]);
   const int child_out = AboveChildFds(out_pipe[1]);
   const int child_err = AboveChildFds(err_pipe[1]);
+  const int child_progress = AboveChildFds(progress->fd());
 
   std::vector<std::string> args = {
       options.binary,
       absl::StrCat("--channel_fd=", kChildChannelFd),
       absl::StrCat("--store_fd=", kChildStoreFd),
+      absl::StrCat("--progress_fd=", kChildProgressFd),
       absl::StrCat("--worker_address=", options.worker_address),
       absl::StrCat("--parent_pid=", getpid()),
       absl::StrCat("--task_lib=", absl::StrJoin(options.task_libraries, ",")),
@@ -124,6 +133,7 @@ absl::StatusOr<std::unique_ptr<ExecutorProcess>> ExecutorProcess::Spawn(
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, child_channel, kChildChannelFd);
   posix_spawn_file_actions_adddup2(&actions, child_store, kChildStoreFd);
+  posix_spawn_file_actions_adddup2(&actions, child_progress, kChildProgressFd);
   posix_spawn_file_actions_adddup2(&actions, child_out, STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, child_err, STDERR_FILENO);
   posix_spawnattr_t attributes;
@@ -146,7 +156,8 @@ absl::StatusOr<std::unique_ptr<ExecutorProcess>> ExecutorProcess::Spawn(
       posix_spawn(&pid, options.binary.c_str(), &actions, &attributes, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
-  for (int fd : {child_channel, child_store, child_out, child_err}) close(fd);
+  for (int fd : {child_channel, child_store, child_out, child_err, child_progress}) close(fd);
+  progress->ForgetFd();  // closed above, maybe under another number
   if (spawned != 0) {
     for (int fd : {channel[0], store[0], out_pipe[0], err_pipe[0]}) close(fd);
     return absl::FailedPreconditionError(
@@ -157,7 +168,7 @@ absl::StatusOr<std::unique_ptr<ExecutorProcess>> ExecutorProcess::Spawn(
   std::function<void(v1::TaskOutput)> on_output = options.on_output;
   if (!on_output) on_output = [](v1::TaskOutput) {};
   std::unique_ptr<ExecutorProcess> process(new ExecutorProcess(
-      pid, channel[0],
+      pid, channel[0], std::move(*progress),
       std::make_unique<TaskOutputReader>(out_pipe[0], err_pipe[0], pid, std::move(on_output))));
   if (absl::Status served = store_server->ServeConnection(store[0]); !served.ok()) {
     process->Reap(true, served).IgnoreError();
@@ -211,24 +222,33 @@ absl::StatusOr<v1::ExecutorOutcome> ExecutorProcess::Await(const Limits& limits)
     if (reader_.HasFrame()) {  // read with an earlier outcome: no wait
       v1::ExecutorOutcome outcome;
       absl::Status received = reader_.Receive(&outcome);
-      if (received.ok()) return outcome;
-      return Reap(true, received);
+      if (!received.ok()) return Reap(true, received);
+      ++answered_;
+      return outcome;
     }
     int timeout_ms = kWatchIntervalMs;
     if (limits.deadline != absl::InfiniteFuture()) {
       const int64_t left = absl::ToInt64Milliseconds(limits.deadline - absl::Now());
       timeout_ms = static_cast<int>(std::clamp<int64_t>(left, 0, kWatchIntervalMs));
     }
+    // (Not a busy wait past the deadline while a held answer comes.)
+    if (FinishedUnanswered() > 0) timeout_ms = std::max(timeout_ms, 1);
     pollfd readable{channel_, POLLIN, 0};
     const int ready = poll(&readable, 1, timeout_ms);
     if (ready < 0 && errno != EINTR) return Reap(true, Errno("polling an executor channel"));
     if (ready > 0) {
       v1::ExecutorOutcome outcome;
       absl::Status received = reader_.Receive(&outcome);
-      if (received.ok()) return outcome;
+      if (received.ok()) {
+        ++answered_;
+        return outcome;
+      }
       if (absl::IsCancelled(received)) return Reap(false, std::nullopt);
       return Reap(true, received);
     }
+    // A task that has finished, its answer held back for a moment, is
+    // neither stopped nor timed out: the answer is on its way.
+    if (FinishedUnanswered() > 0) continue;
     if (limits.cancelled != nullptr && limits.cancelled->load()) {
       return Reap(true, absl::CancelledError("the task was cancelled and its executor killed"));
     }

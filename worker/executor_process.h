@@ -25,6 +25,7 @@
 #include "fleet/v1/executor.pb.h"
 #include "fleet/v1/scheduler.pb.h"
 #include "worker/executor_channel.h"
+#include "worker/executor_progress.h"
 #include "worker/task_output.h"
 
 namespace fleet::worker {
@@ -76,12 +77,23 @@ class ExecutorProcess {
   // executor never writes, so anything on its channel means it is gone.
   std::optional<absl::Status> ReapIfGoneWhileIdle();
 
+  // Of the tasks sent and not answered, how many the executor has finished
+  // (their answers held back, or lost with it) and whether it was running
+  // the next one. Still readable once it is gone.
+  uint64_t FinishedUnanswered() const { return progress_.finished() - answered_; }
+  bool RunningATask() const { return progress_.started() > progress_.finished(); }
+
   pid_t pid() const { return pid_; }
   bool alive() const { return pid_ > 0; }
 
  private:
-  ExecutorProcess(pid_t pid, int channel, std::unique_ptr<TaskOutputReader> output)
-      : pid_(pid), channel_(channel), reader_(channel), output_(std::move(output)) {}
+  ExecutorProcess(pid_t pid, int channel, ExecutorProgress progress,
+                  std::unique_ptr<TaskOutputReader> output)
+      : pid_(pid),
+        channel_(channel),
+        reader_(channel),
+        progress_(std::move(progress)),
+        output_(std::move(output)) {}
 
   // Kills the process (if `kill_first`), reaps it, and returns `why` or,
   // for a process that died on its own, how it died.
@@ -92,8 +104,10 @@ class ExecutorProcess {
 
   pid_t pid_;  // 0 once reaped
   int channel_;
-  FramedReader reader_;  // of channel_
-  std::string unsent_;   // frames of tasks queued by Send
+  FramedReader reader_;                       // of channel_
+  std::string unsent_;                        // frames of tasks queued by Send
+  ExecutorProgress progress_;                 // shared with the process
+  uint64_t answered_ = 0;                     // outcomes Await returned
   std::unique_ptr<TaskOutputReader> output_;  // after the process: joined once it is gone
 };
 
