@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
 #include "fleet/remote.h"
 #include "worker/task_call.h"
 
@@ -132,7 +133,47 @@ Executor::~Executor() { Stop(); }
 
 void Executor::Enqueue(v1::TaskAssignment assignment) {
   absl::MutexLock lock(&mu_);
+  if (options_.isolation == Isolation::kProcess && queue_.empty() && !stopping_) {
+    for (auto& slot : slots_) {
+      if (slot->idle) {
+        if (SendDirectly(*slot, assignment)) return;
+        break;
+      }
+    }
+  }
   queue_.push_back(std::move(assignment));
+}
+
+bool Executor::SendDirectly(Slot& slot, v1::TaskAssignment& assignment) {
+  const v1::TaskSpec& spec = assignment.spec();
+  for (const v1::TaskArg& arg : spec.args()) {
+    if (!arg.has_object_id()) continue;
+    bool inline_value = false;
+    for (const v1::ObjectInfo& info : assignment.arg_objects()) {
+      if (info.object_id() == arg.object_id()) inline_value = info.has_inline_value();
+    }
+    if (!inline_value) return false;  // the slot's thread obtains it
+  }
+  // The slot's thread waits for work and touches neither its executor nor
+  // this state until it has the lock again.
+  if (!slot.process->alive()) return false;
+  Prepared prepared;
+  prepared.assignment = std::move(assignment);
+  if (Gather(prepared)) {  // a malformed assignment: the slot's thread reports it
+    assignment = std::move(prepared.assignment);
+    return false;
+  }
+  const v1::ExecutorTask message = ExecutorTaskFor(prepared);
+  if (!slot.process->Send(message).ok() || !slot.process->Flush().ok()) {
+    assignment = std::move(prepared.assignment);  // the slot's thread finds the executor gone
+    return false;
+  }
+  prepared.message_bytes = message.ByteSizeLong();
+  prepared.started = absl::Now();
+  slot.in_flight.insert(prepared.task);
+  slot.idle = false;
+  slot.sent_directly = std::move(prepared);
+  return true;
 }
 
 void Executor::Cancel(const TaskId& task) {

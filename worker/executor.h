@@ -111,6 +111,13 @@ class Executor {
     std::optional<TaskId> running;
     absl::flat_hash_set<TaskId> in_flight;
     absl::flat_hash_set<TaskId> cancelled;
+    // Guarded by Executor::mu_: set while the slot's thread waits with
+    // nothing sent, when Enqueue may send a task straight to the executor
+    // (one whose arguments are all in the assignment), so that the task
+    // does not wait for the thread to wake; and that task, for the thread
+    // to take on.
+    bool idle = false;
+    std::optional<Prepared> sent_directly;
     // Slot thread only. Starts high: nothing is pipelined until tasks are
     // seen to be short.
     double mean_run_us = 1e6;
@@ -125,6 +132,10 @@ class Executor {
   // (a pipeline, while they are short) and answered in order.
   void RunProcessSlot(Slot& slot);
 
+  // Sends `assignment` to the idle `slot`'s executor, and returns true, if
+  // its arguments are all inline and it goes; otherwise leaves it as it was.
+  bool SendDirectly(Slot& slot, v1::TaskAssignment& assignment)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Fills prepared.held/args; returns the failure when an argument cannot
   // be obtained.
   std::optional<v1::TaskFailure> Gather(Prepared& prepared);

@@ -64,15 +64,20 @@ void Executor::RunProcessSlot(Slot& slot) {
         // While idle, the executor is checked now and then: one that died
         // (killed from outside, say) is replaced at once, not when the
         // next task comes.
-        const absl::Condition work(
-            +[](Executor* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) {
-              return !e->queue_.empty() || e->stopping_;
-            },
-            this);
-        while (!mu_.AwaitWithTimeout(work, kIdleCheckInterval)) {
+        auto work = [this, &slot]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return !queue_.empty() || stopping_ || slot.sent_directly.has_value();
+        };
+        slot.idle = slot.process->alive();
+        while (!mu_.AwaitWithTimeout(absl::Condition(&work), kIdleCheckInterval)) {
           gone_while_idle = slot.process->ReapIfGoneWhileIdle();
           if (gone_while_idle) break;
         }
+        slot.idle = false;
+      }
+      if (slot.sent_directly) {  // by Enqueue, while this thread slept
+        sent_bytes += slot.sent_directly->message_bytes;
+        sent.push_back(std::move(*slot.sent_directly));
+        slot.sent_directly.reset();
       }
       if (stopping_) break;
       const std::size_t depth = PipelineDepth(slot);
