@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/errno_status.h"
 
 namespace fleet {
 namespace {
@@ -16,11 +17,6 @@ namespace {
 // Leads every packet, so that an empty message is not read as the
 // zero-length packet that means the peer closed the connection.
 constexpr char kPacketMark = 'F';
-
-absl::Status Errno(absl::string_view what, int error) {
-  return absl::Status(absl::ErrnoToStatusCode(error),
-                      absl::StrCat(what, ": ", std::strerror(error)));
-}
 
 // A new socket and the abstract name of the worker at an address: abstract
 // names start with a NUL byte and need no file.
@@ -45,7 +41,7 @@ struct UnboundSocket {
     socket_and_name.name_length =
         static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + text.size());
     socket_and_name.fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (socket_and_name.fd < 0) return Errno("socket(AF_UNIX, SOCK_SEQPACKET)", errno);
+    if (socket_and_name.fd < 0) return ErrnoStatus("socket(AF_UNIX, SOCK_SEQPACKET)", errno);
     return socket_and_name;
   }
 };
@@ -63,7 +59,7 @@ absl::StatusOr<int> ListenLocalSocket(absl::string_view address) {
       return absl::AlreadyExistsError(absl::StrCat(
           "another process in this network namespace serves the object store of ", address));
     }
-    return Errno(absl::StrCat("binding the local store socket of ", address), error);
+    return ErrnoStatus(absl::StrCat("binding the local store socket of ", address), error);
   }
   // Non-blocking, so that a connection that vanishes between poll and
   // accept cannot leave the accepting thread blocked (and its server
@@ -71,7 +67,7 @@ absl::StatusOr<int> ListenLocalSocket(absl::string_view address) {
   if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0 || listen(fd, 64) != 0) {
     const int error = errno;
     close(fd);
-    return Errno(absl::StrCat("listening on the local store socket of ", address), error);
+    return ErrnoStatus(absl::StrCat("listening on the local store socket of ", address), error);
   }
   return fd;
 }
@@ -87,7 +83,7 @@ absl::StatusOr<int> ConnectLocalSocket(absl::string_view address) {
       return absl::NotFoundError(
           absl::StrCat("no worker store at ", address, " in this network namespace"));
     }
-    return Errno(absl::StrCat("connecting to the local store of ", address), error);
+    return ErrnoStatus(absl::StrCat("connecting to the local store of ", address), error);
   }
   return fd;
 }
@@ -121,7 +117,7 @@ absl::Status SendPacket(int socket, const google::protobuf::MessageLite& message
     if (errno == EPIPE || errno == ECONNRESET) {
       return absl::CancelledError("the local store connection was closed");
     }
-    return Errno("sending on the local store socket", errno);
+    return ErrnoStatus("sending on the local store socket", errno);
   }
 }
 
@@ -141,7 +137,7 @@ absl::Status ReceivePacket(int socket, google::protobuf::MessageLite* message, i
   } while (received < 0 && errno == EINTR);
   if (received < 0) {
     if (errno == ECONNRESET) return absl::CancelledError("the local store connection was closed");
-    return Errno("receiving on the local store socket", errno);
+    return ErrnoStatus("receiving on the local store socket", errno);
   }
   for (cmsghdr* attached = CMSG_FIRSTHDR(&header); attached != nullptr;
        attached = CMSG_NXTHDR(&header, attached)) {

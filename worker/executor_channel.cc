@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/errno_status.h"
 
 namespace fleet::worker {
 namespace {
@@ -25,8 +26,7 @@ absl::Status PeerGone() { return absl::CancelledError("the executor channel was 
 absl::Status Errno(const char* what) {
   const int error = errno;
   if (error == EPIPE || error == ECONNRESET) return PeerGone();
-  return absl::Status(absl::ErrnoToStatusCode(error),
-                      absl::StrCat(what, " on the executor channel: ", std::strerror(error)));
+  return ErrnoStatus(absl::StrCat(what, " on the executor channel"), error);
 }
 
 }  // namespace

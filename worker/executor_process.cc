@@ -20,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "common/errno_status.h"
 #include "worker/executor_channel.h"
 #include "worker/executor_progress.h"
 #include "worker/local_store_server.h"
@@ -36,12 +37,6 @@ constexpr int kChildProgressFd = 5;
 
 // How often a running task's limits (cancel, deadline, memory) are checked.
 constexpr int kWatchIntervalMs = 100;
-
-absl::Status Errno(absl::string_view what) {
-  const int error = errno;
-  return absl::Status(absl::ErrnoToStatusCode(error),
-                      absl::StrCat(what, ": ", std::strerror(error)));
-}
 
 // Moves `fd` above the descriptors the child's are dup2'ed onto, so that
 // one dup2 cannot overwrite the source of the next.
@@ -78,10 +73,10 @@ absl::StatusOr<std::unique_ptr<ExecutorProcess>> ExecutorProcess::Spawn(
   int channel[2];
   int store[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) != 0) {
-    return Errno("socketpair for an executor channel");
+    return ErrnoStatus("socketpair for an executor channel");
   }
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, store) != 0) {
-    absl::Status error = Errno("socketpair for an executor's store connection");
+    absl::Status error = ErrnoStatus("socketpair for an executor's store connection");
     close(channel[0]);
     close(channel[1]);
     return error;
@@ -95,7 +90,7 @@ absl::StatusOr<std::unique_ptr<ExecutorProcess>> ExecutorProcess::Spawn(
   int out_pipe[2];
   int err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
-    absl::Status error = Errno("pipe2 for an executor's output");
+    absl::Status error = ErrnoStatus("pipe2 for an executor's output");
     for (int fd : {channel[0], channel[1], store[0], store[1]}) close(fd);
     return error;
   }
@@ -235,7 +230,7 @@ absl::StatusOr<v1::ExecutorOutcome> ExecutorProcess::Await(const Limits& limits)
     if (FinishedUnanswered() > 0) timeout_ms = std::max(timeout_ms, 1);
     pollfd readable{channel_, POLLIN, 0};
     const int ready = poll(&readable, 1, timeout_ms);
-    if (ready < 0 && errno != EINTR) return Reap(true, Errno("polling an executor channel"));
+    if (ready < 0 && errno != EINTR) return Reap(true, ErrnoStatus("polling an executor channel"));
     if (ready > 0) {
       v1::ExecutorOutcome outcome;
       absl::Status received = reader_.Receive(&outcome);

@@ -8,15 +8,14 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/errno_status.h"
 
 namespace fleet::worker {
 namespace {
 
 absl::Status Errno(const char* what) {
-  const int error = errno;
-  return absl::Status(
-      absl::ErrnoToStatusCode(error),
-      absl::StrCat(what, " for an executor's progress page: ", std::strerror(error)));
+  const int error = errno;  // before StrCat allocates
+  return ErrnoStatus(absl::StrCat(what, " for an executor's progress page"), error);
 }
 
 }  // namespace

@@ -10,16 +10,15 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/errno_status.h"
 #include "worker/executor_channel.h"
 
 namespace fleet::worker {
 namespace {
 
 absl::Status Errno(const char* what) {
-  const int error = errno;
-  return absl::Status(
-      absl::ErrnoToStatusCode(error),
-      absl::StrCat(what, " for the executor's outcome timer: ", std::strerror(error)));
+  const int error = errno;  // before StrCat allocates
+  return ErrnoStatus(absl::StrCat(what, " for the executor's outcome timer"), error);
 }
 
 // Arms `timer_fd` to fire once after `delay`, or disarms it (zero).
