@@ -73,7 +73,12 @@ TEST(EventLoopTest, PostAfterStopIsDropped) {
 TEST(EventLoopTest, DrivenByACompletionQueueRunsEverythingOnTheDrainingThread) {
   grpc::CompletionQueue queue;
   std::atomic<int> hooks{0};
-  EventLoop loop([&] { hooks++; }, EventLoop::DrivenByCompletionQueue{});
+  absl::Notification hooked;
+  EventLoop loop(
+      [&] {
+        if (hooks.fetch_add(1) == 0) hooked.Notify();
+      },
+      EventLoop::DrivenByCompletionQueue{});
   std::atomic<int> count{0};
   std::atomic<int> wrong_thread{0};
   std::atomic<bool> follow_up_ran{false};
@@ -114,6 +119,8 @@ TEST(EventLoopTest, DrivenByACompletionQueueRunsEverythingOnTheDrainingThread) {
   }
   for (std::thread& poster : posters) poster.join();
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  // The round's hook runs after its events; a Stop before it would skip it.
+  ASSERT_TRUE(hooked.WaitForNotificationWithTimeout(absl::Seconds(10)));
   loop.Stop();
   queue.Shutdown();
   drainer.join();
