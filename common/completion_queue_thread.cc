@@ -5,11 +5,6 @@
 #include "absl/time/clock.h"
 
 namespace fleet {
-namespace {
-
-IgnoredTag wake_tag;
-
-}  // namespace
 
 void ShutDownWhenQuiet(grpc::CompletionQueue& queue, absl::Duration quiet) {
   void* tag = nullptr;
@@ -32,9 +27,10 @@ CompletionQueueThread::~CompletionQueueThread() { Stop(); }
 void CompletionQueueThread::Stop(absl::Duration quiet) {
   std::call_once(stop_once_, [this, quiet] {
     quiet_ = quiet;
-    stopping_ = true;
-    // Due at once: wakes the thread if it waits.
-    wake_.Set(queue_.get(), gpr_now(GPR_CLOCK_MONOTONIC), &wake_tag);
+    // Due at once. The thread shuts the queue down only once it has this
+    // tag: a flag it could see first would let it shut the queue down
+    // before the alarm is set, and setting one on a shut queue aborts.
+    wake_.Set(queue_.get(), gpr_now(GPR_CLOCK_MONOTONIC), &wake_tag_);
     thread_.join();
   });
 }
@@ -42,7 +38,9 @@ void CompletionQueueThread::Stop(absl::Duration quiet) {
 void CompletionQueueThread::Drain() {
   void* tag = nullptr;
   bool ok = false;
-  while (!stopping_.load() && queue_->Next(&tag, &ok)) static_cast<CompletionTag*>(tag)->Handle(ok);
+  while (queue_->Next(&tag, &ok) && tag != &wake_tag_) {
+    static_cast<CompletionTag*>(tag)->Handle(ok);
+  }
   ShutDownWhenQuiet(*queue_, quiet_);
 }
 

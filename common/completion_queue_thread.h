@@ -7,7 +7,6 @@
 #ifndef FLEET_COMMON_COMPLETION_QUEUE_THREAD_H_
 #define FLEET_COMMON_COMPLETION_QUEUE_THREAD_H_
 
-#include <atomic>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -48,11 +47,11 @@ class CompletionQueueThread {
  private:
   void Drain();
 
-  absl::Duration quiet_;  // written before stopping_ is set
+  absl::Duration quiet_;  // written before wake_ is set
 
   const std::unique_ptr<grpc::CompletionQueue> queue_;
-  std::atomic<bool> stopping_{false};
-  grpc::Alarm wake_;  // set once, by Stop
+  grpc::Alarm wake_;     // set once, by Stop
+  IgnoredTag wake_tag_;  // its tag: the thread stops draining at it
   std::once_flag stop_once_;
   std::thread thread_;  // last: it uses everything above
 };
