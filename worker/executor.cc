@@ -89,6 +89,15 @@ void AddResult(const ObjectId& id, StoreResult& result, uint64_t inline_threshol
   result.Seal();
 }
 
+// What the assignment says of the object argument `arg` names (where it
+// is, or its value inline); null when it says nothing.
+const v1::ObjectInfo* ArgObject(const v1::TaskAssignment& assignment, const v1::TaskArg& arg) {
+  for (const v1::ObjectInfo& info : assignment.arg_objects()) {
+    if (info.object_id() == arg.object_id()) return &info;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Executor>> Executor::Start(Options options, Identity identity,
@@ -148,11 +157,8 @@ bool Executor::SendDirectly(Slot& slot, v1::TaskAssignment& assignment) {
   const v1::TaskSpec& spec = assignment.spec();
   for (const v1::TaskArg& arg : spec.args()) {
     if (!arg.has_object_id()) continue;
-    bool inline_value = false;
-    for (const v1::ObjectInfo& info : assignment.arg_objects()) {
-      if (info.object_id() == arg.object_id()) inline_value = info.has_inline_value();
-    }
-    if (!inline_value) return false;  // the slot's thread obtains it
+    const v1::ObjectInfo* info = ArgObject(assignment, arg);
+    if (info == nullptr || !info->has_inline_value()) return false;  // the slot's thread obtains it
   }
   // The slot's thread waits for work and touches neither its executor nor
   // this state until it has the lock again.
@@ -274,10 +280,7 @@ std::optional<v1::TaskFailure> Executor::Gather(Prepared& prepared) {
       out.bytes = arg.value();
       continue;
     }
-    const v1::ObjectInfo* info = nullptr;
-    for (const v1::ObjectInfo& candidate : assignment.arg_objects()) {
-      if (candidate.object_id() == arg.object_id()) info = &candidate;
-    }
+    const v1::ObjectInfo* info = ArgObject(assignment, arg);
     auto object_id = ObjectId::FromBinary(arg.object_id());
     if (info == nullptr || !object_id.ok()) {
       return MakeFailure(v1::TaskFailure::INTERNAL,
