@@ -12,6 +12,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/synchronization/mutex.h"
 
 namespace fleet {
@@ -40,9 +41,9 @@ class BatchQueue {
     absl::MutexLock lock(&mu_);
     if (closed_) return false;
     if (batches_.empty() || last_batch_bytes_ + item_bytes > cap_bytes_) {
-      if (spare_) {
-        batches_.push_back(std::move(*spare_));
-        spare_.reset();
+      if (!spares_.empty()) {
+        batches_.push_back(std::move(spares_.back().batch));
+        spares_.pop_back();
       } else {
         batches_.emplace_back();
       }
@@ -100,14 +101,30 @@ class BatchQueue {
   // cleared protobuf message keeps its repeated fields' elements and their
   // strings' room, so a stream's steady traffic fills the same memory again
   // instead of allocating and freeing each item's (the client's malloc is
-  // glibc's, where that was a third of its CPU under no-op tasks). One spare
-  // at most, and none larger than `max_spare_bytes`: what a burst grew
-  // beyond it is given back.
+  // glibc's, where that was a third of its CPU under no-op tasks). None
+  // larger than `max_spare_bytes`: what a burst grew beyond it is given
+  // back.
+  //
+  // Two spares, the largest kept: a stream that went idle starts again
+  // with a one-item write, which takes a spare while the items behind it
+  // fill the next batch. With one spare that batch was built anew each
+  // time, and whichever written batch found the spare taken was freed, a
+  // free per item, however large it had grown.
   void Recycle(Message batch, std::size_t bytes) {
     if (bytes > max_spare_bytes_) return;
     batch.Clear();
     absl::MutexLock lock(&mu_);
-    if (!spare_) spare_.emplace(std::move(batch));
+    if (spares_.size() < kMaxSpares) {
+      spares_.push_back({std::move(batch), bytes});
+    } else if (spares_.front().bytes < bytes) {
+      // `batch` takes the smaller spare's place; that one is freed on return.
+      std::swap(spares_.front().batch, batch);
+      spares_.front().bytes = bytes;
+    }
+    // Add takes from the back: the larger spare holds the next batch.
+    if (spares_.size() == kMaxSpares && spares_.front().bytes > spares_.back().bytes) {
+      std::swap(spares_.front(), spares_.back());
+    }
   }
 
   // Stops accepting items; those queued can still be taken.
@@ -140,7 +157,13 @@ class BatchQueue {
   std::size_t last_batch_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  std::optional<Message> spare_ ABSL_GUARDED_BY(mu_);  // see Recycle
+  // See Recycle.
+  struct Spare {
+    Message batch;
+    std::size_t bytes;  // what it held when written: how much room it keeps
+  };
+  static constexpr std::size_t kMaxSpares = 2;
+  absl::InlinedVector<Spare, kMaxSpares> spares_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace fleet

@@ -136,5 +136,48 @@ TEST(BatchQueueTest, ALargeBatchIsNotKeptForReuse) {
   EXPECT_TRUE(NextBatchReusesTheRecycledOne(1 << 20, /*max_spare_bytes=*/4 << 20));
 }
 
+// A written batch whose one element held a string of `room` bytes.
+Batch WrittenBatch(BatchQueue<Batch>& q, std::size_t room) {
+  q.Add(room, [room](Batch& b) { b.add_release(std::string(room, 'a')); });
+  std::optional<Batch> written = q.TakeForWrite();
+  EXPECT_TRUE(written.has_value());
+  return written.has_value() ? std::move(*written) : Batch();
+}
+
+// The room of the first element of the next batch started.
+std::size_t NextBatchRoom(BatchQueue<Batch>& q) {
+  AddRelease(q, nullptr);
+  std::optional<Batch> next = q.TakeForWrite();
+  EXPECT_TRUE(next.has_value());
+  return next.has_value() && next->release_size() == 1 ? next->release(0).capacity() : 0;
+}
+
+TEST(BatchQueueTest, TwoSparesHoldTheTwoBatchesAfterAnIdleStream) {
+  // A stream restarting from idle writes one item alone while the next
+  // batch fills: both are built in recycled memory.
+  BatchQueue<Batch> q;
+  Batch first = WrittenBatch(q, kLong);
+  Batch second = WrittenBatch(q, kLong);
+  q.Recycle(std::move(first), kLong);
+  q.Recycle(std::move(second), kLong);
+  EXPECT_GE(NextBatchRoom(q), kLong);
+  EXPECT_GE(NextBatchRoom(q), kLong);
+  EXPECT_LT(NextBatchRoom(q), kLong);  // no third spare
+}
+
+TEST(BatchQueueTest, TheLargerSparesAreKeptAndTheLargestUsedFirst) {
+  BatchQueue<Batch> q;
+  Batch small = WrittenBatch(q, 64);
+  Batch large = WrittenBatch(q, kLong);
+  Batch middle = WrittenBatch(q, 1024);
+  q.Recycle(std::move(small), 64);
+  q.Recycle(std::move(large), kLong);
+  q.Recycle(std::move(middle), 1024);  // takes the small one's place
+  EXPECT_GE(NextBatchRoom(q), kLong);
+  const std::size_t room = NextBatchRoom(q);
+  EXPECT_GE(room, 1024u);
+  EXPECT_LT(room, kLong);
+}
+
 }  // namespace
 }  // namespace fleet
