@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <utility>
+#include <variant>
 
 #include "absl/strings/str_cat.h"
 #include "common/local_store_link.h"
@@ -17,6 +18,24 @@ namespace {
 // How long Stop gives the scheduler to close the session after our last
 // batch before cancelling it.
 constexpr absl::Duration kCloseTimeout = absl::Seconds(2);
+
+// Sends a copy of `request` (the original stays unadmitted).
+template <typename Request>
+void SendCopy(const Request& request,
+              ClientStream<v1::ClientToScheduler, v1::SchedulerToClient>& stream) {
+  // The field's tag and length: a few bytes, which only the batch's cap sees.
+  constexpr std::size_t kFieldOverhead = 4;
+  const std::size_t bytes =
+      std::visit([](const auto& message) { return message.ByteSizeLong(); }, request) +
+      kFieldOverhead;
+  stream.Send(bytes, [&](v1::ClientToScheduler& batch) {
+    if (const auto* spec = std::get_if<v1::TaskSpec>(&request)) {
+      *batch.add_submit() = *spec;
+    } else {
+      *batch.add_put() = std::get<v1::PutObject>(request);
+    }
+  });
+}
 
 }  // namespace
 
@@ -80,10 +99,7 @@ absl::Status ClientSession::Open(bool resume, absl::Duration timeout) {
     // One first message: the open, then every request not admitted, in order.
     stream_->Send(open.ByteSizeLong(),
                   [&](v1::ClientToScheduler& batch) { *batch.mutable_open() = std::move(open); });
-    for (const v1::ClientToScheduler& request : unadmitted_) {
-      stream_->Send(request.ByteSizeLong(),
-                    [&](v1::ClientToScheduler& batch) { batch.MergeFrom(request); });
-    }
+    for (const Request& request : unadmitted_) SendCopy(request, *stream_);
   }
   stream->Start(
       [stub](grpc::ClientContext* context, grpc::CompletionQueue* queue) {
@@ -192,12 +208,9 @@ void ClientSession::Supervise() {
   }
 }
 
-void ClientSession::SendRequestLocked(v1::ClientToScheduler request) {
+void ClientSession::SendRequestLocked(Request request) {
   submitted_++;
-  if (stream_ != nullptr) {
-    stream_->Send(request.ByteSizeLong(),
-                  [&](v1::ClientToScheduler& batch) { batch.MergeFrom(request); });
-  }
+  if (stream_ != nullptr) SendCopy(request, *stream_);
   unadmitted_.push_back(std::move(request));
 }
 
@@ -208,17 +221,15 @@ void ClientSession::Submit(v1::TaskSpec spec) {
   };
   mu_.Await(absl::Condition(&room));
   if (ended_) return;
-  v1::ClientToScheduler request;
-  *request.add_submit() = std::move(spec);
-  SendRequestLocked(std::move(request));
+  SendRequestLocked(std::move(spec));
 }
 
 void ClientSession::Put(v1::ObjectInfo info) {
   absl::MutexLock lock(&mu_);
   if (ended_) return;
-  v1::ClientToScheduler request;
-  *request.add_put()->mutable_object() = std::move(info);
-  SendRequestLocked(std::move(request));
+  v1::PutObject put;
+  *put.mutable_object() = std::move(info);
+  SendRequestLocked(std::move(put));
 }
 
 void ClientSession::Cancel(const TaskId& id) {
@@ -277,10 +288,14 @@ void ClientSession::OnMessage(uint64_t generation, v1::SchedulerToClient& messag
     }
     if (message.admitted_requests() > admitted_) {
       const uint64_t newly = message.admitted_requests() - admitted_;
-      for (uint64_t i = 0; i < newly && !unadmitted_.empty(); ++i) unadmitted_.pop_front();
+      for (uint64_t i = 0; i < newly && !unadmitted_.empty(); ++i) {
+        admitted_scratch_.push_back(std::move(unadmitted_.front()));
+        unadmitted_.pop_front();
+      }
       admitted_ = message.admitted_requests();
     }
   }
+  admitted_scratch_.clear();
   if (message.workers_size() > 0 || message.workers_left_size() > 0) {
     absl::MutexLock lock(&workers_mu_);
     for (const v1::WorkerInfo& joined : message.workers()) {
@@ -293,7 +308,7 @@ void ClientSession::OnMessage(uint64_t generation, v1::SchedulerToClient& messag
       std::erase_if(workers_, [&](const v1::WorkerInfo& w) { return w.worker_id() == left; });
     }
   }
-  for (const v1::ObjectInfo& info : message.ready()) table_->Resolve(info);
+  if (message.ready_size() > 0) table_->Resolve(*message.mutable_ready());
   for (const std::string& bytes : message.reupload()) {
     auto id = ObjectId::FromBinary(bytes);
     if (!id.ok()) continue;

@@ -54,34 +54,44 @@ void ObjectTable::Release(ObjectState* state) {
   if (release_sink_) release_sink_(id);
 }
 
-void ObjectTable::Resolve(const v1::ObjectInfo& info) {
-  auto id = ObjectId::FromBinary(info.object_id());
-  if (!id.ok()) return;
+void ObjectTable::Resolve(google::protobuf::RepeatedPtrField<v1::ObjectInfo>& infos) {
+  // Values are wrapped before the lock is taken: an allocation each.
+  std::vector<std::shared_ptr<const std::string>> values(infos.size());
+  for (int i = 0; i < infos.size(); ++i) {
+    if (infos[i].payload_case() == v1::ObjectInfo::kInlineValue) {
+      values[i] = std::make_shared<const std::string>(std::move(*infos[i].mutable_inline_value()));
+    }
+  }
   absl::MutexLock lock(&mu_);
-  auto it = objects_.find(*id);
-  if (it == objects_.end()) return;
-  ObjectState& state = *it->second;
-  switch (info.payload_case()) {
-    case v1::ObjectInfo::kInlineValue:
-      state.phase = Phase::kReady;
-      state.value = std::make_shared<const std::string>(info.inline_value());
-      break;
-    case v1::ObjectInfo::kLocation:
-      // A value already here is as good as the remote copy.
-      if (state.phase != Phase::kReady) {
-        state.phase = Phase::kRemote;
-        state.address = info.location().address();
-      }
-      break;
-    case v1::ObjectInfo::kFailure:
-      state.phase = Phase::kFailed;
-      state.failure = info.failure();
-      state.value.reset();
-      break;
-    case v1::ObjectInfo::PAYLOAD_NOT_SET:
-      // Its copies were lost and it is being rebuilt: wait for it again.
-      if (state.phase == Phase::kRemote) state.phase = Phase::kPending;
-      break;
+  for (int i = 0; i < infos.size(); ++i) {
+    const v1::ObjectInfo& info = infos[i];
+    auto id = ObjectId::FromBinary(info.object_id());
+    if (!id.ok()) continue;
+    auto it = objects_.find(*id);
+    if (it == objects_.end()) continue;
+    ObjectState& state = *it->second;
+    switch (info.payload_case()) {
+      case v1::ObjectInfo::kInlineValue:
+        state.phase = Phase::kReady;
+        state.value = std::move(values[i]);
+        break;
+      case v1::ObjectInfo::kLocation:
+        // A value already here is as good as the remote copy.
+        if (state.phase != Phase::kReady) {
+          state.phase = Phase::kRemote;
+          state.address = info.location().address();
+        }
+        break;
+      case v1::ObjectInfo::kFailure:
+        state.phase = Phase::kFailed;
+        state.failure = info.failure();
+        state.value.reset();
+        break;
+      case v1::ObjectInfo::PAYLOAD_NOT_SET:
+        // Its copies were lost and it is being rebuilt: wait for it again.
+        if (state.phase == Phase::kRemote) state.phase = Phase::kPending;
+        break;
+    }
   }
 }
 

@@ -59,7 +59,9 @@ class ObjectTable : public std::enable_shared_from_this<ObjectTable> {
   internal::ObjectHandle CreateRemote(const ObjectId& id, std::string address);
 
   // Applies a push from the scheduler; ids no longer held are ignored.
-  void Resolve(const v1::ObjectInfo& info);
+  // Inline values are moved out of `infos`. One lock hold for them all: a
+  // Get waiting on one of them wakes once, not once per object.
+  void Resolve(google::protobuf::RepeatedPtrField<v1::ObjectInfo>& infos);
   // Every Get and Wait from now on fails with `status` (the session is gone).
   void Break(absl::Status status);
 
