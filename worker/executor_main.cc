@@ -30,7 +30,7 @@
 #include "worker/outcome_batcher.h"
 #include "worker/task_call.h"
 #include "worker/task_library.h"
-#include "worker/task_output.h"
+#include "worker/task_output_relay.h"
 
 ABSL_FLAG(int, channel_fd, -1, "Descriptor of the channel to the worker daemon.");
 ABSL_FLAG(int, store_fd, -1, "Descriptor of the connection to the daemon's object store.");
@@ -183,6 +183,11 @@ int Main(int argc, char** argv) {
   // stdout is a pipe to the daemon: line by line, so that what a task
   // prints reaches its client as it goes, not when a buffer fills.
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  absl::StatusOr<std::unique_ptr<TaskOutputRelay>> output = TaskOutputRelay::Start();
+  if (!output.ok()) {
+    logger->error("event=executor_start_failed error=\"{}\"", output.status().message());
+    return 2;
+  }
 
   if (absl::Status loaded = LoadTaskLibraries(absl::GetFlag(FLAGS_task_lib)); !loaded.ok()) {
     logger->error("event=executor_start_failed error=\"{}\"", loaded.message());
@@ -221,9 +226,9 @@ int Main(int argc, char** argv) {
       return 1;
     }
     progress->TaskStarted();
-    MarkTaskOutputStart(task.task_id());
+    (*output)->TaskStarted(task.task_id());
     v1::ExecutorOutcome outcome = Execute(task, store->get(), where);
-    FlushTaskOutput();
+    (*output)->TaskEnded();
     progress->TaskFinished();
     absl::Status added = (*outcomes)->Add(outcome, tasks.HasFrame());
     if (absl::IsCancelled(added)) return 0;

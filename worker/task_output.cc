@@ -7,18 +7,13 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <iostream>
 #include <utility>
 
 #include "absl/strings/escaping.h"
-#include "absl/strings/str_cat.h"
 
 namespace fleet::worker {
 namespace {
 
-// Starts a marker line; a task is unlikely to print this control character
-// first on a line, and if it does the line only loses its attribution.
-constexpr char kMarker = '\x1e';
 // A longer line is passed on in pieces of this size.
 constexpr std::size_t kMaxLineBytes = 16 << 10;
 // The reader waits this long between reads unless the last one brought at
@@ -26,34 +21,7 @@ constexpr std::size_t kMaxLineBytes = 16 << 10;
 constexpr int kGatherMs = 2;
 constexpr std::size_t kBusyReadBytes = 16 << 10;
 
-void WriteAll(int fd, const std::string& text) {
-  const char* data = text.data();
-  std::size_t left = text.size();
-  while (left > 0) {
-    const ssize_t written = write(fd, data, left);
-    if (written < 0 && errno == EINTR) continue;
-    if (written <= 0) return;  // nobody reads: the output is lost, the task is not
-    data += written;
-    left -= static_cast<std::size_t>(written);
-  }
-}
-
 }  // namespace
-
-void FlushTaskOutput() {
-  std::cout.flush();
-  std::cerr.flush();
-  std::fflush(stdout);
-  std::fflush(stderr);
-}
-
-void MarkTaskOutputStart(const std::string& task_id) {
-  // What the previous task printed was flushed when it ended (executor_main).
-  const std::string marker = absl::StrCat(absl::string_view(&kMarker, 1),
-                                          absl::BytesToHexString(task_id), "\n");
-  WriteAll(STDOUT_FILENO, marker);
-  WriteAll(STDERR_FILENO, marker);
-}
 
 TaskOutputReader::TaskOutputReader(int stdout_fd, int stderr_fd, pid_t pid, OnLine on_line)
     : out_{stdout_fd, false, {}, {}},
@@ -102,10 +70,10 @@ void TaskOutputReader::Run() {
       }
     }
     if (watched[2].revents != 0) return;
-    // Most of what arrives is the markers of tasks that print nothing, two
-    // per task: rather than wake for each, the reader lets a few
-    // milliseconds' worth gather (a pipe holds 64 KiB; one filling faster
-    // is read again at once). Output reaches the client that much later.
+    // Rather than wake for each line of a task printing line by line, the
+    // reader lets a few milliseconds' worth gather (a pipe holds 64 KiB;
+    // one filling faster is read again at once). Output reaches the client
+    // that much later.
     if (read_bytes < kBusyReadBytes) {
       pollfd stop = {stop_fd_, POLLIN, 0};
       if (poll(&stop, 1, kGatherMs) > 0) return;
@@ -137,7 +105,7 @@ void TaskOutputReader::Consume(Stream& stream, const char* data, std::size_t siz
 }
 
 void TaskOutputReader::Emit(Stream& stream, std::string line) {
-  if (!line.empty() && line[0] == kMarker) {
+  if (!line.empty() && line[0] == kTaskOutputMarker) {
     stream.task_id = absl::HexStringToBytes(line.substr(1));
     return;
   }

@@ -1,8 +1,9 @@
 // What tasks print, from an executor process to the client that owns the
-// task. The executor's stdout and stderr are pipes the daemon reads; before
-// each task the executor writes a marker line naming it on both, so every
-// line after it is that task's (until the next marker), however the pipes'
-// reads and the task's completion interleave.
+// task. The executor's stdout and stderr are pipes the daemon reads; the
+// executor's TaskOutputRelay (task_output_relay.h) writes a marker line
+// naming a task before that task's output, so every line after it is that
+// task's (until the next marker), however the pipes' reads and the task's
+// completion interleave.
 #ifndef FLEET_WORKER_TASK_OUTPUT_H_
 #define FLEET_WORKER_TASK_OUTPUT_H_
 
@@ -16,12 +17,10 @@
 
 namespace fleet::worker {
 
-// Executor side: marks the start of `task_id`'s output on stdout and
-// stderr. What the previous task printed must have been flushed
-// (FlushTaskOutput) when it ended.
-void MarkTaskOutputStart(const std::string& task_id);
-// Executor side: pushes out what the task left buffered.
-void FlushTaskOutput();
+// Starts a marker line: the task's id in hex follows, then a newline. A
+// task is unlikely to print this control character first on a line, and if
+// it does the line only loses its attribution.
+inline constexpr char kTaskOutputMarker = '\x1e';
 
 // Daemon side: reads an executor's stdout and stderr pipes on a thread of
 // its own and hands each line (attributed to its task) to `on_line`.
