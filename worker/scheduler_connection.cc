@@ -262,7 +262,10 @@ void SchedulerConnection::OnMessage(uint64_t generation, v1::SchedulerToWorker& 
     if (message.has_register_ack()) registered_ = true;
     if (message.completions_recorded() > recorded_on_stream_) {
       const uint64_t newly = message.completions_recorded() - recorded_on_stream_;
-      for (uint64_t i = 0; i < newly && !unrecorded_.empty(); ++i) unrecorded_.pop_front();
+      for (uint64_t i = 0; i < newly && !unrecorded_.empty(); ++i) {
+        recorded_scratch_.push_back(std::move(unrecorded_.front()));
+        unrecorded_.pop_front();
+      }
       recorded_on_stream_ = message.completions_recorded();
     }
     for (const v1::TaskAssignment& assignment : message.assignments()) {
@@ -274,6 +277,7 @@ void SchedulerConnection::OnMessage(uint64_t generation, v1::SchedulerToWorker& 
       if (auto task_id = TaskId::FromBinary(id); task_id.ok()) assigned_.erase(*task_id);
     }
   }
+  recorded_scratch_.clear();
   if (message.has_register_ack()) {
     handlers_.on_registered(message.register_ack().inline_threshold_bytes());
   }

@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
@@ -121,6 +122,10 @@ class SchedulerConnection : public SchedulerLink {
   // many the scheduler has said it recorded on the current stream.
   std::deque<v1::TaskCompleted> unrecorded_ ABSL_GUARDED_BY(mu_);
   uint64_t recorded_on_stream_ ABSL_GUARDED_BY(mu_) = 0;
+  // Recorded completions, moved out of unrecorded_ to be destroyed once mu_
+  // is released (the slot threads reporting completions wait on it). The
+  // queue's thread only.
+  std::vector<v1::TaskCompleted> recorded_scratch_;
   // Tasks assigned here and not yet completed: task id -> attempt.
   absl::flat_hash_map<TaskId, uint32_t> assigned_ ABSL_GUARDED_BY(mu_);
 
