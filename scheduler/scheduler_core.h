@@ -67,13 +67,15 @@ struct SchedulerConfig {
   // Each worker is sent enough queued work per slot to cover this long, so
   // no slot idles during a round trip; at least one task per slot is queued.
   absl::Duration target_queue_time = absl::Milliseconds(2);
-  // The bound binds for tasks under 2 us only. Such a task still costs its
-  // worker and executor ~5 us, so 1024 cover ~5 ms: a round trip to the
+  // The bound binds for tasks under 4 us only. Such a task still costs its
+  // worker and executor ~5 us, so 512 cover ~2.5 ms: a round trip to the
   // scheduler under load, with the batches of hundreds it then carries.
   // 128 left a sixth of two cores idle under no-op tasks (M1): the
   // pipeline drained between round trips, and the smaller batches cost
-  // more CPU per task everywhere.
-  int max_queued_per_slot = 1024;
+  // more CPU per task everywhere. 1024 measured no better. The bound is
+  // also what a worker may hoard when tasks that looked short turn out
+  // long (the scheduler takes no queued task back), so it stays low.
+  int max_queued_per_slot = 512;
   uint64_t epoch = 0;
   // A worker not heard from (heartbeat or any message) for this long is
   // declared dead, as if its stream had broken.

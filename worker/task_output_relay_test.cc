@@ -65,6 +65,28 @@ class TaskOutputRelayTest : public ::testing::Test {
     }
   }
 
+  // Runs a task in a forked child with a relay of its own: the task prints
+  // `text` on taken_[stream], then `end` ends the process. Returns the
+  // child's wait status.
+  int StatusOfTaskInChild(std::string_view task_id, int stream, std::string_view text,
+                          void (*end)()) {
+    const pid_t child = fork();
+    if (child < 0) return -1;
+    if (child == 0) {
+      absl::StatusOr<std::unique_ptr<TaskOutputRelay>> relay =
+          TaskOutputRelay::Start(taken_[0], taken_[1]);
+      if (!relay.ok()) _exit(2);
+      (*relay)->TaskStarted(task_id);
+      if (write(taken_[stream], text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+        _exit(3);
+      }
+      end();
+      _exit(4);
+    }
+    int status = 0;
+    return waitpid(child, &status, 0) == child ? status : -1;
+  }
+
   int daemon_[2] = {-1, -1};  // read ends: stdout's, stderr's
   int taken_[2] = {-1, -1};   // what a task writes to
   std::unique_ptr<TaskOutputRelay> relay_;
@@ -121,40 +143,18 @@ TEST_F(TaskOutputRelayTest, StoppingPassesOnTheRestAndGivesTheDescriptorsBack) {
 }
 
 TEST_F(TaskOutputRelayTest, ACrashingTasksLastLinesArePassedOnAndItDiesOfItsSignal) {
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    absl::StatusOr<std::unique_ptr<TaskOutputRelay>> relay =
-        TaskOutputRelay::Start(taken_[0], taken_[1]);
-    if (!relay.ok()) _exit(2);
-    (*relay)->TaskStarted("crashing-task");
-    // Straight to the crash: the relay's thread has had no time to pass
-    // the line on, so the signal handler does.
-    if (write(taken_[1], "last words\n", 11) != 11) _exit(3);
-    raise(SIGSEGV);
-    _exit(4);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "exit status " << WEXITSTATUS(status);
+  // Straight to the crash: the relay's thread has had no time to pass the
+  // line on, so the signal handler does.
+  const int status =
+      StatusOfTaskInChild("crashing-task", 1, "last words\n", [] { raise(SIGSEGV); });
+  ASSERT_TRUE(WIFSIGNALED(status)) << "wait status " << status;
   EXPECT_EQ(WTERMSIG(status), SIGSEGV);
   EXPECT_EQ(Received(1), Marker("crashing-task") + "last words\n");
 }
 
 TEST_F(TaskOutputRelayTest, WhatATaskPrintedBeforeCallingExitIsPassedOn) {
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    absl::StatusOr<std::unique_ptr<TaskOutputRelay>> relay =
-        TaskOutputRelay::Start(taken_[0], taken_[1]);
-    if (!relay.ok()) _exit(2);
-    (*relay)->TaskStarted("exiting-task");
-    if (write(taken_[0], "goodbye\n", 8) != 8) _exit(3);
-    std::exit(7);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status));
+  const int status = StatusOfTaskInChild("exiting-task", 0, "goodbye\n", [] { std::exit(7); });
+  ASSERT_TRUE(WIFEXITED(status)) << "wait status " << status;
   EXPECT_EQ(WEXITSTATUS(status), 7);
   EXPECT_EQ(Received(0), Marker("exiting-task") + "goodbye\n");
 }
