@@ -112,6 +112,11 @@ class ServerStream final : public std::enable_shared_from_this<ServerStream<In, 
       MaybeFinish();
       return;
     }
+    // Its elements hold a later batch (BatchQueue::Recycle): destroyed
+    // here, a written batch freed every assignment or result in it, and the
+    // next one allocated them all again. Serializing it cached its size.
+    const auto written_bytes = static_cast<std::size_t>(current_.GetCachedSize());
+    outbox_.Recycle(std::move(current_), written_bytes);
     StartNextWrite();
     MaybeFinish();
   }
