@@ -19,24 +19,6 @@ namespace {
 // batch before cancelling it.
 constexpr absl::Duration kCloseTimeout = absl::Seconds(2);
 
-// Sends a copy of `request` (the original stays unadmitted).
-template <typename Request>
-void SendCopy(const Request& request,
-              ClientStream<v1::ClientToScheduler, v1::SchedulerToClient>& stream) {
-  // The field's tag and length: a few bytes, which only the batch's cap sees.
-  constexpr std::size_t kFieldOverhead = 4;
-  const std::size_t bytes =
-      std::visit([](const auto& message) { return message.ByteSizeLong(); }, request) +
-      kFieldOverhead;
-  stream.Send(bytes, [&](v1::ClientToScheduler& batch) {
-    if (const auto* spec = std::get_if<v1::TaskSpec>(&request)) {
-      *batch.add_submit() = *spec;
-    } else {
-      *batch.add_put() = std::get<v1::PutObject>(request);
-    }
-  });
-}
-
 }  // namespace
 
 ClientSession::ClientSession(std::string scheduler_address, JobId job,
@@ -99,7 +81,7 @@ absl::Status ClientSession::Open(bool resume, absl::Duration timeout) {
     // One first message: the open, then every request not admitted, in order.
     stream_->Send(open.ByteSizeLong(),
                   [&](v1::ClientToScheduler& batch) { *batch.mutable_open() = std::move(open); });
-    for (const Request& request : unadmitted_) SendCopy(request, *stream_);
+    for (const Request& request : unadmitted_) SendCopyLocked(request);
   }
   stream->Start(
       [stub](grpc::ClientContext* context, grpc::CompletionQueue* queue) {
@@ -208,9 +190,24 @@ void ClientSession::Supervise() {
   }
 }
 
+void ClientSession::SendCopyLocked(const Request& request) {
+  // The field's tag and length: a few bytes, which only the batch's cap sees.
+  constexpr std::size_t kFieldOverhead = 4;
+  const std::size_t bytes =
+      std::visit([](const auto& message) { return message.ByteSizeLong(); }, request) +
+      kFieldOverhead;
+  stream_->Send(bytes, [&](v1::ClientToScheduler& batch) {
+    if (const auto* spec = std::get_if<v1::TaskSpec>(&request)) {
+      *batch.add_submit() = *spec;
+    } else {
+      *batch.add_put() = std::get<v1::PutObject>(request);
+    }
+  });
+}
+
 void ClientSession::SendRequestLocked(Request request) {
   submitted_++;
-  if (stream_ != nullptr) SendCopy(request, *stream_);
+  if (stream_ != nullptr) SendCopyLocked(request);
   unadmitted_.push_back(std::move(request));
 }
 

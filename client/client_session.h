@@ -95,6 +95,9 @@ class ClientSession {
   using Request = std::variant<v1::TaskSpec, v1::PutObject>;
   // Sends a request and keeps it until it is admitted.
   void SendRequestLocked(Request request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends a copy of `request` on stream_ (not null); the original stays
+  // unadmitted.
+  void SendCopyLocked(const Request& request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnMessage(uint64_t generation, v1::SchedulerToClient& message);
   void OnEnd(uint64_t generation, absl::Status status);
   // Reconnects after a broken stream, or fails what is pending.

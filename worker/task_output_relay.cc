@@ -75,8 +75,7 @@ void DrainAtExit() {
   std::fflush(stderr);
   if (TaskOutputRelay* relay = process_relay.load()) {
     absl::MutexLock lock(&relay->mu_);
-    relay->ForwardLocked(relay->out_);
-    relay->ForwardLocked(relay->err_);
+    relay->ForwardBothLocked();
   }
 }
 
@@ -178,13 +177,12 @@ void TaskOutputRelay::TaskEnded() {
   pollfd pipes[2] = {{read_fds_[0], POLLIN, 0}, {read_fds_[1], POLLIN, 0}};
   if (poll(pipes, 2, 0) <= 0) return;  // printed nothing: the common case
   absl::MutexLock lock(&mu_);
-  ForwardLocked(out_);
-  ForwardLocked(err_);
+  ForwardBothLocked();
 }
 
-std::size_t TaskOutputRelay::ForwardLocked(Stream& stream) {
+std::size_t TaskOutputRelay::ForwardBothLocked() {
   static thread_local char buffer[kReadBytes];
-  return Forward(stream, buffer, sizeof(buffer));
+  return Forward(out_, buffer, sizeof(buffer)) + Forward(err_, buffer, sizeof(buffer));
 }
 
 std::size_t TaskOutputRelay::Forward(Stream& stream, char* buffer, std::size_t size) {
@@ -212,22 +210,17 @@ void TaskOutputRelay::Run() {
   pollfd watched[3] = {{read_fds_[0], POLLIN, 0}, {read_fds_[1], POLLIN, 0}, {stop_fd_, POLLIN, 0}};
   while (true) {
     if (poll(watched, 3, -1) < 0 && errno != EINTR) break;
-    const bool stopping = watched[2].revents != 0;
     std::size_t read_bytes = 0;
     {
       absl::MutexLock lock(&mu_);
-      read_bytes += ForwardLocked(out_);
-      read_bytes += ForwardLocked(err_);
+      read_bytes = ForwardBothLocked();
     }
-    if (stopping) return;
+    if (watched[2].revents != 0) return;  // stopping: what was left is passed on
     if (read_bytes < kBusyReadBytes) {
+      // A stop ends the wait early; the next round sees it (the eventfd
+      // stays readable).
       pollfd stop = {stop_fd_, POLLIN, 0};
-      if (poll(&stop, 1, kGatherMs) > 0) {
-        absl::MutexLock lock(&mu_);
-        ForwardLocked(out_);
-        ForwardLocked(err_);
-        return;
-      }
+      poll(&stop, 1, kGatherMs);
     }
   }
 }

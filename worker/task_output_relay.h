@@ -55,10 +55,11 @@ class TaskOutputRelay {
 
   TaskOutputRelay(Stream out, Stream err, int stop_fd);
   void Run();
-  // Passes on what the stream's pipe holds; returns the bytes read.
-  std::size_t ForwardLocked(Stream& stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // As ForwardLocked, reading into `buffer`; the fatal-signal handler
-  // calls it without the lock. Async-signal-safe.
+  // Passes on what both pipes hold; returns the bytes read.
+  std::size_t ForwardBothLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Passes on what `stream`'s pipe holds, reading into `buffer`; returns
+  // the bytes read. The fatal-signal handler calls it without the lock.
+  // Async-signal-safe.
   std::size_t Forward(Stream& stream, char* buffer,
                       std::size_t size) ABSL_NO_THREAD_SAFETY_ANALYSIS;
   friend void DrainOnFatalSignal(int signal);
