@@ -1,5 +1,6 @@
 #include "common/local_store_link.h"
 
+#include <poll.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -41,6 +42,13 @@ struct Registry {
   absl::flat_hash_map<std::string, Slot> slots ABSL_GUARDED_BY(mu);
 };
 
+// Whether the worker at the other end of `socket` has gone: its store, which
+// the link's mappings keep alive, then serves nobody else.
+bool PeerClosed(int socket) {
+  pollfd watched{.fd = socket, .events = POLLRDHUP, .revents = 0};
+  return poll(&watched, 1, 0) > 0 && (watched.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 Registry& TheRegistry() {
   static Registry* registry = new Registry();  // never destroyed: used at exit
   return *registry;
@@ -65,6 +73,7 @@ std::shared_ptr<LocalStoreLink> LocalStoreLink::To(const std::string& address) {
       if (it->second.link == nullptr && now < it->second.retry_after) return nullptr;
     }
   }
+  ForgetDeparted();
   // Connecting is a syscall or two; racing threads may both connect, and
   // the last one's link is kept (the other is closed with its last user).
   std::shared_ptr<LocalStoreLink> link;
@@ -77,14 +86,30 @@ std::shared_ptr<LocalStoreLink> LocalStoreLink::To(const std::string& address) {
       link.reset();
     }
   }
-  if (link != nullptr) link->populating_ = std::thread([raw = link.get()] { raw->PopulatePrefaulted(); });
+  if (link != nullptr)
+    link->populating_ = std::thread([raw = link.get()] { raw->PopulatePrefaulted(); });
   absl::MutexLock lock(&registry.mu);
   registry.slots[address] = Registry::Slot{link, now + kAbsentRetry};
   return link;
 }
 
+void LocalStoreLink::ForgetDeparted() {
+  Registry& registry = TheRegistry();
+  const absl::Time now = absl::Now();
+  // Destroyed (unmapped, joined) after the lock is let go.
+  std::vector<std::shared_ptr<LocalStoreLink>> departed;
+  absl::MutexLock lock(&registry.mu);
+  absl::erase_if(registry.slots, [&](auto& entry) {
+    Registry::Slot& slot = entry.second;
+    if (slot.link == nullptr) return now >= slot.retry_after;
+    if (!slot.link->broken_.load() && !PeerClosed(slot.link->socket_)) return false;
+    departed.push_back(std::move(slot.link));
+    return true;
+  });
+}
+
 absl::StatusOr<std::shared_ptr<LocalStoreLink>> LocalStoreLink::Adopt(int socket,
-                                                                       std::string address) {
+                                                                      std::string address) {
   std::shared_ptr<LocalStoreLink> link(new LocalStoreLink(std::move(address), socket));
   if (absl::Status status = link->Handshake(); !status.ok()) return status;
   link->populating_ = std::thread([raw = link.get()] { raw->PopulatePrefaulted(); });
@@ -158,13 +183,13 @@ absl::Status LocalStoreLink::Handshake() {
     arena_bytes_ = hello.arena_bytes();
     prefaulted_bytes_ = std::min(hello.prefaulted_bytes(), arena_bytes_);
     void* read = mmap(nullptr, arena_bytes_, PROT_READ, MAP_SHARED, arena_fd, 0);
-    void* write = read == MAP_FAILED
-                      ? MAP_FAILED
-                      : mmap(nullptr, arena_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, arena_fd, 0);
+    void* write = read == MAP_FAILED ? MAP_FAILED
+                                     : mmap(nullptr, arena_bytes_, PROT_READ | PROT_WRITE,
+                                            MAP_SHARED, arena_fd, 0);
     if (read == MAP_FAILED || write == MAP_FAILED) {
-      status = absl::ResourceExhaustedError(absl::StrCat(
-          "mapping the ", arena_bytes_, "-byte object store of ", address_, ": ",
-          std::strerror(errno)));
+      status = absl::ResourceExhaustedError(absl::StrCat("mapping the ", arena_bytes_,
+                                                         "-byte object store of ", address_, ": ",
+                                                         std::strerror(errno)));
       if (read != MAP_FAILED) munmap(read, arena_bytes_);
     } else {
       read_base_ = static_cast<const char*>(read);

@@ -40,6 +40,10 @@ class LocalStoreLink : public std::enable_shared_from_this<LocalStoreLink> {
   // The link to the worker at `address` ("host:port"), shared by the whole
   // process; nullptr when that worker is not on this host (or not running).
   // A missing worker is asked again after a few seconds, not on every call.
+  // Making a new link first drops the links to workers that have gone, so
+  // that their stores' memory, which a link's mappings keep, is given back
+  // once the last pin on them goes (workers listen on new ports, and a
+  // long-lived client would otherwise keep every departed one's arena).
   // A new link maps the pages of the worker's pre-faulted arena in the
   // background, so that the first reads and writes through it do not pay a
   // page fault per 4 KiB (~1 us each: 20 ms for 80 MB).
@@ -76,6 +80,7 @@ class LocalStoreLink : public std::enable_shared_from_this<LocalStoreLink> {
  private:
   LocalStoreLink(std::string address, int socket);
   void PopulatePrefaulted();
+  static void ForgetDeparted();
 
   // Receives the hello and maps the arena.
   absl::Status Handshake();
@@ -110,7 +115,7 @@ class LocalStoreLink : public std::enable_shared_from_this<LocalStoreLink> {
   std::vector<bool> read_chunks_ ABSL_GUARDED_BY(populate_mu_);
   std::vector<bool> written_chunks_ ABSL_GUARDED_BY(populate_mu_);
 
-  absl::Mutex mu_;  // one exchange on the socket at a time
+  absl::Mutex mu_;                   // one exchange on the socket at a time
   std::atomic<bool> broken_{false};  // the connection failed; To() makes a new link
 };
 

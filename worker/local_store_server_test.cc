@@ -165,8 +165,7 @@ TEST_F(LocalStoreServerTest, MissingAndOversizedObjectsAreClearErrors) {
   ASSERT_NE(link, nullptr);
   absl::StatusOr<LocalStoreLink::PinnedBytes> missing = link->Read(Id(5));
   EXPECT_TRUE(absl::IsNotFound(missing.status())) << missing.status();
-  EXPECT_NE(missing.status().message().find(Id(5).Short()), std::string::npos)
-      << missing.status();
+  EXPECT_NE(missing.status().message().find(Id(5).Short()), std::string::npos) << missing.status();
   // Larger than the arena: the store would keep it in a file, which a
   // same-host writer cannot map; the caller uploads it instead.
   absl::StatusOr<char*> too_big = link->Create(Id(6), 2 * kStoreBytes);
@@ -196,6 +195,37 @@ TEST_F(LocalStoreServerTest, AClosedConnectionReleasesItsPinsAndAbortsItsWrites)
   EXPECT_TRUE(Eventually([&] { return store_->stats().bytes == 0; }))
       << store_->stats().bytes << " bytes still held after the client went";
   EXPECT_FALSE(store_->Contains(Id(8)));
+}
+
+TEST_F(LocalStoreServerTest, ALinkToADepartedWorkerIsDroppedWhenTheNextLinkIsMade) {
+  std::weak_ptr<LocalStoreLink> departed = LocalStoreLink::To(address_);
+  ASSERT_FALSE(departed.expired());
+  // A second worker on this host, which stays.
+  auto staying_store =
+      ObjectStore::Open({.capacity_bytes = kStoreBytes, .spill_dir = ::testing::TempDir()});
+  ASSERT_TRUE(staying_store.ok()) << staying_store.status();
+  const std::string staying_address = absl::StrCat(address_, "-staying");
+  auto staying_server =
+      LocalStoreServer::Start(staying_store->get(), WorkerId::Random(), staying_address);
+  ASSERT_TRUE(staying_server.ok()) << staying_server.status();
+  std::weak_ptr<LocalStoreLink> staying = LocalStoreLink::To(staying_address);
+  ASSERT_FALSE(staying.expired());
+  EXPECT_FALSE(departed.expired()) << "a link to a running worker was dropped";
+
+  server_.reset();  // the first worker goes: its connections close
+  // Its arena stays mapped, by the registry alone, until a new link is made.
+  EXPECT_FALSE(departed.expired());
+  auto next_store =
+      ObjectStore::Open({.capacity_bytes = kStoreBytes, .spill_dir = ::testing::TempDir()});
+  ASSERT_TRUE(next_store.ok()) << next_store.status();
+  const std::string next_address = absl::StrCat(address_, "-next");
+  auto next_server = LocalStoreServer::Start(next_store->get(), WorkerId::Random(), next_address);
+  ASSERT_TRUE(next_server.ok()) << next_server.status();
+  ASSERT_NE(LocalStoreLink::To(next_address), nullptr);
+  EXPECT_TRUE(departed.expired()) << "the departed worker's store is still mapped";
+  EXPECT_FALSE(staying.expired()) << "a link to a running worker was dropped";
+  EXPECT_EQ(LocalStoreLink::To(staying_address), staying.lock())
+      << "a new link to a running worker";
 }
 
 TEST_F(LocalStoreServerTest, OneServerPerAddressInANetworkNamespace) {
