@@ -656,8 +656,13 @@ void SchedulerCore::CancelTask(SessionId session_id, const TaskId& task_id) {
 int SchedulerCore::Capacity(const Worker& worker) const {
   const double slots = std::max(1.0, worker.slots);
   const double run_us = std::max(1.0, worker.mean_run_us);
+  // Tasks too short for the gap between them to vanish next to their run
+  // time get two queued per slot: the worker's pipeline sends one to the
+  // executor while another runs, and the second is there to follow it.
+  const double min_per_slot =
+      run_us < absl::ToDoubleMicroseconds(config_.pipeline_ahead_below) ? 2.0 : 1.0;
   const double per_slot = std::clamp(absl::ToDoubleMicroseconds(config_.target_queue_time) / run_us,
-                                     1.0, static_cast<double>(config_.max_queued_per_slot));
+                                     min_per_slot, static_cast<double>(config_.max_queued_per_slot));
   return static_cast<int>(slots * (1.0 + per_slot));
 }
 

@@ -252,6 +252,31 @@ TEST_F(SchedulerCoreTest, ShortTasksDeepenThePipeline) {
   EXPECT_GT(out_.assigned[w].size() - before, before);
 }
 
+TEST_F(SchedulerCoreTest, TasksOfAFewMillisecondsQueueTwoPerSlotAndLongOnesOne) {
+  const WorkerId w = AddWorker(1);
+  for (int i = 0; i < 400; ++i) Submit();
+  std::size_t completed = 0;
+  // Runs tasks of `run_us` until the worker's average has settled, and
+  // returns how many it holds then (running and queued).
+  auto settle_at = [&](uint64_t run_us) {
+    for (int round = 0; round < 100; ++round) {
+      core_.Dispatch();
+      v1::TaskCompleted done;
+      done.set_task_id(out_.assigned[w][completed++].spec().task_id());
+      done.set_attempt(1);
+      done.set_run_time_us(run_us);
+      done.add_results()->set_inline_value("x");
+      EXPECT_TRUE(core_.TaskCompleted(w, done).ok());
+    }
+    core_.Dispatch();
+    return out_.assigned[w].size() - completed;
+  };
+  // 10 ms tasks: one runs, one waits in the executor, one more behind it.
+  EXPECT_EQ(settle_at(10'000), 3u);
+  // 200 ms tasks: one runs, one waits.
+  EXPECT_EQ(settle_at(200'000), 2u);
+}
+
 TEST_F(SchedulerCoreTest, PrefersTheWorkerHoldingTheArgumentBytes) {
   const WorkerId holder = AddWorker(2);
   const TaskId producer = Submit();

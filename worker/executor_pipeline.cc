@@ -23,6 +23,14 @@ constexpr double kPipelineCoverUs = 2000;
 // switch on both sides (in M1 on 2 cores, 64 rather than 16 took ~2 us of
 // worker CPU off each no-op task).
 constexpr std::size_t kMaxPipelineDepth = 64;
+// Below this, a slot sends its executor the next task while one runs, so
+// that the executor starts it at once rather than after the daemon has
+// reported the last one and gathered the next one's arguments (a few
+// hundred us on two busy cores: 2-3 % of a 10 ms task). The scheduler
+// queues two per slot for such tasks to keep it fed (its
+// pipeline_ahead_below). Longer tasks go one at a time, where another slot
+// may take them.
+constexpr double kPipelineAheadBelowUs = 50'000;
 // Tasks sent behind the one the executor runs never add up to more bytes
 // than this, well under a socket buffer (~208 KiB): the slot's thread
 // blocks in neither direction then. (It reads outcomes only between sends:
@@ -46,7 +54,8 @@ v1::TaskFailure ExecutorEnded(const absl::Status& why, const std::string& functi
 
 std::size_t Executor::PipelineDepth(const Slot& slot) {
   const double tasks = kPipelineCoverUs / std::max(1.0, slot.mean_run_us);
-  return std::clamp<std::size_t>(static_cast<std::size_t>(tasks), 1, kMaxPipelineDepth);
+  const std::size_t min_depth = slot.mean_run_us < kPipelineAheadBelowUs ? 2 : 1;
+  return std::clamp<std::size_t>(static_cast<std::size_t>(tasks), min_depth, kMaxPipelineDepth);
 }
 
 void Executor::RunProcessSlot(Slot& slot) {
