@@ -103,18 +103,23 @@ class ClientStream {
     }
   }
 
-  // Flushes what is queued, half-closes, and gives the peer `grace` to end
-  // the stream before cancelling it. Idempotent; concurrent callers return
-  // once it is done. Not on the queue's thread.
+  // Flushes what is queued, half-closes, and gives the peer `grace` to take
+  // it and end the stream before cancelling it (what it has not taken by
+  // then is lost). Idempotent; concurrent callers return once it is done.
+  // Not on the queue's thread.
   void Stop(absl::Duration grace) {
     std::call_once(stop_once_, [this, grace] {
+      const absl::Time deadline = absl::Now() + grace;
       stopping_ = true;
       outbox_.Close();
       if (!started_.HasBeenNotified()) return;
       // An idle writer ends the writes here; one in flight does when done.
       if (outbox_.ClaimIdleWriter()) WriteNext();
+      // A peer that stops reading (hung, or its host gone without a reset)
+      // would hold a write in flight for ever; cancelling fails it.
+      if (!writes_over_.WaitForNotificationWithDeadline(deadline)) context_.TryCancel();
       writes_over_.WaitForNotification();
-      if (!ended_.WaitForNotificationWithTimeout(grace)) context_.TryCancel();
+      if (!ended_.WaitForNotificationWithDeadline(deadline)) context_.TryCancel();
       // Its last operation has come back: the stream may be destroyed.
       ended_.WaitForNotification();
     });

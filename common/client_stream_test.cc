@@ -32,9 +32,16 @@ class RecordingScheduler final : public v1::Scheduler::Service {
     end_status_ = std::move(status);
   }
 
+  // The server reads nothing until ResumeReading, as a hung peer.
+  void StallReading() { stalled_ = true; }
+  void ResumeReading() {
+    if (!resumed_.HasBeenNotified()) resumed_.Notify();
+  }
+
   grpc::Status Connect(
       grpc::ServerContext*,
       grpc::ServerReaderWriter<v1::SchedulerToWorker, v1::WorkerToScheduler>* stream) override {
+    if (stalled_) resumed_.WaitForNotification();
     v1::WorkerToScheduler message;
     uint64_t completions = 0;
     int read = 0;
@@ -68,6 +75,8 @@ class RecordingScheduler final : public v1::Scheduler::Service {
  private:
   int end_after_ = -1;
   grpc::Status end_status_;
+  bool stalled_ = false;
+  absl::Notification resumed_;
   absl::Mutex mu_;
   std::vector<std::vector<std::string>> messages_ ABSL_GUARDED_BY(mu_);
   bool saw_half_close_ ABSL_GUARDED_BY(mu_) = false;
@@ -86,6 +95,7 @@ class ClientStreamTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    scheduler_.ResumeReading();  // a stalled handler would hold Shutdown
     if (server_ != nullptr) server_->Shutdown();
   }
 
@@ -252,6 +262,30 @@ TEST_F(ClientStreamTest, ThePeersErrorIsWhatEndsTheStream) {
   // Broken: sending more is dropped, and stopping returns.
   SendCompleted(stream, "c");
   stream.Stop(absl::Seconds(5));
+}
+
+TEST_F(ClientStreamTest, StopCutsOffAWriteThePeerDoesNotTake) {
+  scheduler_.StallReading();
+  StartServer();
+  Stream stream(queue_thread_.queue());
+  Start(stream);
+  // Far beyond what the peer's flow-control windows and the sockets'
+  // buffers take while it reads nothing: a write stays in flight.
+  for (int i = 0; i < 32; ++i) SendCompleted(stream, std::string(1 << 20, 'x'));
+  absl::Notification stopped;
+  std::thread stopper([&] {
+    stream.Stop(absl::Milliseconds(200));
+    stopped.Notify();
+  });
+  // Not a timing claim: without a bound, Stop never returns while the peer
+  // reads nothing.
+  const bool returned = stopped.WaitForNotificationWithTimeout(absl::Seconds(60));
+  scheduler_.ResumeReading();  // lets a Stop that hung return, so the test can end
+  stopper.join();
+  EXPECT_TRUE(returned) << "Stop waited for a write the peer never took";
+  ASSERT_TRUE(ended_.HasBeenNotified());
+  EXPECT_TRUE(end_.ok()) << end_;  // stopped on purpose: not reported as broken
+  EXPECT_TRUE(scheduler_.messages().empty());
 }
 
 TEST_F(ClientStreamTest, NoServerIsABrokenStreamThatSaysWhy) {
