@@ -86,6 +86,8 @@ std::shared_ptr<LocalStoreLink> LocalStoreLink::To(const std::string& address) {
       link.reset();
     }
   }
+  if (link != nullptr)
+    link->populating_ = std::thread([raw = link.get()] { raw->PopulatePrefaulted(); });
   absl::MutexLock lock(&registry.mu);
   registry.slots[address] = Registry::Slot{link, now + kAbsentRetry};
   return link;
@@ -94,7 +96,7 @@ std::shared_ptr<LocalStoreLink> LocalStoreLink::To(const std::string& address) {
 void LocalStoreLink::ForgetDeparted() {
   Registry& registry = TheRegistry();
   const absl::Time now = absl::Now();
-  // Destroyed (unmapped) after the lock is let go.
+  // Destroyed (unmapped, joined) after the lock is let go.
   std::vector<std::shared_ptr<LocalStoreLink>> departed;
   absl::MutexLock lock(&registry.mu);
   absl::erase_if(registry.slots, [&](auto& entry) {
@@ -110,6 +112,7 @@ absl::StatusOr<std::shared_ptr<LocalStoreLink>> LocalStoreLink::Adopt(int socket
                                                                       std::string address) {
   std::shared_ptr<LocalStoreLink> link(new LocalStoreLink(std::move(address), socket));
   if (absl::Status status = link->Handshake(); !status.ok()) return status;
+  link->populating_ = std::thread([raw = link.get()] { raw->PopulatePrefaulted(); });
   return link;
 }
 
@@ -117,6 +120,7 @@ LocalStoreLink::LocalStoreLink(std::string address, int socket)
     : address_(std::move(address)), socket_(socket) {}
 
 LocalStoreLink::~LocalStoreLink() {
+  if (populating_.joinable()) populating_.join();
   if (read_base_ != nullptr) munmap(const_cast<char*>(read_base_), arena_bytes_);
   if (write_base_ != nullptr) munmap(write_base_, arena_bytes_);
   close(socket_);
@@ -155,6 +159,16 @@ void LocalStoreLink::Populate(uint64_t offset, uint64_t size, bool for_write) {
   }
 }
 
+void LocalStoreLink::PopulatePrefaulted() {
+  // In steps, so that a Read or Write meanwhile finds most chunks done.
+  constexpr uint64_t kStep = 32 << 20;
+  for (uint64_t offset = 0; offset < prefaulted_bytes_; offset += kStep) {
+    const uint64_t size = std::min(kStep, prefaulted_bytes_ - offset);
+    Populate(offset, size, /*for_write=*/true);
+    Populate(offset, size, /*for_write=*/false);
+  }
+}
+
 absl::Status LocalStoreLink::Handshake() {
   v1::LocalStoreHello hello;
   int arena_fd = -1;
@@ -167,6 +181,7 @@ absl::Status LocalStoreLink::Handshake() {
   if (status.ok()) {
     worker_id_ = *id;
     arena_bytes_ = hello.arena_bytes();
+    prefaulted_bytes_ = std::min(hello.prefaulted_bytes(), arena_bytes_);
     void* read = mmap(nullptr, arena_bytes_, PROT_READ, MAP_SHARED, arena_fd, 0);
     void* write = read == MAP_FAILED ? MAP_FAILED
                                      : mmap(nullptr, arena_bytes_, PROT_READ | PROT_WRITE,

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -43,6 +44,9 @@ class LocalStoreLink : public std::enable_shared_from_this<LocalStoreLink> {
   // that their stores' memory, which a link's mappings keep, is given back
   // once the last pin on them goes (workers listen on new ports, and a
   // long-lived client would otherwise keep every departed one's arena).
+  // A new link maps the pages of the worker's pre-faulted arena in the
+  // background, so that the first reads and writes through it do not pay a
+  // page fault per 4 KiB (~1 us each: 20 ms for 80 MB).
   static std::shared_ptr<LocalStoreLink> To(const std::string& address);
 
   // A link over `socket`, already connected to the store of the worker at
@@ -75,6 +79,7 @@ class LocalStoreLink : public std::enable_shared_from_this<LocalStoreLink> {
 
  private:
   LocalStoreLink(std::string address, int socket);
+  void PopulatePrefaulted();
   static void ForgetDeparted();
 
   // Receives the hello and maps the arena.
@@ -101,6 +106,8 @@ class LocalStoreLink : public std::enable_shared_from_this<LocalStoreLink> {
   const char* read_base_ = nullptr;
   char* write_base_ = nullptr;
   uint64_t arena_bytes_ = 0;
+  uint64_t prefaulted_bytes_ = 0;
+  std::thread populating_;  // PopulatePrefaulted, joined by the destructor
 
   static constexpr uint64_t kPopulateChunkBytes = 2 << 20;
   absl::Mutex populate_mu_;

@@ -133,6 +133,7 @@ void LocalStoreServer::Serve(int fd, bool counted) {
   v1::LocalStoreHello hello;
   hello.set_worker_id(std::string(worker_id_.Binary()));
   hello.set_arena_bytes(store_->arena_bytes());
+  hello.set_prefaulted_bytes(store_->arena_prefaulted_bytes());
   absl::Status status = SendPacket(fd, hello, store_->arena_fd());
   ConnectionState state;
   v1::LocalStoreRequest request;

@@ -170,6 +170,7 @@ class ObjectStore {
   // spilled object read, or a file-only object written, in its file).
   int arena_fd() const { return arena_->fd(); }
   uint64_t arena_bytes() const { return arena_->capacity_bytes(); }
+  uint64_t arena_prefaulted_bytes() const { return arena_->prefaulted_bytes(); }
   std::optional<uint64_t> ArenaOffset(const char* data) const;
 
   // This store's own spill directory (inside ObjectStoreOptions::spill_dir);

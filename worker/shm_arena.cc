@@ -92,6 +92,7 @@ absl::StatusOr<std::unique_ptr<ShmArena>> ShmArena::Create(uint64_t capacity_byt
     volatile char* p = arena->base_;
     for (uint64_t i = 0; i < prefault; i += PageBytes()) p[i] = 0;
   }
+  arena->prefaulted_bytes_ = prefault;
   return arena;
 }
 

@@ -49,6 +49,7 @@ class ShmArena {
 
   char* base() const { return base_; }
   uint64_t capacity_bytes() const { return capacity_bytes_; }
+  uint64_t prefaulted_bytes() const { return prefaulted_bytes_; }
   int fd() const { return fd_; }
 
  private:
@@ -58,6 +59,7 @@ class ShmArena {
   char* base_ = nullptr;
   uint64_t capacity_bytes_ = 0;
   uint64_t mapped_bytes_ = 0;  // capacity rounded up to whole pages
+  uint64_t prefaulted_bytes_ = 0;
 };
 
 // A file mapped into memory: a spilled object read in place, or an object
