@@ -320,6 +320,8 @@ void Init(const InitOptions& options) {
   if (current_runtime != nullptr && *current_runtime != nullptr) {
     throw Error("fleet::Init was already called; call fleet::Shutdown first");
   }
+  // Before the session links to same-host workers (see the function).
+  LocalStoreLink::SetPopulateArenasUpFront(false);
   auto runtime = Runtime::Start(options);
   if (!runtime.ok()) throw Error(std::string(runtime.status().message()));
   static bool at_exit_registered = false;

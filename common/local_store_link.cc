@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -49,6 +50,8 @@ bool PeerClosed(int socket) {
   return poll(&watched, 1, 0) > 0 && (watched.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
+std::atomic<bool> populate_arenas_up_front{true};
+
 Registry& TheRegistry() {
   static Registry* registry = new Registry();  // never destroyed: used at exit
   return *registry;
@@ -86,8 +89,9 @@ std::shared_ptr<LocalStoreLink> LocalStoreLink::To(const std::string& address) {
       link.reset();
     }
   }
-  if (link != nullptr)
+  if (link != nullptr && populate_arenas_up_front.load()) {
     link->populating_ = std::thread([raw = link.get()] { raw->PopulatePrefaulted(); });
+  }
   absl::MutexLock lock(&registry.mu);
   registry.slots[address] = Registry::Slot{link, now + kAbsentRetry};
   return link;
@@ -106,6 +110,10 @@ void LocalStoreLink::ForgetDeparted() {
     departed.push_back(std::move(slot.link));
     return true;
   });
+}
+
+void LocalStoreLink::SetPopulateArenasUpFront(bool populate) {
+  populate_arenas_up_front = populate;
 }
 
 absl::StatusOr<std::shared_ptr<LocalStoreLink>> LocalStoreLink::Adopt(int socket,

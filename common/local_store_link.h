@@ -45,9 +45,19 @@ class LocalStoreLink : public std::enable_shared_from_this<LocalStoreLink> {
   // once the last pin on them goes (workers listen on new ports, and a
   // long-lived client would otherwise keep every departed one's arena).
   // A new link maps the pages of the worker's pre-faulted arena in the
-  // background, so that the first reads and writes through it do not pay a
-  // page fault per 4 KiB (~1 us each: 20 ms for 80 MB).
+  // background (unless turned off below), so that the first reads and
+  // writes through it do not pay a page fault per 4 KiB (~1 us each: 20 ms
+  // for 80 MB); objects of 1 MiB or more are mapped in one call when first
+  // read or written in any case.
   static std::shared_ptr<LocalStoreLink> To(const std::string& address);
+
+  // Whether links made by To() from now on map their whole pre-faulted
+  // arena up front (the default). Clients turn it off: it costs ~0.2
+  // CPU-seconds per same-host worker at every client start, which halved a
+  // new client's speed for its first quarter second on two cores, and a
+  // client that moves large objects pays ~25 ms per 100 MB of a region the
+  // first time instead. Daemons and executors, long-lived, keep it.
+  static void SetPopulateArenasUpFront(bool populate);
 
   // A link over `socket`, already connected to the store of the worker at
   // `address` (an executor process's connection to its own daemon, made
