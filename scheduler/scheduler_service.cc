@@ -257,7 +257,8 @@ void SchedulerService::StartConnect(std::shared_ptr<WorkerStream> stream_ptr) {
           if (!router_->RemoveWorker(*registered, stream.get())) return;
           core_->RemoveWorker(*registered, "its stream closed");
         });
-      });
+      },
+      &reads_after_round_);
 }
 
 void SchedulerService::OnWorkerMessage(const std::shared_ptr<WorkerStream>& stream,
@@ -325,7 +326,8 @@ void SchedulerService::StartSession(std::shared_ptr<ClientStream> stream_ptr) {
             core_->DisconnectSession(session->id);
           }
         });
-      });
+      },
+      &reads_after_round_);
 }
 
 void SchedulerService::OnClientMessage(const std::shared_ptr<ClientStream>& stream,
@@ -450,11 +452,14 @@ void SchedulerService::Drain(grpc::ServerCompletionQueue* queue) {
       static_cast<CompletionTag*>(tag)->Handle(ok);
     }
     loop_->RunPending();
+    reads_after_round_.PostHeld();
+    loop_->RunPending();  // what a stream found ended meanwhile posted
   }
   {
     absl::MutexLock lock(&stop_mu_);
     stop_alarm_->Cancel();  // in case RequestStop came before it was set
   }
+  reads_after_round_.StopHolding();  // they fail at once: the calls were cancelled
   // Stopping: the calls were cancelled; their last completions include
   // those of the operations they start, such as a relay's cancelled call to
   // a worker.

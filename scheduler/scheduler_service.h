@@ -161,6 +161,7 @@ class SchedulerService final : public v1::Scheduler::AsyncService {
   SchedulerCore* const core_;
   StreamRouter* const router_;
   const ClusterTokenCheck* const token_;
+  ReadsAfterRound reads_after_round_;  // the core thread's
   std::atomic<SessionId> next_session_{1};
   std::atomic<bool> stop_requested_{false};
   absl::Mutex stop_mu_;
