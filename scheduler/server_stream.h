@@ -17,8 +17,6 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
 #include "common/batch_queue.h"
 #include "common/completion_tag.h"
 #include "grpcpp/server_context.h"
@@ -26,22 +24,18 @@
 
 namespace fleet::scheduler {
 
-// Holds back one quiet stream's next read a round, until the core thread
-// has sent what the round decided (SchedulerService::Drain). Posting a read
+// Holds back one stream's next read a round, until the core thread has
+// sent what the round decided (SchedulerService::Drain). Posting a read
 // makes gRPC 1.51 send the peer a window update for the message just read,
 // in a write of its own: posted at once, it went out ahead of the round's
-// sends, on a round trip's path (submit -> Get 615 -> 585 us, six
+// sends, on a round trip's path (submit -> Get 597 -> 567 us, six
 // alternating pairs of three runs). Only the round's first read is held,
-// and only a quiet stream's (ServerStream): a busy stream's next message can
-// then come in the same round, and a client sending a burst does not wait
-// for the window the read announces (holding every read lowered the no-op
-// rate; holding only quiet ones left it within the noise of ABBA runs).
-// The core thread only.
+// the one message of a quiet round: the others are posted at once, so that
+// a busy stream's next message can come in the same round (holding every
+// read lowered the no-op rate, as the placement pass then ran once per
+// message). The core thread only.
 class ReadsAfterRound {
  public:
-  // A stream whose last message came longer ago than this is quiet.
-  static constexpr absl::Duration kQuietAfter = absl::Microseconds(200);
-
   void Add(absl::AnyInvocable<void() &&> post_read) {
     if (at_once_ || held_) {
       std::move(post_read)();
@@ -146,15 +140,6 @@ class ServerStream final : public std::enable_shared_from_this<ServerStream<In, 
     }
     on_message_(std::move(incoming_));
     incoming_.Clear();
-    // Only a quiet stream's read may be held: a busy one (a client
-    // submitting a burst) would wait for the window the read announces.
-    const absl::Time now = absl::Now();
-    const bool quiet = now - last_message_at_ > ReadsAfterRound::kQuietAfter;
-    last_message_at_ = now;
-    if (!quiet) {
-      ReadNext();
-      return;
-    }
     // `self_` holds the stream until this read has come back.
     reads_->Add([this] { ReadNext(); });
   }
@@ -243,7 +228,6 @@ class ServerStream final : public std::enable_shared_from_this<ServerStream<In, 
   OnMessage on_message_;  // the core thread only
   OnClosed on_closed_;
   ReadsAfterRound* reads_ = nullptr;
-  absl::Time last_message_at_ = absl::InfinitePast();  // the core thread's
   In incoming_;
   Out current_;  // the message being written; touched only by the writer
   BatchQueue<Out> outbox_;
