@@ -57,20 +57,37 @@ class BatchQueue {
   }
 
   // As Add, for a whole message of items: it becomes the next batch itself
-  // when one starts here (no copy), else it is merged into the last.
+  // when one starts here (no copy), else it is merged into the last, and
+  // kept as a spare (Recycle).
   bool AddWhole(std::size_t bytes, Message message) {
-    absl::MutexLock lock(&mu_);
-    if (closed_) return false;
-    if (batches_.empty() || last_batch_bytes_ + bytes > cap_bytes_) {
-      batches_.push_back(std::move(message));
-      last_batch_bytes_ = 0;
-    } else {
-      batches_.back().MergeFrom(message);
+    bool start_write = false;
+    bool merged = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (closed_) return false;
+      if (batches_.empty() || last_batch_bytes_ + bytes > cap_bytes_) {
+        batches_.push_back(std::move(message));
+        last_batch_bytes_ = 0;
+      } else {
+        batches_.back().MergeFrom(message);
+        merged = true;
+      }
+      last_batch_bytes_ += bytes;
+      start_write = !writing_;
+      writing_ = true;
     }
-    last_batch_bytes_ += bytes;
-    if (writing_) return false;
-    writing_ = true;
-    return true;
+    if (merged) Recycle(std::move(message), bytes);
+    return start_write;
+  }
+
+  // A message to assemble a whole batch in (for AddWhole): a spare when
+  // there is one, so that its items' room is filled again.
+  Message TakeSpare() {
+    absl::MutexLock lock(&mu_);
+    if (spares_.empty()) return Message();
+    Message spare = std::move(spares_.back().batch);
+    spares_.pop_back();
+    return spare;
   }
 
   // For writers that start each write themselves: the next batch to write,

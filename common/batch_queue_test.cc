@@ -179,5 +179,23 @@ TEST(BatchQueueTest, TheLargerSparesAreKeptAndTheLargestUsedFirst) {
   EXPECT_LT(room, kLong);
 }
 
+TEST(BatchQueueTest, AWholeMessageMergedIntoTheOpenBatchIsKeptForTheNextOne) {
+  BatchQueue<Batch> q;
+  AddRelease(q, nullptr);  // opens a batch (and a write)
+  Batch whole;
+  whole.add_release(std::string(kLong, 'a'));
+  EXPECT_FALSE(q.AddWhole(kLong, std::move(whole)));
+  Batch spare = q.TakeSpare();
+  ASSERT_EQ(spare.release_size(), 0);  // cleared: nothing is sent twice
+  EXPECT_GE(spare.mutable_release()->Add()->capacity(), kLong);
+  // A message that became the batch itself is not also a spare.
+  BatchQueue<Batch> idle;
+  Batch alone;
+  alone.add_release(std::string(kLong, 'a'));
+  EXPECT_TRUE(idle.AddWhole(kLong, std::move(alone)));
+  EXPECT_EQ(idle.TakeSpare().mutable_release()->Add()->capacity(), std::string().capacity());
+  EXPECT_EQ(idle.TakeForWrite()->release(0).size(), kLong);
+}
+
 }  // namespace
 }  // namespace fleet

@@ -37,7 +37,9 @@ namespace fleet::scheduler {
 class SchedulerOutput {
  public:
   virtual ~SchedulerOutput() = default;
-  virtual void AssignTask(const WorkerId& worker, v1::TaskAssignment assignment) = 0;
+  // Takes what `assignment` holds; what it leaves there (an earlier
+  // assignment's room, say) the core clears and fills again.
+  virtual void AssignTask(const WorkerId& worker, v1::TaskAssignment& assignment) = 0;
   virtual void FreeObject(const WorkerId& worker, const ObjectId& object) = 0;
   // The worker should stop the task (it was cancelled); no completion is expected.
   virtual void CancelOnWorker(const WorkerId& /*worker*/, const TaskId& /*task*/) {}
@@ -408,12 +410,18 @@ class SchedulerCore {
   SchedulerOutput* const output_;
   const Clock* const clock_;
   const absl::Time started_at_;
+  // config_'s durations that Capacity reads for every task placed.
+  const double target_queue_us_;
+  const double pipeline_ahead_below_us_;
 
   absl::flat_hash_map<WorkerId, Worker> workers_;
   absl::flat_hash_map<SessionId, Session> sessions_;
   absl::flat_hash_map<TaskId, Task> tasks_;
   absl::flat_hash_map<ObjectId, Object> objects_;
   std::deque<TaskId> ready_;
+  // Assign builds each assignment here: the router swaps it into its
+  // batch and leaves an earlier one's room behind (SchedulerOutput::AssignTask).
+  v1::TaskAssignment assignment_scratch_;
   Lineage lineage_;
   uint64_t inline_cache_used_bytes_ = 0;
   uint64_t tasks_submitted_ = 0;

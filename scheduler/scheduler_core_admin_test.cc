@@ -16,7 +16,7 @@ using ::testing::HasSubstr;
 
 class RecordingOutput : public SchedulerOutput {
  public:
-  void AssignTask(const WorkerId& worker, v1::TaskAssignment assignment) override {
+  void AssignTask(const WorkerId& worker, v1::TaskAssignment& assignment) override {
     assigned[worker]++;
   }
   void FreeObject(const WorkerId&, const ObjectId&) override {}

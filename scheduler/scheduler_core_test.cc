@@ -20,8 +20,10 @@ using ::testing::SizeIs;
 // Records what the core says, per destination.
 class RecordingOutput : public SchedulerOutput {
  public:
-  void AssignTask(const WorkerId& worker, v1::TaskAssignment assignment) override {
-    assigned[worker].push_back(std::move(assignment));
+  void AssignTask(const WorkerId& worker, v1::TaskAssignment& assignment) override {
+    // A copy: the assignment keeps its content, as one the router leaves
+    // behind keeps an earlier one's, and none of it may show in the next.
+    assigned[worker].push_back(assignment);
   }
   void FreeObject(const WorkerId& worker, const ObjectId& object) override {
     freed[worker].push_back(object);
@@ -187,6 +189,27 @@ TEST_F(SchedulerCoreTest, ReadyTaskWaitsForAWorkerThenIsAssigned) {
   EXPECT_EQ(TaskOf(out_.assigned[w][0]), t);
   EXPECT_EQ(out_.assigned[w][0].attempt(), 1u);
   EXPECT_EQ(core_.Snapshot().tasks_assigned, 1u);
+}
+
+TEST_F(SchedulerCoreTest, AnAssignmentCarriesNothingOfTheOneBeforeIt) {
+  // The core builds each assignment where the last one was (its room is
+  // reused): a task without ref args placed after one with a ref arg.
+  const WorkerId w = AddWorker(4);
+  const TaskId a = Submit();
+  core_.Dispatch();
+  Complete(w, a, 1, "result-a");
+  const TaskId b = Submit({ObjectId::Of(a, 0)});
+  core_.Dispatch();
+  const TaskId c = Submit();
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[w], SizeIs(3));
+  EXPECT_THAT(out_.assigned[w][1].arg_objects(), SizeIs(1));
+  const v1::TaskAssignment& third = out_.assigned[w][2];
+  EXPECT_EQ(TaskOf(third), c);
+  EXPECT_THAT(third.arg_objects(), IsEmpty());
+  EXPECT_THAT(third.spec().args(), SizeIs(1));
+  EXPECT_EQ(third.attempt(), 1u);
+  (void)b;
 }
 
 TEST_F(SchedulerCoreTest, TaskWaitsForItsArgumentInTheSchedulerNotOnAWorker) {

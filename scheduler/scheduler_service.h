@@ -65,7 +65,7 @@ class StreamRouter : public SchedulerOutput {
   // waits on a count below those thresholds.
   void Flush();
 
-  void AssignTask(const WorkerId& worker, v1::TaskAssignment assignment) override;
+  void AssignTask(const WorkerId& worker, v1::TaskAssignment& assignment) override;
   void FreeObject(const WorkerId& worker, const ObjectId& object) override;
   void CancelOnWorker(const WorkerId& worker, const TaskId& task) override;
   void CopyObject(const WorkerId& worker, const v1::ObjectInfo& object) override;
@@ -148,10 +148,10 @@ class SchedulerService final : public v1::Scheduler::AsyncService {
   };
 
   void OnWorkerMessage(const std::shared_ptr<WorkerStream>& stream,
-                       std::shared_ptr<WorkerId> registered, v1::WorkerToScheduler message);
+                       std::shared_ptr<WorkerId> registered, v1::WorkerToScheduler& message);
   void OnClientMessage(const std::shared_ptr<ClientStream>& stream,
                        const std::shared_ptr<SessionStream>& session,
-                       v1::ClientToScheduler message);
+                       v1::ClientToScheduler& message);
 
   // Start reading a call accepted (its token checked).
   void StartConnect(std::shared_ptr<WorkerStream> stream);
@@ -161,7 +161,10 @@ class SchedulerService final : public v1::Scheduler::AsyncService {
   SchedulerCore* const core_;
   StreamRouter* const router_;
   const ClusterTokenCheck* const token_;
-  ReadsAfterRound reads_after_round_;  // the core thread's
+  // The core thread's.
+  ReadsAfterRound reads_after_round_;
+  SparePool<v1::WorkerToScheduler> worker_spares_;
+  SparePool<v1::ClientToScheduler> client_spares_;
   std::atomic<SessionId> next_session_{1};
   std::atomic<bool> stop_requested_{false};
   absl::Mutex stop_mu_;
