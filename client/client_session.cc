@@ -211,6 +211,35 @@ void ClientSession::SendRequestLocked(Request request) {
   unadmitted_.push_back(std::move(request));
 }
 
+v1::TaskSpec ClientSession::NewSpec() {
+  absl::MutexLock lock(&spare_specs_mu_);
+  if (spare_specs_.empty()) return v1::TaskSpec();
+  v1::TaskSpec spec = std::move(spare_specs_.back());
+  spare_specs_.pop_back();
+  return spec;
+}
+
+void ClientSession::KeepSpareSpecs() {
+  // Cleared here, outside mu_, which a submitting thread may wait on. A
+  // cleared spec has no task id: that marks those kept below.
+  for (Request& request : admitted_scratch_) {
+    auto* spec = std::get_if<v1::TaskSpec>(&request);
+    if (spec == nullptr) continue;
+    std::size_t arg_bytes = 0;
+    for (const v1::TaskArg& arg : spec->args()) arg_bytes += arg.value().size();
+    if (arg_bytes <= kMaxSpareSpecArgBytes) spec->Clear();
+  }
+  {
+    absl::MutexLock lock(&spare_specs_mu_);
+    for (Request& request : admitted_scratch_) {
+      if (spare_specs_.size() >= submit_window_) break;
+      auto* spec = std::get_if<v1::TaskSpec>(&request);
+      if (spec != nullptr && spec->task_id().empty()) spare_specs_.push_back(std::move(*spec));
+    }
+  }
+  admitted_scratch_.clear();
+}
+
 void ClientSession::Submit(v1::TaskSpec spec) {
   absl::MutexLock lock(&mu_);
   auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -292,7 +321,7 @@ void ClientSession::OnMessage(uint64_t generation, v1::SchedulerToClient& messag
       admitted_ = message.admitted_requests();
     }
   }
-  admitted_scratch_.clear();
+  KeepSpareSpecs();
   if (message.workers_size() > 0 || message.workers_left_size() > 0) {
     absl::MutexLock lock(&workers_mu_);
     for (const v1::WorkerInfo& joined : message.workers()) {

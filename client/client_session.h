@@ -59,6 +59,10 @@ class ClientSession {
   // its tasks that have not started). Idempotent.
   void Stop();
 
+  // A spec for the next Submit to fill: an admitted one, cleared, when
+  // there is one, whose fields' room is filled again (a new spec and its
+  // strings were a sixth of a client's instructions under no-op tasks).
+  v1::TaskSpec NewSpec();
   // Blocks while the window of unadmitted submissions is full (until the
   // scheduler admits some, or the session ends). While the session is
   // reconnecting, requests wait to be sent with the resumed open.
@@ -99,6 +103,9 @@ class ClientSession {
   // unadmitted.
   void SendCopyLocked(const Request& request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnMessage(uint64_t generation, v1::SchedulerToClient& message);
+  // Keeps the specs admitted_scratch_ holds for NewSpec, and empties it.
+  // The queue's thread only, without mu_.
+  void KeepSpareSpecs();
   void OnEnd(uint64_t generation, absl::Status status);
   // Reconnects after a broken stream, or fails what is pending.
   void Supervise();
@@ -127,6 +134,13 @@ class ClientSession {
   // is released (a submitting thread waits on mu_ meanwhile). The queue's
   // thread only.
   std::vector<Request> admitted_scratch_;
+  // Admitted specs kept for NewSpec: as many as the window holds (a burst
+  // of submissions then finds them all), each with up to
+  // kMaxSpareSpecArgBytes of argument values (~4 MB at most in all for the
+  // default window).
+  static constexpr std::size_t kMaxSpareSpecArgBytes = 256;
+  absl::Mutex spare_specs_mu_;
+  std::vector<v1::TaskSpec> spare_specs_ ABSL_GUARDED_BY(spare_specs_mu_);
   uint64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;  // requests, in all
   uint64_t admitted_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread supervisor_;

@@ -111,8 +111,10 @@ class Runtime {
                                 std::vector<internal::SubmitArg> args,
                                 const TaskOptions& options) {
     const TaskId task_id = TaskId::Of(job_, next_index_.fetch_add(1));
-    v1::TaskSpec spec;
-    spec.set_task_id(std::string(task_id.Binary()));
+    // Set in place, into the room of a spec used before (NewSpec).
+    v1::TaskSpec spec = session_->NewSpec();
+    const absl::string_view task_id_bytes = task_id.Binary();
+    spec.set_task_id(task_id_bytes.data(), task_id_bytes.size());
     spec.set_function_name(function_name);
     spec.set_signature_hash(signature_hash);
     spec.set_num_returns(1);

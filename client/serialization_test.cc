@@ -1,13 +1,15 @@
 #include "fleet/serialization.h"
 
 #include <cstdint>
+#include <cstring>
 #include <fstream>
-#include <sstream>
 #include <limits>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <tuple>
+#include <typeinfo>
 #include <unordered_map>
 #include <vector>
 
@@ -73,6 +75,117 @@ TEST(SerializationTest, Arithmetic) {
   EXPECT_EQ(RoundTrip(uint16_t{65535}), uint16_t{65535});
   EXPECT_EQ(RoundTrip(3.5f), 3.5f);
   EXPECT_EQ(RoundTrip(-1e300), -1e300);
+}
+
+// What msgpack's own decoder makes of `bytes` as a T: the value, or
+// nullopt where it throws type_error.
+std::string Hex(const std::string& bytes) {
+  std::ostringstream out;
+  for (unsigned char c : bytes) out << std::hex << (c >> 4) << (c & 15);
+  return out.str();
+}
+
+template <typename T>
+std::optional<T> MsgpackDecodes(const std::string& bytes) {
+  try {
+    return msgpack::unpack(bytes.data(), bytes.size())->as<T>();
+  } catch (const msgpack::type_error&) {
+    return std::nullopt;
+  }
+}
+
+template <typename T>
+std::optional<T> FleetDecodes(const std::string& bytes) {
+  try {
+    return Deserialize<T>(bytes);
+  } catch (const msgpack::type_error&) {
+    return std::nullopt;
+  }
+}
+
+template <typename T>
+void ExpectIntegerDecodesAsMsgpackDoes(const std::string& bytes, const std::string& what) {
+  EXPECT_EQ(FleetDecodes<T>(bytes), MsgpackDecodes<T>(bytes)) << what << " as " << typeid(T).name();
+}
+
+TEST(SerializationTest, IntegersDecodeExactlyAsMsgpackDecodesThem) {
+  // Integers skip msgpack's parser (internal::DecodeInteger): every
+  // encoding, at every boundary, into every integer type, must give the
+  // same value, or the same refusal, as msgpack's conversion.
+  std::vector<std::string> encodings;
+  auto add = [&](auto value) {
+    encodings.push_back(Serialize(value));
+    // And in every wider format msgpack reads (senders may not pack tightly).
+    auto packed = [&](auto pack) {
+      msgpack::sbuffer buffer;
+      msgpack::packer<msgpack::sbuffer> packer(buffer);
+      pack(packer);
+      encodings.emplace_back(buffer.data(), buffer.size());
+    };
+    using Packer = msgpack::packer<msgpack::sbuffer>;
+    if constexpr (std::is_signed_v<decltype(value)>) {
+      packed([&](Packer& p) { p.pack_int8(static_cast<int8_t>(value)); });
+      packed([&](Packer& p) { p.pack_int16(static_cast<int16_t>(value)); });
+      packed([&](Packer& p) { p.pack_int32(static_cast<int32_t>(value)); });
+      packed([&](Packer& p) { p.pack_int64(static_cast<int64_t>(value)); });
+    } else {
+      packed([&](Packer& p) { p.pack_uint8(static_cast<uint8_t>(value)); });
+      packed([&](Packer& p) { p.pack_uint16(static_cast<uint16_t>(value)); });
+      packed([&](Packer& p) { p.pack_uint32(static_cast<uint32_t>(value)); });
+      packed([&](Packer& p) { p.pack_uint64(static_cast<uint64_t>(value)); });
+    }
+  };
+  for (int64_t v : {int64_t{0},
+                    int64_t{1},
+                    int64_t{-1},
+                    int64_t{31},
+                    int64_t{-32},
+                    int64_t{-33},
+                    int64_t{127},
+                    int64_t{128},
+                    int64_t{-128},
+                    int64_t{-129},
+                    int64_t{255},
+                    int64_t{256},
+                    int64_t{32767},
+                    int64_t{32768},
+                    int64_t{-32768},
+                    int64_t{-32769},
+                    int64_t{65535},
+                    int64_t{65536},
+                    int64_t{2147483647},
+                    int64_t{2147483648},
+                    int64_t{-2147483648LL},
+                    int64_t{-2147483649LL},
+                    int64_t{4294967295LL},
+                    int64_t{4294967296LL},
+                    std::numeric_limits<int64_t>::max(),
+                    std::numeric_limits<int64_t>::min()}) {
+    add(v);
+    if (v >= 0) add(static_cast<uint64_t>(v));
+  }
+  add(std::numeric_limits<uint64_t>::max());
+  add(uint64_t{1} << 63);
+  // Not integers, or cut short: left to msgpack.
+  encodings.push_back(Serialize(2.5));
+  encodings.push_back(Serialize(true));
+  encodings.push_back(Serialize(std::string("7")));
+  for (const std::string& bytes : encodings) {
+    const std::string what = Hex(bytes);
+    ExpectIntegerDecodesAsMsgpackDoes<int8_t>(bytes, what);
+    ExpectIntegerDecodesAsMsgpackDoes<uint8_t>(bytes, what);
+    ExpectIntegerDecodesAsMsgpackDoes<char>(bytes, what);
+    ExpectIntegerDecodesAsMsgpackDoes<int16_t>(bytes, what);
+    ExpectIntegerDecodesAsMsgpackDoes<uint16_t>(bytes, what);
+    ExpectIntegerDecodesAsMsgpackDoes<int32_t>(bytes, what);
+    ExpectIntegerDecodesAsMsgpackDoes<uint32_t>(bytes, what);
+    ExpectIntegerDecodesAsMsgpackDoes<int64_t>(bytes, what);
+    ExpectIntegerDecodesAsMsgpackDoes<uint64_t>(bytes, what);
+  }
+  for (const std::string& whole : {Serialize(int64_t{1} << 40), Serialize(uint16_t{300})}) {
+    const std::string cut = whole.substr(0, whole.size() - 1);
+    EXPECT_ANY_THROW(Deserialize<int64_t>(cut)) << Hex(cut);
+  }
 }
 
 TEST(SerializationTest, StringsAndContainers) {
