@@ -140,7 +140,7 @@ Executor::Executor(Options options, Identity identity, ObjectStore* store, Sched
 
 Executor::~Executor() { Stop(); }
 
-void Executor::Enqueue(v1::TaskAssignment assignment) {
+void Executor::Enqueue(v1::TaskAssignment& assignment) {
   absl::MutexLock lock(&mu_);
   if (options_.isolation == Isolation::kProcess && queue_.empty() && !stopping_) {
     for (auto& slot : slots_) {
@@ -150,7 +150,21 @@ void Executor::Enqueue(v1::TaskAssignment assignment) {
       }
     }
   }
-  queue_.push_back(std::move(assignment));
+  queue_.emplace_back().Swap(&assignment);
+  TakeSpareAssignment(assignment);
+}
+
+void Executor::TakeSpareAssignment(v1::TaskAssignment& emptied) {
+  if (spare_assignments_.empty()) return;
+  emptied.Swap(&spare_assignments_.back());
+  spare_assignments_.pop_back();
+}
+
+void Executor::RecycleAssignment(v1::TaskAssignment& assignment) {
+  assignment.Clear();
+  absl::MutexLock lock(&mu_);
+  if (spare_assignments_.size() >= kMaxSpareAssignments) return;
+  spare_assignments_.emplace_back().Swap(&assignment);
 }
 
 bool Executor::SendDirectly(Slot& slot, v1::TaskAssignment& assignment) {
@@ -169,7 +183,8 @@ bool Executor::SendDirectly(Slot& slot, v1::TaskAssignment& assignment) {
     assignment = std::move(prepared.assignment);
     return false;
   }
-  const v1::ExecutorTask message = ExecutorTaskFor(prepared);
+  v1::ExecutorTask& message = slot.task_scratch;  // its thread waits: see above
+  FillExecutorTask(prepared, message);
   if (!slot.process->Send(message).ok() || !slot.process->Flush().ok()) {
     assignment = std::move(prepared.assignment);  // the slot's thread finds the executor gone
     return false;
@@ -179,6 +194,7 @@ bool Executor::SendDirectly(Slot& slot, v1::TaskAssignment& assignment) {
   slot.in_flight.insert(prepared.task);
   slot.idle = false;
   slot.sent_directly = std::move(prepared);
+  TakeSpareAssignment(assignment);
   return true;
 }
 
@@ -246,6 +262,7 @@ void Executor::RunThreadSlot(Slot& slot) {
     if (!failure) failure = CallHere(prepared, completed);
     running_--;
     link_->ReportCompleted(Complete(prepared.assignment, std::move(failure), std::move(completed)));
+    RecycleAssignment(prepared.assignment);
   }
 }
 
@@ -337,9 +354,9 @@ std::optional<v1::TaskFailure> Executor::CallHere(const Prepared& prepared,
   return std::nullopt;
 }
 
-v1::ExecutorTask Executor::ExecutorTaskFor(const Prepared& prepared) const {
+void Executor::FillExecutorTask(const Prepared& prepared, v1::ExecutorTask& task) const {
   const v1::TaskSpec& spec = prepared.assignment.spec();
-  v1::ExecutorTask task;
+  task.Clear();
   task.set_task_id(spec.task_id());
   task.set_function_name(spec.function_name());
   task.set_signature_hash(spec.signature_hash());
@@ -359,7 +376,6 @@ v1::ExecutorTask Executor::ExecutorTaskFor(const Prepared& prepared) const {
       out->set_value(arg.bytes.data(), arg.bytes.size());
     }
   }
-  return task;
 }
 
 std::optional<v1::TaskFailure> Executor::TakeOutcome(const Prepared& prepared,

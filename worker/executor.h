@@ -63,7 +63,10 @@ class Executor {
   ~Executor();  // stops; queued tasks are dropped
 
   void set_inline_threshold_bytes(uint64_t bytes) { inline_threshold_bytes_ = bytes; }
-  void Enqueue(v1::TaskAssignment assignment);
+  // Takes what `assignment` holds, and leaves it the room of an assignment
+  // done before (Clear keeps a message's strings and elements), for the
+  // next one read to be parsed into without allocating.
+  void Enqueue(v1::TaskAssignment& assignment);
   // Drops the task if queued; kills its executor if it runs (with
   // kProcess; a thread cannot be stopped, the call runs to its end). Its
   // completion, if any, reports CANCELLED. Unknown tasks are ignored.
@@ -121,6 +124,10 @@ class Executor {
     // Slot thread only. Starts high: nothing is pipelined until tasks are
     // seen to be short.
     double mean_run_us = 1e6;
+    // Each task's message to the executor is built here, in the room the
+    // last one left: by the slot's thread, or by Enqueue while that thread
+    // waits idle (see `idle`).
+    v1::ExecutorTask task_scratch;
     std::thread thread;
   };
 
@@ -146,8 +153,12 @@ class Executor {
                              v1::TaskCompleted completed = {}) const;
   // Calls the function on this thread, its result serialized into the store.
   std::optional<v1::TaskFailure> CallHere(const Prepared& prepared, v1::TaskCompleted& completed);
-  // Makes the message that has an executor call it.
-  v1::ExecutorTask ExecutorTaskFor(const Prepared& prepared) const;
+  // Fills in `task` (cleared first) to have an executor call it.
+  void FillExecutorTask(const Prepared& prepared, v1::ExecutorTask& task) const;
+  // Keeps a finished task's assignment, cleared, for Enqueue to hand back.
+  void RecycleAssignment(v1::TaskAssignment& assignment) ABSL_LOCKS_EXCLUDED(mu_);
+  // Gives `emptied` (moved from) the room of a spare, if there is one.
+  void TakeSpareAssignment(v1::TaskAssignment& emptied) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Turns an executor's answer into the task's results (storing a small
   // one here).
   std::optional<v1::TaskFailure> TakeOutcome(const Prepared& prepared,
@@ -170,6 +181,10 @@ class Executor {
 
   mutable absl::Mutex mu_;
   std::deque<v1::TaskAssignment> queue_ ABSL_GUARDED_BY(mu_);
+  // Finished tasks' assignments, cleared (RecycleAssignment); at most
+  // kMaxSpareAssignments.
+  static constexpr std::size_t kMaxSpareAssignments = 1024;
+  std::vector<v1::TaskAssignment> spare_assignments_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::unique_ptr<Slot>> slots_;  // last: their threads use everything above
 };

@@ -143,7 +143,8 @@ void Executor::RunProcessSlot(Slot& slot) {
         absl::MutexLock lock(&mu_);
         slot.in_flight.insert(prepared.task);
       }
-      const v1::ExecutorTask message = ExecutorTaskFor(prepared);
+      v1::ExecutorTask& message = slot.task_scratch;
+      FillExecutorTask(prepared, message);
       prepared.message_bytes = message.ByteSizeLong();
       if (!sent.empty() && sent_bytes + prepared.message_bytes > kMaxPipelineBytes) {
         held = std::move(prepared);  // sent once the executor has taken some
@@ -203,6 +204,7 @@ void Executor::RunProcessSlot(Slot& slot) {
       v1::TaskCompleted completed;
       std::optional<v1::TaskFailure> failure = TakeOutcome(done, *outcome, completed);
       link_->ReportCompleted(Complete(done.assignment, std::move(failure), std::move(completed)));
+      RecycleAssignment(done.assignment);
       continue;
     }
 

@@ -282,7 +282,7 @@ void SchedulerConnection::OnMessage(uint64_t generation, v1::SchedulerToWorker& 
     handlers_.on_registered(message.register_ack().inline_threshold_bytes());
   }
   for (v1::TaskAssignment& assignment : *message.mutable_assignments()) {
-    handlers_.on_assignment(std::move(assignment));
+    handlers_.on_assignment(assignment);
   }
   for (const std::string& id : message.free_objects()) {
     if (auto object_id = ObjectId::FromBinary(id); object_id.ok()) handlers_.on_free(*object_id);

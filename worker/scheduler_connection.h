@@ -38,7 +38,9 @@ class SchedulerConnection : public SchedulerLink {
  public:
   struct Handlers {
     absl::AnyInvocable<void(uint64_t inline_threshold_bytes)> on_registered;
-    absl::AnyInvocable<void(v1::TaskAssignment)> on_assignment;
+    // Takes what the assignment holds; what it leaves there (a spent
+    // assignment's room) the next message read is parsed into.
+    absl::AnyInvocable<void(v1::TaskAssignment&)> on_assignment;
     absl::AnyInvocable<void(const ObjectId&)> on_free;
     absl::AnyInvocable<void(const TaskId&)> on_cancel;
     // An object to copy here from its draining holder.

@@ -81,8 +81,8 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
   handlers.on_registered = [self](uint64_t threshold) {
     self->executor_->set_inline_threshold_bytes(threshold);
   };
-  handlers.on_assignment = [self](v1::TaskAssignment assignment) {
-    self->executor_->Enqueue(std::move(assignment));
+  handlers.on_assignment = [self](v1::TaskAssignment& assignment) {
+    self->executor_->Enqueue(assignment);
   };
   handlers.on_free = [self](const ObjectId& id) { self->store_->Delete(id); };
   handlers.on_cancel = [self](const TaskId& id) { self->executor_->Cancel(id); };
