@@ -12,6 +12,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <streambuf>
 #include <string_view>
 #include <thread>
 
@@ -51,7 +52,8 @@ class TaskOutputRelay {
     uint64_t marked = 0;        // the task whose marker came last (0: none)
     bool at_line_start = true;  // the last byte passed on ended a line
   };
-  static constexpr std::size_t kMaxMarkerBytes = 2 + 2 * 32;
+  static constexpr std::size_t kMaxTaskIdBytes = 32;
+  static constexpr std::size_t kMaxMarkerBytes = 2 + 2 * kMaxTaskIdBytes;
 
   TaskOutputRelay(Stream out, Stream err, int stop_fd);
   void Run();
@@ -68,11 +70,25 @@ class TaskOutputRelay {
   absl::Mutex mu_;
   Stream out_ ABSL_GUARDED_BY(mu_);
   Stream err_ ABSL_GUARDED_BY(mu_);
-  // The running task: a count of tasks started, and its marker line. Read
-  // without the lock only by the fatal-signal handler.
+  // Makes the running task's marker line, unless made already. Async-signal-safe.
+  void MakeMarker() ABSL_NO_THREAD_SAFETY_ANALYSIS;
+
+  // The running task: a count of tasks started, and its id, of which the
+  // marker line is made only when its output is passed on (most tasks print
+  // nothing: making it for each was a tenth of an executor's instructions
+  // under no-op tasks). Read without the lock only by the fatal-signal
+  // handler.
   uint64_t task_ ABSL_GUARDED_BY(mu_) = 0;
+  char task_id_[kMaxTaskIdBytes] ABSL_GUARDED_BY(mu_);
+  std::size_t task_id_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t marker_task_ ABSL_GUARDED_BY(mu_) = 0;  // the task marker_ was made for
   char marker_[kMaxMarkerBytes] ABSL_GUARDED_BY(mu_);
   std::size_t marker_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // std::cout's and std::cerr's buffers when they write straight into
+  // stdio's (synced with stdio, the default; null otherwise): those need
+  // no flush of their own.
+  const std::streambuf* const synced_cout_;
+  const std::streambuf* const synced_cerr_;
   const std::array<int, 2> read_fds_;  // out_'s and err_'s, fixed: polled without the lock
   const int stop_fd_;                  // an eventfd
   std::thread thread_;                 // started last: it uses everything above
