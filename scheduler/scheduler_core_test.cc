@@ -203,13 +203,13 @@ TEST_F(SchedulerCoreTest, AnAssignmentCarriesNothingOfTheOneBeforeIt) {
   const TaskId c = Submit();
   core_.Dispatch();
   ASSERT_THAT(out_.assigned[w], SizeIs(3));
+  EXPECT_EQ(TaskOf(out_.assigned[w][1]), b);
   EXPECT_THAT(out_.assigned[w][1].arg_objects(), SizeIs(1));
   const v1::TaskAssignment& third = out_.assigned[w][2];
   EXPECT_EQ(TaskOf(third), c);
   EXPECT_THAT(third.arg_objects(), IsEmpty());
   EXPECT_THAT(third.spec().args(), SizeIs(1));
   EXPECT_EQ(third.attempt(), 1u);
-  (void)b;
 }
 
 TEST_F(SchedulerCoreTest, TaskWaitsForItsArgumentInTheSchedulerNotOnAWorker) {
