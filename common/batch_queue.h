@@ -12,8 +12,8 @@
 #include <optional>
 #include <utility>
 
-#include "absl/container/inlined_vector.h"
 #include "absl/synchronization/mutex.h"
+#include "common/message_spares.h"
 
 namespace fleet {
 
@@ -41,12 +41,7 @@ class BatchQueue {
     absl::MutexLock lock(&mu_);
     if (closed_) return false;
     if (batches_.empty() || last_batch_bytes_ + item_bytes > cap_bytes_) {
-      if (!spares_.empty()) {
-        batches_.push_back(std::move(spares_.back().batch));
-        spares_.pop_back();
-      } else {
-        batches_.emplace_back();
-      }
+      batches_.push_back(spares_.Take());
       last_batch_bytes_ = 0;
     }
     add(batches_.back());
@@ -84,10 +79,7 @@ class BatchQueue {
   // there is one, so that its items' room is filled again.
   Message TakeSpare() {
     absl::MutexLock lock(&mu_);
-    if (spares_.empty()) return Message();
-    Message spare = std::move(spares_.back().batch);
-    spares_.pop_back();
-    return spare;
+    return spares_.Take();
   }
 
   // For writers that start each write themselves: the next batch to write,
@@ -114,34 +106,15 @@ class BatchQueue {
     return true;
   }
 
-  // Gives back a batch once written (`bytes` long), to hold a later one: a
-  // cleared protobuf message keeps its repeated fields' elements and their
-  // strings' room, so a stream's steady traffic fills the same memory again
-  // instead of allocating and freeing each item's (the client's malloc is
-  // glibc's, where that was a third of its CPU under no-op tasks). None
-  // larger than `max_spare_bytes`: what a burst grew beyond it is given
-  // back.
-  //
-  // Two spares, the largest kept: a stream that went idle starts again
-  // with a one-item write, which takes a spare while the items behind it
-  // fill the next batch. With one spare that batch was built anew each
-  // time, and whichever written batch found the spare taken was freed, a
-  // free per item, however large it had grown.
+  // Gives back a batch once written (`bytes` long), to hold a later one
+  // (MessageSpares; the client's malloc is glibc's, where allocating each
+  // item anew was a third of its CPU under no-op tasks). None larger than
+  // `max_spare_bytes`: what a burst grew beyond it is given back.
   void Recycle(Message batch, std::size_t bytes) {
     if (bytes > max_spare_bytes_) return;
-    batch.Clear();
+    batch.Clear();  // outside the lock
     absl::MutexLock lock(&mu_);
-    if (spares_.size() < kMaxSpares) {
-      spares_.push_back({std::move(batch), bytes});
-    } else if (spares_.front().bytes < bytes) {
-      // `batch` takes the smaller spare's place; that one is freed on return.
-      std::swap(spares_.front().batch, batch);
-      spares_.front().bytes = bytes;
-    }
-    // Add takes from the back: the larger spare holds the next batch.
-    if (spares_.size() == kMaxSpares && spares_.front().bytes > spares_.back().bytes) {
-      std::swap(spares_.front(), spares_.back());
-    }
+    spares_.Keep(std::move(batch), bytes);
   }
 
   // Stops accepting items; those queued can still be taken.
@@ -174,13 +147,7 @@ class BatchQueue {
   std::size_t last_batch_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  // See Recycle.
-  struct Spare {
-    Message batch;
-    std::size_t bytes;  // what it held when written: how much room it keeps
-  };
-  static constexpr std::size_t kMaxSpares = 2;
-  absl::InlinedVector<Spare, kMaxSpares> spares_ ABSL_GUARDED_BY(mu_);
+  MessageSpares<Message> spares_ ABSL_GUARDED_BY(mu_);  // see Recycle
 };
 
 }  // namespace fleet

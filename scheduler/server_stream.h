@@ -10,15 +10,16 @@
 #ifndef FLEET_SCHEDULER_SERVER_STREAM_H_
 #define FLEET_SCHEDULER_SERVER_STREAM_H_
 
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <utility>
-#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 #include "common/batch_queue.h"
 #include "common/completion_tag.h"
+#include "common/message_spares.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/async_stream.h"
 
@@ -63,31 +64,25 @@ class ReadsAfterRound {
   bool at_once_ = false;
 };
 
-// Messages read before, cleared, for the next reads to parse into: a
-// cleared protobuf message keeps its repeated fields' elements and their
-// strings' room, so a worker's completions are parsed without allocating
-// (parsing into a new message each time, and freeing it after, was a tenth
-// of the scheduler's instructions under no-op tasks). Up to two, of up to
-// 1 MiB each. The core thread only.
+// Messages read before, cleared, for the next reads to parse into
+// (MessageSpares), so that a worker's completions are parsed without
+// allocating: parsing into a new message each time, and freeing it after,
+// was a tenth of the scheduler's instructions under no-op tasks. None of
+// over 1 MiB. The core thread only.
 template <typename Message>
 class SparePool {
  public:
-  Message Take() {
-    if (spares_.empty()) return Message();
-    Message spare = std::move(spares_.back());
-    spares_.pop_back();
-    return spare;
-  }
+  Message Take() { return spares_.Take(); }
   void Give(Message message) {
-    if (spares_.size() >= kMaxSpares || message.ByteSizeLong() > kMaxSpareBytes) return;
+    const std::size_t bytes = message.ByteSizeLong();
+    if (bytes > kMaxSpareBytes) return;
     message.Clear();
-    spares_.push_back(std::move(message));
+    spares_.Keep(std::move(message), bytes);
   }
 
  private:
-  static constexpr std::size_t kMaxSpares = 2;
   static constexpr std::size_t kMaxSpareBytes = 1 << 20;
-  std::vector<Message> spares_;
+  MessageSpares<Message> spares_;
 };
 
 template <typename In, typename Out>
