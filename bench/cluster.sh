@@ -7,6 +7,7 @@
 # for the clusters' files and logs) and me (its name, for messages).
 # Environment read by start_cluster:
 #   FLEET_DURABLE=1        the scheduler commits its state to RocksDB (--state_dir)
+#   FLEET_SCHEDULER_FLAGS  more flags for the scheduler
 #   FLEET_WORKER_FLAGS     more flags for each worker
 #   FLEET_SCHEDULER_WRAP   a command to run the scheduler under (e.g. valgrind ...)
 #   FLEET_WORKER_WRAP      the same for each worker
@@ -64,7 +65,7 @@ start_cluster() {  # NAME SLOTS [CGROUP]: a scheduler and 2 workers with SLOTS s
   # shellcheck disable=SC2086
   (in_cgroup "$cg" ${FLEET_SCHEDULER_WRAP:-} "$bin/fleet-scheduler" --host=127.0.0.1 --port=0 \
      --http_port=0 --port_file="$dir/port" --http_port_file="$dir/http_port" --log_level=warn \
-     "${durable[@]}") >"$dir/scheduler.log" 2>&1 &
+     "${durable[@]}" ${FLEET_SCHEDULER_FLAGS:-}) >"$dir/scheduler.log" 2>&1 &
   cluster_pids=($!)
   wait_for_file "$dir/port" fleet-scheduler "$dir/scheduler.log"
   wait_for_file "$dir/http_port" fleet-scheduler "$dir/scheduler.log"

@@ -8,15 +8,17 @@
 //   M2 (plain loops, median and p99 µs over 1,000 round trips after 50
 //     warm-up ones): a 32-byte echo over loopback TCP, the same over a Unix
 //     socketpair (the kind of channel between a worker and its executor), a
-//     bare gRPC unary ping-pong and a bare gRPC bidi-stream ping-pong, each
-//     with a child process that answers; fleet's round-trip path with no
+//     bare gRPC unary ping-pong and a bare gRPC bidi-stream ping-pong (also
+//     over a unix socket, as a scheduler's same-host workers and clients
+//     reach it), each with a child process that answers; fleet's round-trip path with no
 //     task system in it (a bare gRPC stream to a relay process, which
 //     forwards over its own stream to an end process, which passes the
 //     message through a socketpair child: the client -> scheduler ->
 //     worker -> executor hops): on the callback API with a relay that
 //     blocks on its downstream stream and with one that does not, and on
 //     the async API with one thread per process draining its completion
-//     queue, alone and beside an idle callback service; and a handoff
+//     queue, alone, over unix sockets, and beside an idle callback service;
+//     and a handoff
 //     between two threads of one process and back.
 //
 //   fleet-bench-floor [--quick] [--out=FILE]
@@ -71,6 +73,9 @@ constexpr char kCallbackChainVariant[] =
 constexpr char kAsyncChainVariant[] =
     "bare chain: gRPC stream to a relay, its stream to an end, a socketpair hop there; relay "
     "and end on the async API, one thread each, 32 B (C++)";
+constexpr char kAsyncUnixChainVariant[] =
+    "bare chain: gRPC stream to a relay, its stream to an end, a socketpair hop there; relay "
+    "and end on the async API, one thread each, both streams over unix sockets, 32 B (C++)";
 constexpr char kAsyncBesideCallbackChainVariant[] =
     "bare chain: gRPC stream to a relay, its stream to an end, a socketpair hop there; relay "
     "and end on the async API beside an idle callback service, 32 B (C++)";
@@ -330,9 +335,11 @@ int MeasureStream(const Recorder& rec, const std::string& variant, int calls,
 // The addresses of the children fleet-bench-floor measures against.
 struct GrpcChildren {
   std::string echo;
+  std::string echo_unix;  // the same child over its unix socket
   std::string blocking_chain;
   std::string callback_chain;
   std::string async_chain;
+  std::string async_unix_chain;
   std::string async_beside_callback_chain;
 };
 
@@ -371,10 +378,18 @@ int RunLatency(const BenchOptions& options, int tcp_port, int socketpair_fd,
   if (MeasureStream(rec, "bare gRPC bidi-stream ping-pong, 32 B (C++)", calls, *stub, request) != 0) {
     return 1;
   }
+  // bench/report.py tells the two apart by " over a unix socket".
+  auto unix_stub = v1::Echo::NewStub(
+      grpc::CreateChannel(grpc_children.echo_unix, grpc::InsecureChannelCredentials()));
+  if (MeasureStream(rec, "bare gRPC bidi-stream ping-pong over a unix socket, 32 B (C++)", calls,
+                    *unix_stub, request) != 0) {
+    return 1;
+  }
   for (const auto& [address, variant] :
        {std::pair{grpc_children.blocking_chain, kBlockingChainVariant},
         std::pair{grpc_children.callback_chain, kCallbackChainVariant},
         std::pair{grpc_children.async_chain, kAsyncChainVariant},
+        std::pair{grpc_children.async_unix_chain, kAsyncUnixChainVariant},
         std::pair{grpc_children.async_beside_callback_chain, kAsyncBesideCallbackChainVariant}}) {
     auto chain_stub =
         v1::Echo::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
@@ -398,7 +413,9 @@ int main(int argc, char** argv) {
   int socketpair_fd = -1;
   children.Add(fleet::bench::StartSocketPairChild(&socketpair_fd));
   fleet::bench::GrpcChildren grpc_children;
-  children.Add(fleet::bench::StartGrpcChild(&grpc_children.echo));
+  const pid_t echo = fleet::bench::StartGrpcChild(&grpc_children.echo);
+  children.Add(echo);
+  grpc_children.echo_unix = fleet::bench::UnixTargetOf(echo);
   for (pid_t pid : fleet::bench::StartChainChildren(fleet::bench::RelayKind::kBlockingClient,
                                                     &grpc_children.blocking_chain)) {
     children.Add(pid);
@@ -409,6 +426,10 @@ int main(int argc, char** argv) {
   }
   for (pid_t pid : fleet::bench::StartChainChildren(fleet::bench::RelayKind::kAsync,
                                                     &grpc_children.async_chain)) {
+    children.Add(pid);
+  }
+  for (pid_t pid : fleet::bench::StartChainChildren(fleet::bench::RelayKind::kAsyncOverUnixSockets,
+                                                    &grpc_children.async_unix_chain)) {
     children.Add(pid);
   }
   for (pid_t pid : fleet::bench::StartChainChildren(

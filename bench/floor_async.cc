@@ -55,6 +55,7 @@ class IdleCallbackService final : public v1::Echo::CallbackService {};
   int port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(UnixTargetOf(::getpid()), grpc::InsecureServerCredentials());
   builder.RegisterService(&service);
   IdleCallbackService idle;
   // Registered for another host name, so that it never takes these calls.

@@ -186,6 +186,7 @@ pid_t StartServer(absl::AnyInvocable<std::unique_ptr<grpc::Service>()> make_serv
         int port = 0;
         grpc::ServerBuilder builder;
         builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+        builder.AddListeningPort(UnixTargetOf(::getpid()), grpc::InsecureServerCredentials());
         builder.RegisterService(service.get());
         std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
         if (server == nullptr || port == 0) ::_exit(1);
@@ -253,15 +254,18 @@ std::vector<pid_t> StartChainChildren(RelayKind relay_kind, std::string* address
   // its answer comes back, as the scheduler forwards a task to a worker and
   // its result to the client.
   std::string end_address;
-  if (relay_kind == RelayKind::kAsync || relay_kind == RelayKind::kAsyncBesideCallback) {
+  if (relay_kind == RelayKind::kAsync || relay_kind == RelayKind::kAsyncBesideCallback ||
+      relay_kind == RelayKind::kAsyncOverUnixSockets) {
     const AsyncOptions options{.with_idle_callback_service =
                                    relay_kind == RelayKind::kAsyncBesideCallback};
     const pid_t end = StartChild(
         [options](int port_fd) { ServeAsyncAnswering(port_fd, ThroughSocketPair(), options); },
         &end_address);
+    if (relay_kind == RelayKind::kAsyncOverUnixSockets) end_address = UnixTargetOf(end);
     const pid_t relay = StartChild(
         [end_address, options](int port_fd) { ServeAsyncRelay(port_fd, end_address, options); },
         address);
+    if (relay_kind == RelayKind::kAsyncOverUnixSockets) *address = UnixTargetOf(relay);
     return {end, relay};
   }
   const pid_t end = StartEchoServer(ThroughSocketPair, &end_address);

@@ -15,7 +15,8 @@ namespace fleet::bench {
 pid_t StartSocketPairChild(int* fd);
 
 // A child serving the bare Echo service on 127.0.0.1 (callback API, as
-// fleet's daemons); its address is returned in `address`.
+// fleet's daemons); its address is returned in `address`. Every gRPC child
+// also listens on UnixTargetOf(its pid) (floor_io.h).
 pid_t StartGrpcChild(std::string* address);
 
 // The bare form of fleet's round-trip path (client -> scheduler -> worker ->
@@ -28,9 +29,17 @@ pid_t StartGrpcChild(std::string* address);
 // in the upstream read reaction or a callback client reactor (no thread
 // blocks, as in fleet's scheduler); on the async API, the relay and the end
 // each drain one completion queue on one thread, alone or beside an idle
-// callback service (which brings the callback API's polling threads back).
-// The floor is the fastest.
-enum class RelayKind { kBlockingClient, kCallbackClient, kAsync, kAsyncBesideCallback };
+// callback service (which brings the callback API's polling threads back),
+// or alone with both streams over unix sockets (`address` is then the
+// relay's UnixTargetOf). The floor is the fastest over the transport the
+// round trip measured used.
+enum class RelayKind {
+  kBlockingClient,
+  kCallbackClient,
+  kAsync,
+  kAsyncBesideCallback,
+  kAsyncOverUnixSockets
+};
 std::vector<pid_t> StartChainChildren(RelayKind relay_kind, std::string* address);
 
 // Kills the children at exit, however main returns.

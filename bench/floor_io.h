@@ -14,6 +14,15 @@
 
 namespace fleet::bench {
 
+// The gRPC target of the abstract unix socket a gRPC child of
+// fleet-bench-floor listens on beside its TCP port, named after its pid
+// (known to the parent from fork, while the port is known only once the
+// child listens): the same hops over the transport a scheduler's same-host
+// workers and clients use (common/scheduler_socket.h).
+inline std::string UnixTargetOf(pid_t pid) {
+  return "unix-abstract:fleet-bench-floor-" + std::to_string(pid);
+}
+
 inline bool WriteFull(int fd, const void* data, std::size_t n) {
   const char* p = static_cast<const char*>(data);
   while (n > 0) {

@@ -5,7 +5,9 @@
 //       time of the scheduler, the workers and this client per task.
 //   M2: 1,000 sequential round trips, Task(noop).Remote(i).Get(), after 50
 //       warm-up calls; median and p99 in µs. fleet-bench-floor measures a
-//       bare gRPC ping-pong between two processes in the same run.
+//       bare gRPC ping-pong between two processes in the same run. The
+//       variant says whether the client reached the scheduler through its
+//       unix socket (common/scheduler_socket.h) or over TCP.
 //
 //   fleet-bench-tasks --address=HOST:PORT [--quick] [M1] [M2]   (default: both)
 #include <cstdint>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "bench/common/bench_common.h"
+#include "common/scheduler_socket.h"
 #include "examples/tasks/seed_tasks.h"
 #include "fleet/fleet.h"
 
@@ -64,7 +67,11 @@ int RunM1(const BenchOptions& options) {
 int RunM2(const BenchOptions& options) {
   const Recorder rec("fleet", "M2", options);
   const int calls = options.quick ? 20 : kM2Calls;
-  const std::string variant = Variant(options, "Remote(i).Get()");
+  // bench/report.py compares it with the ping-pong over the same transport.
+  const bool over_unix_socket = SchedulerChannelTarget(options.address) != options.address;
+  const std::string variant =
+      Variant(options, over_unix_socket ? "Remote(i).Get(), through the scheduler's unix socket"
+                                        : "Remote(i).Get(), over TCP");
   const auto noop = fleet::Task(fleet::examples::noop);
   for (int64_t i = 0; i < kM2WarmUp; ++i) noop.Remote(i).Get();
   std::vector<double> samples;

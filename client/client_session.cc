@@ -11,6 +11,7 @@
 #include "common/logging.h"
 #include "common/net.h"
 #include "common/retry.h"
+#include "common/scheduler_socket.h"
 
 namespace fleet::client {
 namespace {
@@ -43,8 +44,9 @@ absl::Status ClientSession::Start(absl::Duration timeout) {
 }
 
 absl::Status ClientSession::Open(bool resume, absl::Duration timeout) {
-  // Its own channel: the connection closes with the session.
-  auto channel = NewChannel(scheduler_address_);
+  // Its own channel: the connection closes with the session. Through the
+  // scheduler's unix socket when it is on this host (common/scheduler_socket.h).
+  auto channel = NewChannel(SchedulerChannelTarget(scheduler_address_));
   if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + timeout))) {
     return absl::UnavailableError(
         absl::StrCat("cannot reach the fleet scheduler at ", scheduler_address_, " within ",

@@ -1,17 +1,19 @@
 #include "scheduler/scheduler_server.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/cluster_token.h"
+#include "common/event_loop.h"
 #include "common/logging.h"
 #include "common/net.h"
+#include "common/scheduler_socket.h"
 #include "common/status_macros.h"
+#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
-#include "grpcpp/security/server_credentials.h"
-#include "common/event_loop.h"
 #include "scheduler/admin_service.h"
 #include "scheduler/object_relay.h"
 #include "scheduler/scheduler_service.h"
@@ -65,8 +67,34 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(Schedule
                                                         server->router_.get(), server->token_.get());
 
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(absl::StrCat(options.host, ":", options.port),
-                           grpc::InsecureServerCredentials(), &server->port_);
+  // Held until the server has bound it, so that the socket can be named
+  // after a port picked for it.
+  std::optional<HeldPort> held_port;
+  int port = options.port;
+  if (options.local_socket && port == 0) {
+    absl::StatusOr<HeldPort> picked = HeldPort::Pick(options.host);
+    if (picked.ok()) {
+      port = picked->port();
+      held_port.emplace(std::move(*picked));
+    } else {
+      GetLogger("scheduler")
+          ->warn("event=no_local_socket reason=\"{}\"", picked.status().message());
+    }
+  }
+  builder.AddListeningPort(absl::StrCat(options.host, ":", port), grpc::InsecureServerCredentials(),
+                           &server->port_);
+  if (options.local_socket && port != 0) {
+    if (absl::Status free = SchedulerSocketFree(port); free.ok()) {
+      server->local_socket_ = SchedulerSocketTarget(port);
+      builder.AddListeningPort(server->local_socket_, grpc::InsecureServerCredentials());
+    } else {
+      GetLogger("scheduler")
+          ->warn(
+              "event=no_local_socket reason=\"{}\" effect=\"same-host workers and clients use "
+              "TCP\"",
+              free.message());
+    }
+  }
   ConfigureServer(builder);
   builder.RegisterService(server->service_.get());
   server->admin_ = std::make_unique<AdminService>(server->loop_.get(), core, server->token_.get());
@@ -76,10 +104,10 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(Schedule
   server->queue_ = builder.AddCompletionQueue();
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.host, ":",
-                                               options.port,
-                                               " for gRPC; is the port in use? Pick another "
-                                               "with --port"));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", options.host, ":", port,
+        server->local_socket_.empty() ? "" : absl::StrCat(" and ", server->local_socket_),
+        " for gRPC; is the port in use? Pick another with --port"));
   }
   server->core_thread_ = std::thread(
       [service = server->service_.get(), admin = server->admin_.get(),

@@ -45,6 +45,10 @@ struct SchedulerOptions {
   // Every RPC must carry this token (common/cluster_token.h); empty: none
   // is required.
   std::string cluster_token;
+  // Also listen on an abstract unix socket named after the port, which
+  // same-host workers and clients connecting through a loopback address
+  // use instead of TCP (common/scheduler_socket.h).
+  bool local_socket = true;
   SchedulerConfig core;
 };
 
@@ -56,6 +60,9 @@ class SchedulerServer {
   ~SchedulerServer();  // shuts down
 
   int port() const { return port_; }
+  // The gRPC target of the local socket (common/scheduler_socket.h); empty
+  // when the scheduler has none.
+  const std::string& local_socket() const { return local_socket_; }
   int http_port() const;
   // Stops accepting calls, ends every stream and stops the loop.
   // Idempotent.
@@ -89,6 +96,7 @@ class SchedulerServer {
   std::thread liveness_;
   absl::Time last_liveness_check_;  // the loop thread's, once the thread runs
   int port_ = 0;
+  std::string local_socket_;
 };
 
 }  // namespace fleet::scheduler

@@ -7,6 +7,7 @@
 #include "common/logging.h"
 #include "common/net.h"
 #include "common/retry.h"
+#include "common/scheduler_socket.h"
 
 namespace fleet::worker {
 namespace {
@@ -46,8 +47,9 @@ absl::Status SchedulerConnection::Start(const v1::RegisterWorker& registration,
 }
 
 absl::Status SchedulerConnection::Open(bool resume, absl::Duration timeout) {
-  // Its own channel: the connection closes with the stream.
-  auto channel = NewChannel(scheduler_address_);
+  // Its own channel: the connection closes with the stream. Through the
+  // scheduler's unix socket when it is on this host (common/scheduler_socket.h).
+  auto channel = NewChannel(SchedulerChannelTarget(scheduler_address_));
   if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + timeout))) {
     return absl::UnavailableError(absl::StrCat(
         "cannot reach the scheduler at ", scheduler_address_, " within ",
