@@ -49,6 +49,11 @@ bool IsLoopbackHost(const std::string& host) {
 
 }  // namespace
 
+bool ServesLoopback(const std::string& host) {
+  return host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]" ||
+         IsLoopbackHost(host);
+}
+
 std::string SchedulerSocketTarget(int port) {
   return absl::StrCat("unix-abstract:", SocketName(port));
 }

@@ -20,6 +20,11 @@
 
 namespace fleet {
 
+// Whether a server listening on `host` serves that host's loopback
+// addresses too (a loopback or wildcard address): only then is
+// 127.0.0.1:PORT that server, and may it hold the socket of PORT.
+bool ServesLoopback(const std::string& host);
+
 // The gRPC target of the socket of the scheduler on TCP port `port`
 // ("unix-abstract:fleet-scheduler/PORT").
 std::string SchedulerSocketTarget(int port);

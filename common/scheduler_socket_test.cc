@@ -62,5 +62,14 @@ TEST(SchedulerSocketTest, AChannelGoesToTheSocketOnlyWhileAServerHoldsIt) {
   EXPECT_EQ(SchedulerChannelTarget(address), address);
 }
 
+TEST(SchedulerSocketTest, OnlyAServerReachableThroughLoopbackTakesTheSocket) {
+  for (const char* host : {"0.0.0.0", "::", "[::]", "127.0.0.1", "localhost", "::1"}) {
+    EXPECT_TRUE(ServesLoopback(host)) << host;
+  }
+  for (const char* host : {"192.0.2.7", "10.0.0.1", "scheduler", "2001:db8::1"}) {
+    EXPECT_FALSE(ServesLoopback(host)) << host;
+  }
+}
+
 }  // namespace
 }  // namespace fleet

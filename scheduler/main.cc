@@ -20,7 +20,8 @@ ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on (gRPC and HTTP).")
 ABSL_FLAG(int, port, 50051, "gRPC port for workers and clients; 0 picks a free port.");
 ABSL_FLAG(int, http_port, 8265, "HTTP port for /healthz and /status; 0 picks a free port, -1 disables.");
 ABSL_FLAG(bool, local_socket, true,
-          "Also listen on the abstract unix socket fleet-scheduler-PORT, which workers and "
+          "With a loopback or wildcard --host, also listen on the abstract unix socket "
+          "fleet-scheduler-PORT, which workers and "
           "clients on this host that connect through a loopback address (127.0.0.1:PORT, "
           "localhost:PORT) use instead of TCP: a round trip is faster. --nolocal_socket: TCP "
           "only.");

@@ -71,7 +71,10 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(Schedule
   // after a port picked for it.
   std::optional<HeldPort> held_port;
   int port = options.port;
-  if (options.local_socket && port == 0) {
+  // Bound to another address, the scheduler is not what 127.0.0.1:PORT
+  // reaches (an SSH tunnel, say), so it must not take that port's socket.
+  const bool local_socket = options.local_socket && ServesLoopback(options.host);
+  if (local_socket && port == 0) {
     absl::StatusOr<HeldPort> picked = HeldPort::Pick(options.host);
     if (picked.ok()) {
       port = picked->port();
@@ -83,7 +86,7 @@ absl::StatusOr<std::unique_ptr<SchedulerServer>> SchedulerServer::Start(Schedule
   }
   builder.AddListeningPort(absl::StrCat(options.host, ":", port), grpc::InsecureServerCredentials(),
                            &server->port_);
-  if (options.local_socket && port != 0) {
+  if (local_socket && port != 0) {
     if (absl::Status free = SchedulerSocketFree(port); free.ok()) {
       server->local_socket_ = SchedulerSocketTarget(port);
       builder.AddListeningPort(server->local_socket_, grpc::InsecureServerCredentials());

@@ -45,9 +45,10 @@ struct SchedulerOptions {
   // Every RPC must carry this token (common/cluster_token.h); empty: none
   // is required.
   std::string cluster_token;
-  // Also listen on an abstract unix socket named after the port, which
-  // same-host workers and clients connecting through a loopback address
-  // use instead of TCP (common/scheduler_socket.h).
+  // With a loopback or wildcard `host`, also listen on an abstract unix
+  // socket named after the port, which same-host workers and clients
+  // connecting through a loopback address use instead of TCP
+  // (common/scheduler_socket.h).
   bool local_socket = true;
   SchedulerConfig core;
 };
