@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -18,41 +19,36 @@ namespace {
 // zero-length packet that means the peer closed the connection.
 constexpr char kPacketMark = 'F';
 
-// A new socket and the abstract name of the worker at an address: abstract
-// names start with a NUL byte and need no file.
-struct UnboundSocket {
-  int fd = -1;
-  sockaddr_un address{};
-  socklen_t name_length = 0;
-
-  const sockaddr* name() const { return reinterpret_cast<const sockaddr*>(&address); }
-
-  static absl::StatusOr<UnboundSocket> For(absl::string_view worker_address) {
-    UnboundSocket socket_and_name;
-    socket_and_name.address.sun_family = AF_UNIX;
-    const std::string text = absl::StrCat("fleet-store/", worker_address);
-    if (text.size() + 1 > sizeof(socket_and_name.address.sun_path)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("worker address ", worker_address, " is too long for a socket name"));
-    }
-    char* path = socket_and_name.address.sun_path;
-    path[0] = '\0';
-    std::memcpy(path + 1, text.data(), text.size());
-    socket_and_name.name_length =
-        static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + text.size());
-    socket_and_name.fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (socket_and_name.fd < 0) return ErrnoStatus("socket(AF_UNIX, SOCK_SEQPACKET)", errno);
-    return socket_and_name;
-  }
-};
+// A new socket and the abstract name of the worker at `address`.
+absl::StatusOr<AbstractSocket> StoreSocket(absl::string_view address) {
+  return NewAbstractSocket(absl::StrCat("fleet-store/", address), SOCK_SEQPACKET);
+}
 
 }  // namespace
 
+absl::StatusOr<AbstractSocket> NewAbstractSocket(absl::string_view name, int type) {
+  AbstractSocket socket_and_name;
+  socket_and_name.address.sun_family = AF_UNIX;
+  if (name.size() + 1 > sizeof(socket_and_name.address.sun_path)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the socket name ", name, " is too long (at most ",
+                     sizeof(socket_and_name.address.sun_path) - 1, " bytes)"));
+  }
+  char* path = socket_and_name.address.sun_path;
+  path[0] = '\0';
+  std::memcpy(path + 1, name.data(), name.size());
+  socket_and_name.length =
+      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  socket_and_name.fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+  if (socket_and_name.fd < 0) return ErrnoStatus("socket(AF_UNIX)", errno);
+  return socket_and_name;
+}
+
 absl::StatusOr<int> ListenLocalSocket(absl::string_view address) {
-  absl::StatusOr<UnboundSocket> unbound = UnboundSocket::For(address);
+  absl::StatusOr<AbstractSocket> unbound = StoreSocket(address);
   if (!unbound.ok()) return unbound.status();
   const int fd = unbound->fd;
-  if (bind(fd, unbound->name(), unbound->name_length) != 0) {
+  if (bind(fd, unbound->name(), unbound->length) != 0) {
     const int error = errno;
     close(fd);
     if (error == EADDRINUSE) {
@@ -73,10 +69,10 @@ absl::StatusOr<int> ListenLocalSocket(absl::string_view address) {
 }
 
 absl::StatusOr<int> ConnectLocalSocket(absl::string_view address) {
-  absl::StatusOr<UnboundSocket> unbound = UnboundSocket::For(address);
+  absl::StatusOr<AbstractSocket> unbound = StoreSocket(address);
   if (!unbound.ok()) return unbound.status();
   const int fd = unbound->fd;
-  if (connect(fd, unbound->name(), unbound->name_length) != 0) {
+  if (connect(fd, unbound->name(), unbound->length) != 0) {
     const int error = errno;
     close(fd);
     if (error == ECONNREFUSED || error == ENOENT) {

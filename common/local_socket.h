@@ -7,8 +7,13 @@
 // as the worker's address is, so whoever can connect to the name shares
 // the worker's host (and can map its memfd), and a process in another
 // container or namespace simply finds no such socket and uses gRPC.
+// (NewAbstractSocket also names the scheduler's socket,
+// common/scheduler_socket.h.)
 #ifndef FLEET_COMMON_LOCAL_SOCKET_H_
 #define FLEET_COMMON_LOCAL_SOCKET_H_
+
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <string>
 
@@ -18,6 +23,19 @@
 #include "google/protobuf/message_lite.h"
 
 namespace fleet {
+
+// A new unix socket of `type` (SOCK_STREAM, SOCK_SEQPACKET) and the
+// abstract address `name` stands for: a NUL byte, then the name,
+// unterminated, as gRPC's unix-abstract targets name them too. The caller
+// owns `fd`. InvalidArgument when the name does not fit.
+struct AbstractSocket {
+  int fd = -1;
+  sockaddr_un address{};
+  socklen_t length = 0;
+
+  const sockaddr* name() const { return reinterpret_cast<const sockaddr*>(&address); }
+};
+absl::StatusOr<AbstractSocket> NewAbstractSocket(absl::string_view name, int type);
 
 // Largest message either side sends; requests and replies are tiny.
 inline constexpr int kLocalSocketMaxMessageBytes = 4096;

@@ -5,39 +5,18 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <cstddef>
-#include <cstring>
-
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/errno_status.h"
+#include "common/local_socket.h"
 #include "common/net.h"
 
 namespace fleet {
 namespace {
 
 std::string SocketName(int port) { return absl::StrCat("fleet-scheduler-", port); }
-
-// A unix socket and the abstract address of `name` (a NUL byte, then the
-// name, unterminated: gRPC's unix-abstract targets name them so).
-struct AbstractSocket {
-  int fd = -1;
-  sockaddr_un address{};
-  socklen_t length = 0;
-
-  explicit AbstractSocket(const std::string& name) {
-    address.sun_family = AF_UNIX;
-    std::memcpy(address.sun_path + 1, name.data(), name.size());  // short: a port's name
-    length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  }
-  ~AbstractSocket() {
-    if (fd >= 0) close(fd);
-  }
-  const sockaddr* name() const { return reinterpret_cast<const sockaddr*>(&address); }
-};
 
 bool IsLoopbackHost(const std::string& host) {
   if (host == "localhost") return true;
@@ -59,9 +38,10 @@ std::string SchedulerSocketTarget(int port) {
 }
 
 absl::Status SchedulerSocketFree(int port) {
-  AbstractSocket probe(SocketName(port));
-  if (probe.fd < 0) return ErrnoStatus("socket(AF_UNIX)");
-  if (bind(probe.fd, probe.name(), probe.length) == 0) return absl::OkStatus();
+  absl::StatusOr<AbstractSocket> probe = NewAbstractSocket(SocketName(port), SOCK_STREAM);
+  if (!probe.ok()) return probe.status();
+  absl::Cleanup closed = [fd = probe->fd] { close(fd); };
+  if (bind(probe->fd, probe->name(), probe->length) == 0) return absl::OkStatus();
   if (errno == EADDRINUSE) {
     return absl::AlreadyExistsError(absl::StrCat(
         "another process in this network namespace holds the socket ", SocketName(port)));
@@ -72,11 +52,14 @@ absl::Status SchedulerSocketFree(int port) {
 std::string SchedulerChannelTarget(const std::string& address) {
   absl::StatusOr<std::pair<std::string, int>> host_port = SplitHostPort(address);
   if (!host_port.ok() || !IsLoopbackHost(host_port->first)) return address;
-  AbstractSocket probe(SocketName(host_port->second));
-  if (probe.fd < 0 || connect(probe.fd, probe.name(), probe.length) != 0) return address;
+  absl::StatusOr<AbstractSocket> probe =
+      NewAbstractSocket(SocketName(host_port->second), SOCK_STREAM);
+  if (!probe.ok()) return address;
+  absl::Cleanup closed = [fd = probe->fd] { close(fd); };
+  if (connect(probe->fd, probe->name(), probe->length) != 0) return address;
   ucred peer{};
   socklen_t size = sizeof(peer);
-  if (getsockopt(probe.fd, SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0) return address;
+  if (getsockopt(probe->fd, SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0) return address;
   if (peer.uid != geteuid() && peer.uid != 0) return address;
   return SchedulerSocketTarget(host_port->second);
 }
