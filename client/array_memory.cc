@@ -1,5 +1,6 @@
 // The memory behind fleet::Array (serialization.h): large arrays ask for
-// transparent huge pages, as numpy does for arrays of 4 MiB and more.
+// transparent huge pages, as numpy does for arrays of 4 MiB and more, and
+// inside a task come from the worker's store (ArrayMemory).
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -18,5 +19,19 @@ void AdviseHugePages(void* data, std::size_t size_bytes) {
   // Advice only: where the kernel has them off (or is too old), nothing changes.
   madvise(reinterpret_cast<void*>(aligned), start + size_bytes - aligned, MADV_HUGEPAGE);
 }
+
+namespace {
+// Here, in the one shared library every task library and worker links, so
+// that a worker and the task libraries it loads see the same variable.
+thread_local ArrayMemory* current_array_memory = nullptr;
+}  // namespace
+
+ArrayMemory* CurrentArrayMemory() { return current_array_memory; }
+
+ScopedArrayMemory::ScopedArrayMemory(ArrayMemory* memory) : previous_(current_array_memory) {
+  current_array_memory = memory;
+}
+
+ScopedArrayMemory::~ScopedArrayMemory() { current_array_memory = previous_; }
 
 }  // namespace fleet::internal

@@ -253,9 +253,19 @@ absl::StatusOr<LocalStoreLink::PinnedBytes> LocalStoreLink::Read(const ObjectId&
 }
 
 absl::StatusOr<char*> LocalStoreLink::Create(const ObjectId& id, uint64_t size_bytes) {
+  return CreateObject(id, size_bytes, /*free_memory_only=*/false);
+}
+
+absl::StatusOr<char*> LocalStoreLink::CreateInFreeMemory(const ObjectId& id, uint64_t size_bytes) {
+  return CreateObject(id, size_bytes, /*free_memory_only=*/true);
+}
+
+absl::StatusOr<char*> LocalStoreLink::CreateObject(const ObjectId& id, uint64_t size_bytes,
+                                                   bool free_memory_only) {
   v1::LocalStoreRequest request;
   request.mutable_create()->set_object_id(std::string(id.Binary()));
   request.mutable_create()->set_size_bytes(size_bytes);
+  request.mutable_create()->set_free_memory_only(free_memory_only);
   v1::LocalStoreReply reply;
   if (absl::Status status = Exchange(request, &reply); !status.ok()) return status;
   const std::string what = absl::StrCat("storing object ", id.Short(), " at ", address_);
@@ -274,6 +284,16 @@ absl::Status LocalStoreLink::Seal(const ObjectId& id) {
   v1::LocalStoreReply reply;
   if (absl::Status status = Exchange(request, &reply); !status.ok()) return status;
   return FromReply(reply, absl::StrCat("sealing object ", id.Short(), " at ", address_));
+}
+
+absl::Status LocalStoreLink::SealAs(const ObjectId& id, const ObjectId& as) {
+  v1::LocalStoreRequest request;
+  request.mutable_seal()->set_object_id(std::string(id.Binary()));
+  request.mutable_seal()->set_as_object_id(std::string(as.Binary()));
+  v1::LocalStoreReply reply;
+  if (absl::Status status = Exchange(request, &reply); !status.ok()) return status;
+  return FromReply(reply, absl::StrCat("sealing object ", id.Short(), " as object ", as.Short(),
+                                       " at ", address_));
 }
 
 void LocalStoreLink::Abort(const ObjectId& id) {

@@ -83,8 +83,15 @@ class LocalStoreLink : public std::enable_shared_from_this<LocalStoreLink> {
   absl::StatusOr<char*> Create(const ObjectId& id, uint64_t size_bytes);
   absl::Status Seal(const ObjectId& id);
   void Abort(const ObjectId& id);
+  // Create in the store's free memory only: ResourceExhausted rather than
+  // evicting or spilling other objects to make room.
+  absl::StatusOr<char*> CreateInFreeMemory(const ObjectId& id, uint64_t size_bytes);
+  // Seals object `id` (created here) as object `as` instead. AlreadyExists
+  // when the worker holds `as` already; the object is then still unsealed.
+  absl::Status SealAs(const ObjectId& id, const ObjectId& as);
 
   const WorkerId& worker_id() const { return worker_id_; }
+  uint64_t arena_bytes() const { return arena_bytes_; }
   const std::string& address() const { return address_; }
 
  private:
@@ -92,6 +99,8 @@ class LocalStoreLink : public std::enable_shared_from_this<LocalStoreLink> {
   void PopulatePrefaulted();
   static void ForgetDeparted();
 
+  absl::StatusOr<char*> CreateObject(const ObjectId& id, uint64_t size_bytes,
+                                     bool free_memory_only);
   // Receives the hello and maps the arena.
   absl::Status Handshake();
   // Sends `request` and reads the reply, as one exchange; OK only when the

@@ -28,6 +28,7 @@
 #include "worker/executor_channel.h"
 #include "worker/executor_progress.h"
 #include "worker/outcome_batcher.h"
+#include "worker/task_array_memory.h"
 #include "worker/task_call.h"
 #include "worker/task_library.h"
 #include "worker/task_output_relay.h"
@@ -48,10 +49,26 @@ namespace {
 // outcome; anything else straight into the store, as a new primary object.
 class ExecutorResult : public internal::ResultBuffer {
  public:
-  ExecutorResult(LocalStoreLink* store, const ObjectId& id, uint64_t inline_threshold)
-      : store_(store), id_(id), inline_threshold_(inline_threshold) {}
+  ExecutorResult(LocalStoreLink* store, TaskArrayMemory* arrays, const ObjectId& id,
+                 uint64_t inline_threshold)
+      : store_(store), arrays_(arrays), id_(id), inline_threshold_(inline_threshold) {}
   ~ExecutorResult() override {
     if (place_ == Place::kUnsealed) store_->Abort(id_);
+  }
+
+  internal::ArrayMemory* array_memory() override { return arrays_; }
+
+  // A returned array built in the store becomes the result where it is.
+  // (One small enough to go inline is serialized as any other result.)
+  bool AdoptArray(internal::ArrayMemory& memory, const void* data,
+                  std::size_t size_bytes) override {
+    if (&memory != arrays_ || size_bytes <= inline_threshold_) return false;
+    absl::StatusOr<uint64_t> sealed = arrays_->SealAs(data, id_);
+    // AlreadyExists: a re-run here; the stored copy stays.
+    if (!sealed.ok() && !absl::IsAlreadyExists(sealed.status())) return false;
+    place_ = Place::kStored;
+    size_ = size_bytes;
+    return true;
   }
 
   char* Allocate(std::size_t size_bytes) override {
@@ -93,6 +110,7 @@ class ExecutorResult : public internal::ResultBuffer {
   enum class Place { kValue, kUnsealed, kStored };
 
   LocalStoreLink* const store_;
+  TaskArrayMemory* const arrays_;
   const ObjectId id_;
   const uint64_t inline_threshold_;
   Place place_ = Place::kValue;
@@ -107,7 +125,7 @@ v1::ExecutorOutcome Fail(v1::TaskFailure::Kind kind, std::string message) {
 }
 
 v1::ExecutorOutcome Execute(const v1::ExecutorTask& task, LocalStoreLink* own_store,
-                            const std::string& where) {
+                            TaskArrayMemory* arrays, const std::string& where) {
   // Pins of the arguments read in place, released after the call.
   absl::InlinedVector<LocalStoreLink::PinnedBytes, 2> pinned;
   std::vector<std::string_view> args;
@@ -153,7 +171,8 @@ v1::ExecutorOutcome Execute(const v1::ExecutorTask& task, LocalStoreLink* own_st
 
   absl::StatusOr<TaskId> task_id = TaskId::FromBinary(task.task_id());
   if (!task_id.ok()) return Fail(v1::TaskFailure::INTERNAL, "malformed task id");
-  ExecutorResult result(own_store, ObjectId::Of(*task_id, 0), task.inline_threshold_bytes());
+  ExecutorResult result(own_store, arrays, ObjectId::Of(*task_id, 0),
+                        task.inline_threshold_bytes());
   const auto start = std::chrono::steady_clock::now();
   std::optional<v1::TaskFailure> failure =
       CallRegisteredFunction(task.function_name(), task.signature_hash(), args, result, where);
@@ -214,6 +233,9 @@ int Main(int argc, char** argv) {
   if (!SendFramed(channel, ready).ok()) return 1;
 
   const std::string where = absl::StrCat("worker at ", address, " (executor pid ", getpid(), ")");
+  // Arrays a task keeps beyond its call (in a static, say) may use it until
+  // the process ends; it is never destroyed (the process ends with _Exit).
+  TaskArrayMemory& arrays = *new TaskArrayMemory(store->get());
   FramedReader tasks(channel);
   v1::ExecutorTask task;  // parsed into again for each task: its strings keep their room
   while (true) {
@@ -227,7 +249,7 @@ int Main(int argc, char** argv) {
     }
     progress->TaskStarted();
     (*output)->TaskStarted(task.task_id());
-    v1::ExecutorOutcome outcome = Execute(task, store->get(), where);
+    v1::ExecutorOutcome outcome = Execute(task, store->get(), &arrays, where);
     (*output)->TaskEnded();
     progress->TaskFinished();
     absl::Status added = (*outcomes)->Add(outcome, tasks.HasFrame());
@@ -244,11 +266,13 @@ int Main(int argc, char** argv) {
 }  // namespace fleet::worker
 
 int main(int argc, char** argv) {
-  // Task results are often large buffers, built here and then copied into
-  // the store. glibc raises its mmap threshold after the first such buffer
-  // is freed, and from then on keeps freed ones in the heap: an executor
-  // that once returned a 16 MB result would hold tens of MB for good. A
-  // fixed threshold gives every buffer above 1 MiB back when it is freed.
+  // Task results are often large buffers (arrays are built in the store,
+  // TaskArrayMemory; vectors, strings and arrays that do not fit there are
+  // built here, then copied into it). glibc raises its mmap threshold after
+  // the first such buffer is freed, and from then on keeps freed ones in the
+  // heap: an executor that once returned a 16 MB result would hold tens of
+  // MB for good. A fixed threshold gives every buffer above 1 MiB back when
+  // it is freed.
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
   const int status = fleet::worker::Main(argc, argv);
   fleet::FlushLogs();

@@ -172,8 +172,11 @@ void LocalStoreServer::Serve(int fd, bool counted) {
       }
       case v1::LocalStoreRequest::kCreate: {
         absl::StatusOr<ObjectId> id = ObjectId::FromBinary(request.create().object_id());
-        absl::StatusOr<ObjectStore::Writer> writer =
-            id.ok() ? store_->Create(*id, request.create().size_bytes()) : id.status();
+        const uint64_t size = request.create().size_bytes();
+        absl::StatusOr<ObjectStore::Writer> writer = !id.ok() ? id.status()
+                                                     : request.create().free_memory_only()
+                                                         ? store_->CreateInFreeMemory(*id, size)
+                                                         : store_->Create(*id, size);
         std::optional<uint64_t> offset;
         if (writer.ok()) offset = store_->ArenaOffset(writer->data());
         if (!writer.ok()) {
@@ -197,9 +200,19 @@ void LocalStoreServer::Serve(int fd, bool counted) {
         if (it == state.writers.end()) {
           SetStatus(absl::NotFoundError("Seal of an object this connection did not create"),
                     reply);
-        } else {
+          break;
+        }
+        if (request.seal().as_object_id().empty()) {
           it->second.Seal();
           state.writers.erase(it);
+          break;
+        }
+        absl::StatusOr<ObjectId> as = ObjectId::FromBinary(request.seal().as_object_id());
+        absl::Status sealed = as.ok() ? it->second.SealAs(*as) : as.status();
+        if (sealed.ok()) {
+          state.writers.erase(it);
+        } else {
+          SetStatus(sealed, reply);  // still unsealed: the client aborts it
         }
         break;
       }

@@ -17,6 +17,7 @@
 #include "fleet/v1/local_store.pb.h"
 #include "gtest/gtest.h"
 #include "worker/object_store.h"
+#include "worker/task_array_memory.h"
 
 namespace fleet::worker {
 namespace {
@@ -158,6 +159,93 @@ TEST_F(LocalStoreServerTest, AnAbortedObjectIsDroppedAndItsIdFreed) {
   ASSERT_TRUE(out.ok()) << out.status();
   std::memset(*out, 1, 1000);
   EXPECT_TRUE(link->Seal(Id(4)).ok());
+}
+
+TEST_F(LocalStoreServerTest, LinkSealsAnObjectUnderAnotherId) {
+  std::shared_ptr<LocalStoreLink> link = LocalStoreLink::To(address_);
+  ASSERT_NE(link, nullptr);
+  const std::string content = Content(5, 100'000);
+  absl::StatusOr<char*> out = link->CreateInFreeMemory(Id(5), content.size());
+  ASSERT_TRUE(out.ok()) << out.status();
+  std::memcpy(*out, content.data(), content.size());
+  ASSERT_TRUE(link->SealAs(Id(5), Id(6)).ok());
+  absl::StatusOr<ObjectStore::View> view = store_->Get(Id(6));
+  ASSERT_TRUE(view.ok()) << view.status();
+  EXPECT_EQ(view->std_view(), content);
+  EXPECT_FALSE(store_->Contains(Id(5)));
+
+  // Onto an id the store holds: refused, and the object is still there to abort.
+  ASSERT_TRUE(link->Create(Id(7), 1000).ok());
+  const absl::Status taken = link->SealAs(Id(7), Id(6));
+  EXPECT_TRUE(absl::IsAlreadyExists(taken)) << taken;
+  EXPECT_EQ(store_->stats().bytes, content.size() + 1000);
+  link->Abort(Id(7));
+  EXPECT_EQ(store_->stats().bytes, content.size());
+}
+
+TEST_F(LocalStoreServerTest, LinkCreatesInFreeMemoryOnlyWithoutSpilling) {
+  std::shared_ptr<LocalStoreLink> link = LocalStoreLink::To(address_);
+  ASSERT_NE(link, nullptr);
+  ASSERT_TRUE(store_->Put(Id(8), Content(8, kStoreBytes * 3 / 4)).ok());
+  absl::StatusOr<char*> refused = link->CreateInFreeMemory(Id(9), kStoreBytes / 2);
+  EXPECT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
+  EXPECT_EQ(store_->stats().spills, 0u);
+  EXPECT_TRUE(link->Create(Id(9), kStoreBytes / 2).ok());  // spills the other
+  EXPECT_EQ(store_->stats().spills, 1u);
+}
+
+TEST_F(LocalStoreServerTest, TaskArrayMemoryBuildsArraysInTheStoreAndSealsOneAsAResult) {
+  std::shared_ptr<LocalStoreLink> link = LocalStoreLink::To(address_);
+  ASSERT_NE(link, nullptr);
+  TaskArrayMemory memory(link.get());
+  constexpr std::size_t kBytes = 512 << 10;  // two within a quarter of the store
+  const std::string header = internal::SerializedArrayHeader<double>(kBytes);
+  char* returned = memory.Allocate(header, kBytes);
+  char* dropped = memory.Allocate(header, kBytes);
+  ASSERT_NE(returned, nullptr);
+  ASSERT_NE(dropped, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(returned) % internal::kArrayDataAlignment, 0u);
+  EXPECT_EQ(store_->stats().bytes, 2 * (header.size() + kBytes));
+  for (std::size_t i = 0; i < kBytes / sizeof(double); ++i) {
+    reinterpret_cast<double*>(returned)[i] = static_cast<double>(i);
+  }
+
+  absl::StatusOr<uint64_t> sealed = memory.SealAs(returned, Id(10));
+  ASSERT_TRUE(sealed.ok()) << sealed.status();
+  EXPECT_EQ(*sealed, header.size() + kBytes);
+  memory.Free(returned);  // the array's destructor: the result stays
+  memory.Free(dropped);
+  EXPECT_EQ(store_->stats().bytes, *sealed);
+  absl::StatusOr<ObjectStore::View> view = store_->Get(Id(10));
+  ASSERT_TRUE(view.ok()) << view.status();
+  const auto array = Deserialize<fleet::Array<double>>(view->std_view());
+  ASSERT_EQ(array.size(), kBytes / sizeof(double));
+  EXPECT_EQ(array[12345], 12345.0);
+
+  // An id stored already: the array stays the task's, to free.
+  char* again = memory.Allocate(header, kBytes);
+  ASSERT_NE(again, nullptr);
+  EXPECT_TRUE(absl::IsAlreadyExists(memory.SealAs(again, Id(10)).status()));
+  memory.Free(again);
+  EXPECT_EQ(store_->stats().bytes, *sealed);
+  EXPECT_TRUE(absl::IsNotFound(memory.SealAs(again, Id(11)).status()));
+}
+
+TEST_F(LocalStoreServerTest, TaskArrayMemoryTakesAtMostAQuarterOfTheStore) {
+  std::shared_ptr<LocalStoreLink> link = LocalStoreLink::To(address_);
+  ASSERT_NE(link, nullptr);
+  TaskArrayMemory memory(link.get());
+  const std::size_t bytes = kStoreBytes / 8;
+  const std::string header = internal::SerializedArrayHeader<char>(bytes);
+  char* first = memory.Allocate(header, bytes);
+  ASSERT_NE(first, nullptr);
+  // The second would pass a quarter (with the headers): the heap's.
+  EXPECT_EQ(memory.Allocate(header, bytes), nullptr);
+  memory.Free(first);
+  EXPECT_EQ(store_->stats().bytes, 0u);
+  char* next = memory.Allocate(header, bytes);
+  EXPECT_NE(next, nullptr);
+  memory.Free(next);
 }
 
 TEST_F(LocalStoreServerTest, MissingAndOversizedObjectsAreClearErrors) {

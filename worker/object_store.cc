@@ -98,6 +98,13 @@ void ObjectStore::Writer::Seal() {
   data_ = nullptr;
 }
 
+absl::Status ObjectStore::Writer::SealAs(const ObjectId& id) {
+  if (store_ == nullptr) return absl::FailedPreconditionError("SealAs on an empty Writer");
+  if (absl::Status renamed = store_->RenameWritten(*entry_, id); !renamed.ok()) return renamed;
+  Seal();
+  return absl::OkStatus();
+}
+
 void ObjectStore::Writer::Abort() {
   file_.reset();
   if (store_ != nullptr) store_->FinishWrite(entry_, /*seal=*/false);
@@ -170,6 +177,18 @@ std::optional<uint64_t> ObjectStore::ArenaOffset(const char* data) const {
 
 absl::StatusOr<ObjectStore::Writer> ObjectStore::Create(const ObjectId& id, uint64_t size_bytes,
                                                         Copy copy, std::string fetched_from) {
+  return CreateWithRoom(id, size_bytes, copy, std::move(fetched_from), Room::kMake);
+}
+
+absl::StatusOr<ObjectStore::Writer> ObjectStore::CreateInFreeMemory(const ObjectId& id,
+                                                                    uint64_t size_bytes) {
+  return CreateWithRoom(id, size_bytes, Copy::kPrimary, {}, Room::kFreeOnly);
+}
+
+absl::StatusOr<ObjectStore::Writer> ObjectStore::CreateWithRoom(const ObjectId& id,
+                                                                uint64_t size_bytes, Copy copy,
+                                                                std::string fetched_from,
+                                                                Room room) {
   auto entry = std::make_shared<Entry>();
   entry->id = id;
   entry->size = size_bytes;
@@ -181,6 +200,12 @@ absl::StatusOr<ObjectStore::Writer> ObjectStore::Create(const ObjectId& id, uint
     absl::MutexLock lock(&mu_);
     if (entries_.contains(id)) {
       return absl::AlreadyExistsError(absl::StrCat("object ", id.Short(), " is already stored"));
+    }
+    if (room == Room::kFreeOnly && size_bytes > allocator_.capacity_bytes()) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("object ", id.Short(), " (", size_bytes,
+                       " bytes) is larger than this worker's object store arena (",
+                       allocator_.capacity_bytes(), " bytes)"));
     }
     if (size_bytes > allocator_.capacity_bytes() && copy == Copy::kSecondary) {
       return absl::ResourceExhaustedError(absl::StrCat(
@@ -197,7 +222,16 @@ absl::StatusOr<ObjectStore::Writer> ObjectStore::Create(const ObjectId& id, uint
     if (size_bytes > allocator_.capacity_bytes()) {
       entry->file_only = true;  // mapped below, outside the lock
     } else {
-      absl::StatusOr<uint64_t> offset = AllocateLocked(id, size_bytes);
+      absl::StatusOr<uint64_t> offset;
+      if (room == Room::kMake) {
+        offset = AllocateLocked(id, size_bytes);
+      } else if (std::optional<uint64_t> free = allocator_.Allocate(size_bytes)) {
+        offset = *free;
+      } else {
+        offset = absl::ResourceExhaustedError(absl::StrCat(
+            "object ", id.Short(), " (", size_bytes,
+            " bytes) does not fit in this worker's free store memory: ", DescribeLocked()));
+      }
       if (!offset.ok()) {
         entry->pins = 0;
         writer.store_ = nullptr;
@@ -233,6 +267,24 @@ absl::Status ObjectStore::Put(const ObjectId& id, absl::string_view bytes, Copy 
   if (!writer.ok()) return writer.status();
   if (!bytes.empty()) std::memcpy(writer->data(), bytes.data(), bytes.size());
   writer->Seal();
+  return absl::OkStatus();
+}
+
+absl::Status ObjectStore::RenameWritten(Entry& entry, const ObjectId& id) {
+  absl::MutexLock lock(&mu_);
+  if (entry.id == id) return absl::OkStatus();
+  if (entries_.contains(id)) {
+    return absl::AlreadyExistsError(absl::StrCat("object ", id.Short(), " is already stored"));
+  }
+  if (entry.deleted) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("object ", entry.id.Short(), " was deleted while being written"));
+  }
+  auto node = entries_.extract(entry.id);
+  node.key() = id;
+  entries_.insert(std::move(node));
+  entry.id = id;
+  evicted_from_.erase(id);
   return absl::OkStatus();
 }
 

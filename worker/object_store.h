@@ -115,6 +115,11 @@ class ObjectStore {
     // Makes the object visible to Get; data() is invalid from then on. A
     // no-op on an empty Writer (default-constructed, moved from or sealed).
     void Seal();
+    // Seals the object under `id` instead of the id it was created with (a
+    // task's array, built under a scratch id, becoming its result).
+    // AlreadyExists when `id` is stored or being written: the Writer stays
+    // as it was, unsealed. FailedPrecondition on an empty Writer.
+    absl::Status SealAs(const ObjectId& id);
 
    private:
     friend class ObjectStore;
@@ -142,6 +147,10 @@ class ObjectStore {
   // that stopped the store from making room.
   absl::StatusOr<Writer> Create(const ObjectId& id, uint64_t size_bytes,
                                 Copy copy = Copy::kPrimary, std::string fetched_from = {});
+  // Create of a primary object in memory that is free now: ResourceExhausted
+  // rather than evicting or spilling anything (or backing it with a file).
+  // For a task's working array, which may never become an object.
+  absl::StatusOr<Writer> CreateInFreeMemory(const ObjectId& id, uint64_t size_bytes);
   // Create, copy, Seal. Storing an id that exists is OK and keeps the first copy.
   absl::Status Put(const ObjectId& id, absl::string_view bytes, Copy copy = Copy::kPrimary,
                    std::string fetched_from = {});
@@ -180,6 +189,11 @@ class ObjectStore {
  private:
   ObjectStore(std::unique_ptr<ShmArena> arena, std::string spill_dir);
 
+  enum class Room { kMake, kFreeOnly };
+  absl::StatusOr<Writer> CreateWithRoom(const ObjectId& id, uint64_t size_bytes, Copy copy,
+                                        std::string fetched_from, Room room);
+  // Seals the written `entry` under `id`; see Writer::SealAs.
+  absl::Status RenameWritten(Entry& entry, const ObjectId& id) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status MakeSpillDir() const;  // idempotent; I/O: call without mu_
   std::string SpillPath(const Entry& entry) const;
   // Finds a block of `size_bytes` for object `id`, evicting and spilling as

@@ -109,6 +109,59 @@ TEST_F(ObjectStoreTest, AnAbortedWriterFreesItsMemoryAndId) {
   EXPECT_EQ(Read(*store, Id(1)), "again");
 }
 
+TEST_F(ObjectStoreTest, SealAsStoresTheObjectUnderTheNewIdOnly) {
+  auto store = Open(1 << 20);
+  absl::StatusOr<ObjectStore::Writer> writer = store->Create(Id(1), 1000);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const std::string content = Content(1, 1000);
+  std::memcpy(writer->data(), content.data(), content.size());
+  ASSERT_TRUE(writer->SealAs(Id(2)).ok());
+  EXPECT_EQ(Read(*store, Id(2)), content);
+  EXPECT_FALSE(store->Contains(Id(1)));
+  EXPECT_EQ(store->stats().objects, 1u);
+  EXPECT_EQ(store->stats().bytes, 1000u);
+  // The scratch id is free again; the sealed object is deleted as any other.
+  EXPECT_TRUE(store->Put(Id(1), "again").ok());
+  store->Delete(Id(2));
+  EXPECT_EQ(store->stats().bytes, 5u);
+  EXPECT_EQ(writer->SealAs(Id(3)).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ObjectStoreTest, SealAsAnIdStoredAlreadyLeavesTheWriterToAbort) {
+  auto store = Open(1 << 20);
+  ASSERT_TRUE(store->Put(Id(2), "first").ok());
+  {
+    absl::StatusOr<ObjectStore::Writer> writer = store->Create(Id(1), 1000);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    EXPECT_EQ(writer->SealAs(Id(2)).code(), absl::StatusCode::kAlreadyExists);
+    ASSERT_NE(writer->data(), nullptr);  // still being written
+    EXPECT_FALSE(store->Contains(Id(1)));
+    EXPECT_EQ(store->stats().bytes, 1005u);
+  }
+  EXPECT_EQ(Read(*store, Id(2)), "first");
+  EXPECT_EQ(store->stats().bytes, 5u);
+  EXPECT_EQ(store->stats().objects, 1u);
+}
+
+TEST_F(ObjectStoreTest, CreateInFreeMemoryNeverEvictsNorSpills) {
+  constexpr uint64_t kCapacity = 1 << 20;
+  auto store = Open(kCapacity);
+  ASSERT_TRUE(store->Put(Id(1), Content(1, kCapacity / 2)).ok());
+  ASSERT_TRUE(store->Put(Id(2), Content(2, kCapacity / 4), ObjectStore::Copy::kSecondary).ok());
+  absl::StatusOr<ObjectStore::Writer> refused = store->CreateInFreeMemory(Id(3), kCapacity / 2);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  EXPECT_EQ(store->CreateInFreeMemory(Id(3), 2 * kCapacity).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_FALSE(store->Contains(Id(3)));
+  EXPECT_EQ(store->stats().evictions, 0u);
+  EXPECT_EQ(store->stats().spills, 0u);
+  EXPECT_TRUE(store->Contains(Id(2)));
+  // What is free it takes; Create makes room where it would not.
+  EXPECT_TRUE(store->CreateInFreeMemory(Id(4), kCapacity / 8).ok());
+  EXPECT_TRUE(store->Create(Id(3), kCapacity / 2).ok());
+  EXPECT_GT(store->stats().evictions + store->stats().spills, 0u);
+}
+
 TEST_F(ObjectStoreTest, DeleteWaitsForReadersBeforeFreeing) {
   auto store = Open(1 << 20);
   ASSERT_TRUE(store->Put(Id(1), Content(1, 1000)).ok());

@@ -68,6 +68,7 @@ std::optional<v1::TaskFailure> CallRegisteredFunction(const std::string& functio
                      "); build the client and the task library from the same code"));
   }
   try {
+    internal::ScopedArrayMemory arrays(result.array_memory());
     function->invoke(args, result);
   } catch (const internal::BadArgument& e) {
     return MakeFailure(v1::TaskFailure::BAD_ARGUMENT, e.what());

@@ -212,6 +212,45 @@ TEST_F(IsolationTest, MemoryLimitCountsTheHeapNotTheStore) {
   ExpectDaemonsAlive();
 }
 
+TEST_F(IsolationTest, ArraysOfATaskAreBuiltInTheStoreAndOnlyTheReturnedOneStays) {
+  constexpr int64_t kDoubles = (int64_t{8} << 20) / 8;
+  {
+    // Returned: sealed as the result where it was built.
+    fleet::Array<double> big =
+        fleet::Task(ArrayNotingWhereBuilt).Remote(kDoubles).Get(kResultTimeout);
+    ASSERT_EQ(big.size(), static_cast<std::size_t>(kDoubles));
+    EXPECT_EQ(big[0], 1.0) << "not built in the store";
+    EXPECT_EQ(big[kDoubles - 1], static_cast<double>(kDoubles - 1));
+    // Small arrays stay on the heap.
+    fleet::Array<double> small =
+        fleet::Task(ArrayNotingWhereBuilt).Remote(1000).Get(kResultTimeout);
+    EXPECT_EQ(small[0], 0.0);
+    EXPECT_EQ(small[999], 999.0);
+
+    // Not returned: given back to the store when destroyed.
+    fleet::ObjectRef<fleet::Array<double>> kept =
+        fleet::Task(ArrayNotingWhereBuilt).Remote(kDoubles);
+    kept.Get(kResultTimeout);
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(fleet::Task(SumOfTemporaryArrays).Remote(kDoubles, 3).Get(kResultTimeout),
+                (std::vector<double>{3.0 * kDoubles, 3}));
+    }
+    const auto kept_bytes = static_cast<double>(fleet::SerializedSize(big));
+    nlohmann::json status;
+    EXPECT_TRUE(cluster().WaitForStatus(
+        [kept_bytes](const nlohmann::json& s) {
+          return SumOverWorkers(s, "store_bytes") == kept_bytes;
+        },
+        kStatusTimeout, &status))
+        << "only `kept` should be left: " << status.dump();
+  }
+  nlohmann::json status;
+  EXPECT_TRUE(cluster().WaitForStatus(
+      [](const nlohmann::json& s) { return SumOverWorkers(s, "store_bytes") == 0; }, kStatusTimeout,
+      &status))
+      << status.dump();
+}
+
 TEST_F(IsolationTest, StoreDrainsAfterAnExecutorCrashesHoldingArguments) {
   {
     const int64_t doubles = (int64_t{32} << 20) / 8;
@@ -296,6 +335,12 @@ TEST_F(ThreadIsolationTest, TasksRunInTheDaemon) {
       GetError(fleet::Task(SleepMs).Options({.timeout = std::chrono::milliseconds(50)}).Remote(300));
   ASSERT_TRUE(error.has_value());
   EXPECT_EQ(error->kind(), "timed_out");
+
+  // Arrays stay on the heap: one kept in a static would outlive the store.
+  fleet::Array<double> big =
+      fleet::Task(ArrayNotingWhereBuilt).Remote(int64_t{1} << 20).Get(kResultTimeout);
+  EXPECT_EQ(big[0], 0.0);
+  EXPECT_EQ(big[12345], 12345.0);
 }
 
 }  // namespace

@@ -26,6 +26,23 @@ int DaemonPid() {
   return pid != nullptr ? std::atoi(pid) : static_cast<int>(getpid());
 }
 
+// Whether `data` lies in a mapping of a worker's object store arena (its
+// memfd, shm_arena.cc), from /proc/self/maps.
+bool InObjectStore(const void* data) {
+  const auto address = reinterpret_cast<uintptr_t>(data);
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    uintptr_t start = 0;
+    uintptr_t end = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx", &start, &end) != 2) continue;
+    if (address >= start && address < end) {
+      return line.find("memfd:fleet-object-store") != std::string::npos;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 int Square(int x) { return x * x; }
@@ -130,6 +147,27 @@ int64_t TouchHeapMiB(int64_t mib, int hold_ms) {
   return touched;
 }
 FLEET_REMOTE(TouchHeapMiB);
+
+fleet::Array<double> ArrayNotingWhereBuilt(int64_t size) {
+  fleet::Array<double> a(static_cast<std::size_t>(size));
+  for (std::size_t i = 1; i < a.size(); ++i) a[i] = static_cast<double>(i);
+  if (!a.empty()) a[0] = InObjectStore(a.data()) ? 1 : 0;
+  return a;
+}
+FLEET_REMOTE(ArrayNotingWhereBuilt);
+
+std::vector<double> SumOfTemporaryArrays(int64_t size, int count) {
+  std::vector<fleet::Array<double>> arrays;
+  for (int i = 0; i < count; ++i) arrays.emplace_back(static_cast<std::size_t>(size), 1.0);
+  double sum = 0;
+  double in_store = 0;
+  for (const fleet::Array<double>& a : arrays) {
+    for (double x : a) sum += x;
+    in_store += InObjectStore(a.data()) ? 1 : 0;
+  }
+  return {sum, in_store};
+}
+FLEET_REMOTE(SumOfTemporaryArrays);
 
 int SleepThenSquare(int x, int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "fleet/serialization.h"
 
@@ -57,6 +58,14 @@ int SegfaultOnce(std::string path, int value);
 // Allocates and touches `mib` MiB of heap, holds it for `hold_ms`, and
 // returns the number of bytes touched.
 int64_t TouchHeapMiB(int64_t mib, int hold_ms);
+
+// An array of `size` doubles, a[i] = i, except a[0]: 1 when the task built
+// it in its worker's object store (a shared mapping of it), 0 on its heap.
+fleet::Array<double> ArrayNotingWhereBuilt(int64_t size);
+// Makes `count` arrays of `size` doubles, all live at once, filled with 1,
+// and drops them; returns {the sum of every element, how many of the arrays
+// were built in the worker's object store}.
+std::vector<double> SumOfTemporaryArrays(int64_t size, int count);
 
 // Sleeps `ms` milliseconds, then returns x * x.
 int SleepThenSquare(int x, int ms);

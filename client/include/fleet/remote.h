@@ -49,6 +49,15 @@ class ResultBuffer {
  public:
   virtual ~ResultBuffer() = default;
   virtual char* Allocate(std::size_t size_bytes) = 0;
+  // Where the call's large arrays are built (ArrayMemory), or nullptr: the heap.
+  virtual ArrayMemory* array_memory() { return nullptr; }
+  // Takes the returned array at `data`, built in `memory` with its
+  // serialized header in front (`size_bytes` in all), as the result where
+  // it is: true when it did, false to have it serialized through Allocate.
+  virtual bool AdoptArray(ArrayMemory& /*memory*/, const void* /*data*/,
+                          std::size_t /*size_bytes*/) {
+    return false;
+  }
 };
 
 // Decodes the serialized arguments, calls the function and serializes its
@@ -172,6 +181,14 @@ T DecodeArgument(std::string_view bytes, std::size_t index, const char* function
 template <typename T>
 void WriteResult(const T& value, ResultBuffer& result) {
   SerializeTo(value, result.Allocate(SerializedSize(value)));
+}
+
+template <typename T>
+void WriteResult(const Array<T>& value, ResultBuffer& result) {
+  const std::size_t size_bytes = SerializedSize(value);
+  ArrayMemory* memory = ArrayMemoryOf(value);
+  if (memory != nullptr && result.AdoptArray(*memory, value.data(), size_bytes)) return;
+  SerializeTo(value, result.Allocate(size_bytes));
 }
 
 template <typename R, typename... P, std::size_t... I>

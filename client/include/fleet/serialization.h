@@ -33,9 +33,51 @@ inline constexpr std::size_t kHugePageAdviceBytes = 4 << 20;
 // Asks for huge pages for the whole pages of [data, data + size_bytes);
 // Array calls it from kHugePageAdviceBytes on.
 void AdviseHugePages(void* data, std::size_t size_bytes);
+
+// Memory for the large arrays a task makes, lent by the worker that runs it:
+// room in its object store, so that an array the task returns is stored
+// where it was built rather than copied there. Thread-safe.
+class ArrayMemory {
+ public:
+  virtual ~ArrayMemory() = default;
+  // Room for an array serialized as `header` followed by `data_bytes` of
+  // elements: writes the header and returns where the elements go
+  // (kArrayDataAlignment-aligned), or nullptr when it has none (the array
+  // then lives on the heap).
+  virtual char* Allocate(std::string_view header, std::size_t data_bytes) = 0;
+  // Gives back what Allocate returned, when the array is destroyed.
+  virtual void Free(char* data) = 0;
+};
+
+// Arrays of this size and more made while a task runs on this thread take
+// their memory from the task's ArrayMemory: below it, the copy into the
+// store that building in place saves (~25 us) is about what asking the
+// store for room, and giving it back when the array is not returned, costs.
+inline constexpr std::size_t kTaskArrayMinBytes = 256 << 10;
+// The ArrayMemory of the task running on this thread; nullptr elsewhere.
+ArrayMemory* CurrentArrayMemory();
+// Sets CurrentArrayMemory() for its lifetime (the worker does, around each
+// task call); nullptr keeps arrays on the heap.
+class ScopedArrayMemory {
+ public:
+  explicit ScopedArrayMemory(ArrayMemory* memory);
+  ~ScopedArrayMemory();
+  ScopedArrayMemory(const ScopedArrayMemory&) = delete;
+  ScopedArrayMemory& operator=(const ScopedArrayMemory&) = delete;
+
+ private:
+  ArrayMemory* const previous_;
+};
+
+// The serialized header of an array of `data_bytes` bytes of T (defined
+// below, with the format).
+template <typename T>
+std::string SerializedArrayHeader(std::size_t data_bytes);
 }  // namespace internal
 
-// A contiguous array of trivially copyable elements, 64-byte aligned.
+// A contiguous array of trivially copyable elements, 64-byte aligned (an
+// array of 256 KiB or more made inside a task: kArrayDataAlignment, 16, as
+// it is built in the worker's object store; see ArrayMemory).
 // Serialized as a msgpack ext value holding an element-type tag and the raw
 // bytes, so a 80 MB Array<double> costs one memcpy, not 10 million packs.
 // Copying an Array copies its elements; moving it is cheap.
@@ -99,22 +141,42 @@ class Array {
            (a.size_ == 0 || std::memcmp(a.data(), b.data(), a.size_bytes()) == 0);
   }
 
+  // The task ArrayMemory holding the elements, or nullptr (the heap); for
+  // the worker, which stores such an array where it is (found by ADL only).
+  friend internal::ArrayMemory* ArrayMemoryOf(const Array& array) {
+    return array.data_.get_deleter().memory;
+  }
+
  private:
-  struct AlignedDelete {
-    void operator()(T* p) const { ::operator delete[](p, std::align_val_t{kAlignment}); }
-  };
-  // Before anything is written: the pages are faulted in by the first write.
-  static std::unique_ptr<T[], AlignedDelete> Allocate(std::size_t n) {
-    if (n == 0) return nullptr;
-    void* data = ::operator new[](n * sizeof(T), std::align_val_t{kAlignment});
-    if (n * sizeof(T) >= internal::kHugePageAdviceBytes) {
-      internal::AdviseHugePages(data, n * sizeof(T));
+  struct Deleter {
+    internal::ArrayMemory* memory = nullptr;  // nullptr: the heap
+    void operator()(T* p) const {
+      if (memory != nullptr) {
+        memory->Free(reinterpret_cast<char*>(p));
+      } else {
+        ::operator delete[](p, std::align_val_t{kAlignment});
+      }
     }
-    return std::unique_ptr<T[], AlignedDelete>(static_cast<T*>(data));
+  };
+  using Storage = std::unique_ptr<T[], Deleter>;
+
+  // Before anything is written: the pages are faulted in by the first write.
+  static Storage Allocate(std::size_t n) {
+    if (n == 0) return nullptr;
+    const std::size_t bytes = n * sizeof(T);
+    internal::ArrayMemory* memory =
+        bytes >= internal::kTaskArrayMinBytes ? internal::CurrentArrayMemory() : nullptr;
+    if (memory != nullptr) {
+      char* data = memory->Allocate(internal::SerializedArrayHeader<T>(bytes), bytes);
+      if (data != nullptr) return Storage(reinterpret_cast<T*>(data), Deleter{memory});
+    }
+    void* data = ::operator new[](bytes, std::align_val_t{kAlignment});
+    if (bytes >= internal::kHugePageAdviceBytes) internal::AdviseHugePages(data, bytes);
+    return Storage(static_cast<T*>(data));
   }
 
   std::size_t size_ = 0;
-  std::unique_ptr<T[], AlignedDelete> data_;
+  Storage data_;
 };
 
 // A read-only view of a fleet::Array<T>. As a task parameter: the task
@@ -273,6 +335,15 @@ std::size_t ArrayHeaderBytes(std::size_t size) {
   msgpack::packer<CountingStream> packer(counter);
   PackArrayHeader<T>(packer, size * sizeof(T));
   return counter.bytes;
+}
+
+template <typename T>
+std::string SerializedArrayHeader(std::size_t data_bytes) {
+  std::string header(ArrayHeaderBytes<T>(data_bytes / sizeof(T)), '\0');
+  BufferStream stream{header.data()};
+  msgpack::packer<BufferStream> packer(stream);
+  PackArrayHeader<T>(packer, data_bytes);
+  return header;
 }
 
 }  // namespace internal
