@@ -367,3 +367,69 @@ TEST(SerializationTest, ArrayCopiesAreDeepAndMovesAreCheap) {
 }  // namespace
 }  // namespace fleet
 
+namespace fleet {
+namespace {
+
+// Lends heap blocks laid out as the worker's store lends its memory (the
+// serialized header, then the elements), and keeps count.
+class CountingArrayMemory : public internal::ArrayMemory {
+ public:
+  ~CountingArrayMemory() override { EXPECT_TRUE(blocks_.empty()) << "an array was not freed"; }
+
+  char* Allocate(std::string_view header, std::size_t data_bytes) override {
+    auto block = std::make_unique<std::string>(header.size() + data_bytes, '\0');
+    std::memcpy(block->data(), header.data(), header.size());
+    char* data = block->data() + header.size();
+    blocks_.emplace(data, std::move(block));
+    allocated++;
+    return data;
+  }
+  void Free(char* data) override { EXPECT_EQ(blocks_.erase(data), 1u); }
+
+  // The block of the array at `data`: its serialized form.
+  std::string_view Serialized(const void* data) const {
+    const std::string& block = *blocks_.at(data);
+    return std::string_view(block);
+  }
+
+  int allocated = 0;
+
+ private:
+  std::map<const void*, std::unique_ptr<std::string>> blocks_;
+};
+
+TEST(TaskArrayMemoryTest, LargeArraysMadeInATaskScopeComeFromItsMemory) {
+  constexpr std::size_t kLarge = internal::kTaskArrayMinBytes / sizeof(double);
+  CountingArrayMemory memory;
+  {
+    Array<double> outside(kLarge);
+    EXPECT_EQ(ArrayMemoryOf(outside), nullptr);
+  }
+  {
+    internal::ScopedArrayMemory scope(&memory);
+    EXPECT_EQ(internal::CurrentArrayMemory(), &memory);
+    Array<double> large(kLarge, 2.5);
+    Array<double> small(kLarge - 1, 2.5);
+    EXPECT_EQ(ArrayMemoryOf(large), &memory);
+    EXPECT_EQ(ArrayMemoryOf(small), nullptr);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(large.data()) % internal::kArrayDataAlignment, 0u);
+    // What the memory holds is the array's serialized form: it can be
+    // stored as it is.
+    EXPECT_EQ(memory.Serialized(large.data()), Serialize(large));
+    EXPECT_EQ(Deserialize<Array<double>>(memory.Serialized(large.data())), large);
+    // A copy is a new array of the memory; a move takes the block along.
+    Array<double> copy = large;
+    Array<double> moved = std::move(large);
+    EXPECT_EQ(ArrayMemoryOf(moved), &memory);
+    EXPECT_EQ(memory.allocated, 3);  // `large`, the decoded one, `copy`
+    {
+      internal::ScopedArrayMemory inner(nullptr);
+      EXPECT_EQ(ArrayMemoryOf(Array<double>(kLarge)), nullptr);
+    }
+    EXPECT_EQ(internal::CurrentArrayMemory(), &memory);
+  }
+  EXPECT_EQ(internal::CurrentArrayMemory(), nullptr);
+}
+
+}  // namespace
+}  // namespace fleet

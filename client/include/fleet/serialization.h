@@ -54,6 +54,9 @@ class ArrayMemory {
 // store that building in place saves (~25 us) is about what asking the
 // store for room, and giving it back when the array is not returned, costs.
 inline constexpr std::size_t kTaskArrayMinBytes = 256 << 10;
+// And up to this size: a larger array stays on the heap (a msgpack ext
+// value, an array's serialized form, holds less than 4 GiB).
+inline constexpr std::size_t kTaskArrayMaxBytes = std::size_t{1} << 31;
 // The ArrayMemory of the task running on this thread; nullptr elsewhere.
 ArrayMemory* CurrentArrayMemory();
 // Sets CurrentArrayMemory() for its lifetime (the worker does, around each
@@ -165,7 +168,9 @@ class Array {
     if (n == 0) return nullptr;
     const std::size_t bytes = n * sizeof(T);
     internal::ArrayMemory* memory =
-        bytes >= internal::kTaskArrayMinBytes ? internal::CurrentArrayMemory() : nullptr;
+        bytes >= internal::kTaskArrayMinBytes && bytes <= internal::kTaskArrayMaxBytes
+            ? internal::CurrentArrayMemory()
+            : nullptr;
     if (memory != nullptr) {
       char* data = memory->Allocate(internal::SerializedArrayHeader<T>(bytes), bytes);
       if (data != nullptr) return Storage(reinterpret_cast<T*>(data), Deleter{memory});
