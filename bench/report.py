@@ -461,6 +461,53 @@ def scaling_section(directory):
     return out
 
 
+def latency_section(directory):
+    """The round trip and its floor on the many-core machine (bench/scaling latency)."""
+    path = os.path.join(directory, "latency.jsonl")
+    if not os.path.exists(path):
+        return []
+    rows = [r for r in load(path) if r["metric"] == "median_us"]
+    meta = {}
+    meta_path = os.path.join(directory, "latency-meta.json")
+    if os.path.exists(meta_path):
+        with open(meta_path) as f:
+            meta = json.load(f)
+
+    def values(pattern):
+        return [r["value"] for r in rows if re.search(pattern, r["variant"])]
+
+    fleet_rows = {"socket": values(r"^Remote.*unix socket"), "tcp": values(r"^Remote.*over TCP")}
+    ping = {"socket": values(r"bidi-stream ping-pong over a unix socket"),
+            "tcp": values(r"bidi-stream ping-pong, 32 B")}
+    chain = {"socket": values(r"async API, one thread each, both streams over unix"),
+             "tcp": values(r"async API, one thread each, 32 B")}
+    out = [f"## The round trip on a {meta.get('nproc', '?')}-core machine\n",
+           f"- Measured {meta.get('started', '?')} → {meta.get('finished', '?')} by "
+           f"`bench/scaling latency` on the machine the `device` tool lent ({meta.get('cpu', '?')}, "
+           f"{meta.get('os', '?')}); fleet commit `{meta.get('fleet_commit', '?')}`. Kept in "
+           "`bench/results/` and re-rendered by every report: not from this report's 2-core run.",
+           "- The same shape as M2 above (2 workers x 1 slot, process isolation, 1,000 "
+           "sequential no-ops), on fresh clusters alternating between the scheduler's unix "
+           "socket and TCP (`--nolocal_socket`); fleet's figure is the median of those "
+           "medians. The floor's rows ran just before, in the same invocation. With cores to "
+           "spare, no process waits for another's time slice, which the 2-core machine's "
+           "figures above include.\n",
+           "| transport | fleet M2 median µs (runs) | bare stream ping-pong µs | bare chain µs "
+           "(async API, one thread each) | chain ÷ ping-pong | **fleet ÷ ping-pong** | fleet ÷ "
+           "chain |",
+           "|---|---|---|---|---|---|---|"]
+    for transport, name in (("socket", "unix socket"), ("tcp", "TCP")):
+        f, p, c = median(fleet_rows[transport]), median(ping[transport]), median(chain[transport])
+        if f is None or p is None:
+            continue
+        runs = ", ".join(fmt(v) for v in fleet_rows[transport])
+        out.append(f"| {name} | {fmt(f)} ({runs}) | {fmt(p)} | {fmt(c) if c else '—'} | "
+                   f"{fmt(c / p) + '×' if c else '—'} | **{fmt(f / p)}×** | "
+                   f"{fmt(f / c) + '×' if c else '—'} |")
+    out.append("")
+    return out
+
+
 def first_fleet(rows, workload):
     for r in rows:
         if r["system"] == "fleet" and r["workload"] == workload and r["metric"] != "startup_s":
@@ -810,6 +857,7 @@ def main():
 
     # --- scaling --------------------------------------------------------------------------
     out.extend(scaling_section(args.scaling))
+    out.extend(latency_section(args.scaling))
 
     out.append("## Startup (until the workers are ready)\n")
     out.append("fleet: from starting the scheduler until both workers are registered in "
