@@ -50,10 +50,12 @@ class ArrayMemory {
 };
 
 // Arrays of this size and more made while a task runs on this thread take
-// their memory from the task's ArrayMemory: below it, the copy into the
-// store that building in place saves (~25 us) is about what asking the
-// store for room, and giving it back when the array is not returned, costs.
-inline constexpr std::size_t kTaskArrayMinBytes = 256 << 10;
+// their memory from the task's ArrayMemory. Below it the heap is cheaper
+// for an array the task does not return: the executor's malloc reuses freed
+// blocks of less than 1 MiB (its mmap threshold), with no page faults, where
+// the store costs two requests to the worker (~35 us); from it a heap array
+// is a fresh mapping faulted page by page, which costs more than those.
+inline constexpr std::size_t kTaskArrayMinBytes = 1 << 20;
 // And up to this size: a larger array stays on the heap (a msgpack ext
 // value, an array's serialized form, holds less than 4 GiB).
 inline constexpr std::size_t kTaskArrayMaxBytes = std::size_t{1} << 31;
@@ -79,7 +81,7 @@ std::string SerializedArrayHeader(std::size_t data_bytes);
 }  // namespace internal
 
 // A contiguous array of trivially copyable elements, 64-byte aligned (an
-// array of 256 KiB or more made inside a task: kArrayDataAlignment, 16, as
+// array of 1 MiB or more made inside a task: kArrayDataAlignment, 16, as
 // it is built in the worker's object store; see ArrayMemory).
 // Serialized as a msgpack ext value holding an element-type tag and the raw
 // bytes, so a 80 MB Array<double> costs one memcpy, not 10 million packs.
