@@ -4,7 +4,9 @@
 #define FLEET_ARRAY_BUILDER_H_
 
 #include <cstddef>
+#include <cstring>
 #include <memory>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -51,13 +53,11 @@ class ArrayBuilder {
   // Throws fleet::Error when fleet is not initialized or no worker can hold
   // the array.
   explicit ArrayBuilder(std::size_t size) : size_(size) {
-    const std::size_t header = internal::ArrayHeaderBytes<T>(size);
+    const std::string header = internal::SerializedArrayHeader<T>(size * sizeof(T));
     char* out = nullptr;
-    build_ = internal::BeginObject(header + size * sizeof(T), &out);
-    internal::BufferStream stream{out};
-    msgpack::packer<internal::BufferStream> packer(stream);
-    internal::PackArrayHeader<T>(packer, size * sizeof(T));
-    data_ = reinterpret_cast<T*>(out + header);
+    build_ = internal::BeginObject(header.size() + size * sizeof(T), &out);
+    std::memcpy(out, header.data(), header.size());
+    data_ = reinterpret_cast<T*>(out + header.size());
   }
   ArrayBuilder(ArrayBuilder&& other) noexcept
       : size_(std::exchange(other.size_, 0)),
