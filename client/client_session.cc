@@ -30,7 +30,8 @@ ClientSession::ClientSession(std::string scheduler_address, JobId job,
       table_(std::move(table)),
       submit_window_(std::max<uint64_t>(1, submit_window)),
       on_task_output_(std::move(on_task_output)),
-      reconnect_timeout_(reconnect_timeout) {}
+      reconnect_timeout_(reconnect_timeout),
+      same_host_results_(job, table_) {}
 
 ClientSession::~ClientSession() { Stop(); }
 
@@ -331,9 +332,14 @@ void ClientSession::OnMessage(uint64_t generation, v1::SchedulerToClient& messag
       // Connects now to a worker on this host, so that its store is mapped
       // by the time the first Put or Get needs it.
       LocalStoreLink::To(joined.address());
+      same_host_results_.Watch(joined.address());
     }
     for (const std::string& left : message.workers_left()) {
-      std::erase_if(workers_, [&](const v1::WorkerInfo& w) { return w.worker_id() == left; });
+      std::erase_if(workers_, [&](const v1::WorkerInfo& w) {
+        if (w.worker_id() != left) return false;
+        same_host_results_.Forget(w.address());
+        return true;
+      });
     }
   }
   if (message.ready_size() > 0) table_->Resolve(*message.mutable_ready());

@@ -29,6 +29,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "client/object_table.h"
+#include "client/same_host_results.h"
 #include "common/client_stream.h"
 #include "common/completion_queue_thread.h"
 #include "common/ids.h"
@@ -151,6 +152,8 @@ class ClientSession {
 
   absl::Mutex workers_mu_;
   std::vector<v1::WorkerInfo> workers_ ABSL_GUARDED_BY(workers_mu_);
+  // Results pushed by the workers on this host (subscribed as they join).
+  SameHostResults same_host_results_;
   std::size_t next_worker_ ABSL_GUARDED_BY(workers_mu_) = 0;
 };
 

@@ -83,6 +83,10 @@ void ObjectTable::Resolve(google::protobuf::RepeatedPtrField<v1::ObjectInfo>& in
         }
         break;
       case v1::ObjectInfo::kFailure:
+        // A value here stays: the task did finish (its worker pushed the
+        // result before, say, a late cancel reached the scheduler), and
+        // what a Get returned once does not turn into an error.
+        if (state.phase == Phase::kReady) break;
         state.phase = Phase::kFailed;
         state.failure = info.failure();
         state.value.reset();

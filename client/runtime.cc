@@ -253,7 +253,13 @@ class Runtime {
     session_->Put(std::move(info));
   }
 
-  void Cancel(const ObjectId& id) { session_->Cancel(id.task()); }
+  void Cancel(const ObjectId& id) {
+    // Its result is here: the task has finished, there is nothing to
+    // cancel (the scheduler may not have heard yet when a same-host worker
+    // pushed the result straight here).
+    if (table_->HeldValue(id) != nullptr) return;
+    session_->Cancel(id.task());
+  }
 
  private:
   // Tracks a large object just stored on `worker` and tells the scheduler.

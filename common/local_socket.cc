@@ -155,4 +155,42 @@ absl::Status ReceivePacket(int socket, google::protobuf::MessageLite* message, i
   return absl::OkStatus();
 }
 
+absl::Status FramePush(const google::protobuf::MessageLite& message, std::string& packet) {
+  const std::size_t size = message.ByteSizeLong();
+  if (size + 1 > kLocalSocketMaxPushBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a push of ", size, " bytes exceeds ", kLocalSocketMaxPushBytes));
+  }
+  packet.resize(size + 1);
+  packet[0] = kPacketMark;
+  if (!message.SerializeToArray(packet.data() + 1, static_cast<int>(size))) {
+    return absl::InternalError("serializing a local store push");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SendPushNow(int socket, absl::string_view packet) {
+  while (true) {
+    if (send(socket, packet.data(), packet.size(), MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) {
+      return absl::OkStatus();
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      return absl::ResourceExhaustedError("the subscriber's receive queue is full");
+    }
+    if (errno == EPIPE || errno == ECONNRESET) {
+      return absl::CancelledError("the subscriber closed the connection");
+    }
+    return ErrnoStatus("pushing on the local store socket", errno);
+  }
+}
+
+absl::Status ParsePush(absl::string_view packet, google::protobuf::MessageLite* message) {
+  if (packet.empty() || packet.size() > kLocalSocketMaxPushBytes || packet[0] != kPacketMark ||
+      !message->ParseFromArray(packet.data() + 1, static_cast<int>(packet.size() - 1))) {
+    return absl::DataLossError("a malformed push arrived on the local store socket");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace fleet

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <cstddef>
 #include <string>
 
 #include "absl/status/status.h"
@@ -56,6 +57,23 @@ absl::Status SendPacket(int socket, const google::protobuf::MessageLite& message
 // attached to the packet is stored there (else -1). Returns Cancelled
 // when the peer closed the connection.
 absl::Status ReceivePacket(int socket, google::protobuf::MessageLite* message, int* fd = nullptr);
+
+// Pushes (a worker's LocalStorePush on a subscribed connection) carry task
+// results and may be larger than requests: up to this many bytes each,
+// sent without blocking, received in batches.
+inline constexpr std::size_t kLocalSocketMaxPushBytes = 64 << 10;
+
+// `message` framed as one packet into `packet` (replacing its content).
+// InvalidArgument when the packet would exceed kLocalSocketMaxPushBytes.
+absl::Status FramePush(const google::protobuf::MessageLite& message, std::string& packet);
+
+// Sends a framed packet without blocking. ResourceExhausted when the
+// peer's receive queue is full (it is slow to read), Cancelled when it
+// closed the connection.
+absl::Status SendPushNow(int socket, absl::string_view packet);
+
+// Parses one packet received (with recv) of at most kLocalSocketMaxPushBytes.
+absl::Status ParsePush(absl::string_view packet, google::protobuf::MessageLite* message);
 
 }  // namespace fleet
 

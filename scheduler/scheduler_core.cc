@@ -256,8 +256,8 @@ absl::Status SchedulerCore::TaskCompleted(const WorkerId& worker_id,
       inline_cache_used_bytes_ += object.inline_value.size();
     }
     // When the cache is full the owner still gets the value in its push.
-    MarkObjectReady(object_id, object,
-                    result.has_inline_value() ? &result.inline_value() : nullptr);
+    MarkObjectReady(object_id, object, result.has_inline_value() ? &result.inline_value() : nullptr,
+                    completed.delivered_to_owner() && result.has_inline_value());
   }
   const TaskId done = task_id;
   Task finished = std::move(task);
@@ -845,10 +845,10 @@ void SchedulerCore::FailTask(const TaskId& first_id, v1::TaskFailure first_failu
 }
 
 void SchedulerCore::MarkObjectReady(const ObjectId& id, Object& object,
-                                    const std::string* inline_value) {
+                                    const std::string* inline_value, bool owner_has_it) {
   object.state = ObjectState::kReady;
   TouchObject(id);
-  if (object.owner_holds && sessions_.contains(object.owner)) {
+  if (!owner_has_it && object.owner_holds && sessions_.contains(object.owner)) {
     v1::ObjectInfo info = DescribeFor(id, object, nullptr);
     if (!object.has_inline && inline_value != nullptr) info.set_inline_value(*inline_value);
     output_->NotifyObject(object.owner, std::move(info));
@@ -1016,6 +1016,7 @@ ClusterSnapshot SchedulerCore::Snapshot() const {
     w.bytes_shared_locally = worker.last_heartbeat.bytes_shared_locally();
     w.neighbour_reads = worker.last_heartbeat.neighbour_reads();
     w.executor_restarts = worker.last_heartbeat.executor_restarts();
+    w.results_delivered_to_owner = worker.last_heartbeat.results_delivered_to_owner();
     w.draining = worker.draining;
     w.reconnecting = worker.reconnecting;
     w.mean_task_run_ms = worker.mean_run_us / 1000.0;

@@ -360,7 +360,10 @@ class SchedulerCore {
   // waiting on them (with `failure` as the cause), transitively.
   void FailTask(const TaskId& task_id, v1::TaskFailure failure);
   // `inline_value`, when given, goes to the owner even if it is not cached.
-  void MarkObjectReady(const ObjectId& id, Object& object, const std::string* inline_value);
+  // `owner_has_it`: the worker delivered the value to the owner already
+  // (TaskCompleted.delivered_to_owner), nothing is sent to it.
+  void MarkObjectReady(const ObjectId& id, Object& object, const std::string* inline_value,
+                       bool owner_has_it = false);
   void MarkObjectFailed(const ObjectId& id, Object& object, const v1::TaskFailure& failure,
                         std::vector<std::pair<TaskId, v1::TaskFailure>>& to_fail);
   void ReleaseArgs(const Task& task);

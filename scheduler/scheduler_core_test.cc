@@ -101,8 +101,10 @@ class SchedulerCoreTest : public ::testing::Test {
   enum class Result { kInline, kStoredOnly, kInlineOnly };
 
   void Complete(const WorkerId& worker, const TaskId& task, uint32_t attempt,
-                const std::string& value, Result how = Result::kInline) {
+                const std::string& value, Result how = Result::kInline,
+                bool delivered_to_owner = false) {
     v1::TaskCompleted done;
+    done.set_delivered_to_owner(delivered_to_owner);
     done.set_task_id(std::string(task.Binary()));
     done.set_attempt(attempt);
     done.set_run_time_us(1000);
@@ -232,6 +234,26 @@ TEST_F(SchedulerCoreTest, TaskWaitsForItsArgumentInTheSchedulerNotOnAWorker) {
   const v1::ObjectInfo* notice = LastNotice(ObjectId::Of(a, 0));
   ASSERT_NE(notice, nullptr);
   EXPECT_EQ(notice->inline_value(), "result-a");
+}
+
+TEST_F(SchedulerCoreTest, ResultsTheWorkerDeliveredToTheOwnerAreNotSentAgain) {
+  const WorkerId w = AddWorker(4);
+  const TaskId a = Submit();
+  const TaskId b = Submit({ObjectId::Of(a, 0)});
+  core_.Dispatch();
+  Complete(w, a, 1, "result-a", Result::kInline, /*delivered_to_owner=*/true);
+  EXPECT_EQ(LastNotice(ObjectId::Of(a, 0)), nullptr) << "the owner has it already";
+  // The scheduler still has the result: its dependent gets it inline.
+  core_.Dispatch();
+  ASSERT_THAT(out_.assigned[w], SizeIs(2));
+  EXPECT_EQ(TaskOf(out_.assigned[w][1]), b);
+  ASSERT_THAT(out_.assigned[w][1].arg_objects(), SizeIs(1));
+  EXPECT_EQ(out_.assigned[w][1].arg_objects(0).inline_value(), "result-a");
+  // A stored result (no value to deliver) is still described to the owner.
+  Complete(w, b, 1, "result-b", Result::kStoredOnly, /*delivered_to_owner=*/true);
+  const v1::ObjectInfo* notice = LastNotice(ObjectId::Of(b, 0));
+  ASSERT_NE(notice, nullptr);
+  EXPECT_EQ(notice->location().worker_id(), w.Binary());
 }
 
 TEST_F(SchedulerCoreTest, SpreadsTasksOverWorkersByLoad) {

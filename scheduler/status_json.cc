@@ -16,7 +16,9 @@ std::string StatusJson(const ClusterSnapshot& snapshot) {
         {"address", w.address},
         {"hostname", w.hostname},
         {"pid", w.pid},
-        {"state", w.reconnecting ? "reconnecting" : w.draining ? "draining" : "alive"},
+        {"state", w.reconnecting ? "reconnecting"
+                  : w.draining   ? "draining"
+                                 : "alive"},
         {"slots", w.slots},
         {"tasks_assigned", w.assigned},
         {"tasks_running", w.running},
@@ -37,6 +39,7 @@ std::string StatusJson(const ClusterSnapshot& snapshot) {
         {"bytes_shared_locally", w.bytes_shared_locally},
         {"neighbour_reads", w.neighbour_reads},
         {"executor_restarts", w.executor_restarts},
+        {"results_delivered_to_owner", w.results_delivered_to_owner},
         {"mean_task_run_ms", w.mean_task_run_ms},
         {"uptime_s", absl::ToDoubleSeconds(w.uptime)},
         {"last_heard_s", absl::ToDoubleSeconds(w.last_heard)},

@@ -261,7 +261,13 @@ void Executor::RunThreadSlot(Slot& slot) {
     std::optional<v1::TaskFailure> failure = Gather(prepared);
     if (!failure) failure = CallHere(prepared, completed);
     running_--;
-    link_->ReportCompleted(Complete(prepared.assignment, std::move(failure), std::move(completed)));
+    bool more_follow = false;
+    {
+      absl::MutexLock lock(&mu_);
+      more_follow = !queue_.empty();
+    }
+    link_->ReportCompleted(Complete(prepared.assignment, std::move(failure), std::move(completed)),
+                           more_follow);
     RecycleAssignment(prepared.assignment);
   }
 }

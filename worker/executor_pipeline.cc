@@ -136,7 +136,8 @@ void Executor::RunProcessSlot(Slot& slot) {
           slot.in_flight.erase(prepared.task);
           slot.cancelled.erase(prepared.task);
         }
-        link_->ReportCompleted(Complete(prepared.assignment, std::move(failure)));
+        link_->ReportCompleted(Complete(prepared.assignment, std::move(failure)),
+                               /*more_follow=*/false);
         continue;
       }
       {
@@ -186,12 +187,14 @@ void Executor::RunProcessSlot(Slot& slot) {
     sent.pop_front();
     sent_bytes -= done.message_bytes;
     bool stopped = false;
+    bool more_follow = !sent.empty() || held.has_value();
     {
       absl::MutexLock lock(&mu_);
       slot.running.reset();
       slot.in_flight.erase(done.task);
       slot.cancelled.erase(done.task);
       stopped = stopping_;
+      more_follow = more_follow || !queue_.empty();
     }
     // A task whose executor Stop killed is not reported as cancelled: the
     // scheduler re-runs it elsewhere when this worker leaves.
@@ -203,7 +206,8 @@ void Executor::RunProcessSlot(Slot& slot) {
       if (!sent.empty()) sent.front().started = absl::Now();
       v1::TaskCompleted completed;
       std::optional<v1::TaskFailure> failure = TakeOutcome(done, *outcome, completed);
-      link_->ReportCompleted(Complete(done.assignment, std::move(failure), std::move(completed)));
+      link_->ReportCompleted(Complete(done.assignment, std::move(failure), std::move(completed)),
+                             more_follow);
       RecycleAssignment(done.assignment);
       continue;
     }
@@ -229,7 +233,8 @@ void Executor::RunProcessSlot(Slot& slot) {
         slot.cancelled.erase(ran.task);
       }
       link_->ReportCompleted(
-          Complete(ran.assignment, ExecutorEnded(outcome.status(), function_name)));
+          Complete(ran.assignment, ExecutorEnded(outcome.status(), function_name)),
+          /*more_follow=*/false);
     } else {
       GetLogger("worker")->warn("event=executor_ended worker={} task=none reason=\"{}\"",
                                 identity_.id.Short(), outcome.status().message());

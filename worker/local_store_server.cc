@@ -16,6 +16,7 @@
 #include "common/logging.h"
 #include "fleet/v1/local_store.pb.h"
 #include "worker/object_store.h"
+#include "worker/owner_delivery.h"
 
 namespace fleet::worker {
 namespace {
@@ -42,7 +43,8 @@ struct ConnectionState {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<LocalStoreServer>> LocalStoreServer::Start(
-    ObjectStore* store, const WorkerId& worker_id, const std::string& address) {
+    ObjectStore* store, const WorkerId& worker_id, const std::string& address,
+    OwnerSubscriptions* owner_subscriptions) {
   absl::StatusOr<int> listen_fd = ListenLocalSocket(address);
   if (!listen_fd.ok()) return listen_fd.status();
   const int wake_fd = eventfd(0, EFD_CLOEXEC);
@@ -52,6 +54,7 @@ absl::StatusOr<std::unique_ptr<LocalStoreServer>> LocalStoreServer::Start(
   }
   std::unique_ptr<LocalStoreServer> server(
       new LocalStoreServer(store, worker_id, *listen_fd, wake_fd));
+  server->owner_subscriptions_ = owner_subscriptions;
   server->acceptor_ = std::thread([raw = server.get()] { raw->AcceptLoop(); });
   return server;
 }
@@ -136,6 +139,7 @@ void LocalStoreServer::Serve(int fd, bool counted) {
   hello.set_prefaulted_bytes(store_->arena_prefaulted_bytes());
   absl::Status status = SendPacket(fd, hello, store_->arena_fd());
   ConnectionState state;
+  bool subscribed = false;
   v1::LocalStoreRequest request;
   while (status.ok()) {
     status = ReceivePacket(fd, &request);
@@ -221,6 +225,16 @@ void LocalStoreServer::Serve(int fd, bool counted) {
         if (id.ok()) state.writers.erase(*id);  // an unsealed Writer aborts
         break;
       }
+      case v1::LocalStoreRequest::kSubscribe: {
+        // From now on the connection carries pushes only; its next read
+        // here ends with the connection.
+        absl::StatusOr<JobId> job = JobId::FromBinary(request.subscribe().job_id());
+        if (job.ok() && owner_subscriptions_ != nullptr && !subscribed) {
+          owner_subscriptions_->Subscribe(*job, fd);
+          subscribed = true;
+        }
+        continue;  // no reply
+      }
       case v1::LocalStoreRequest::REQUEST_NOT_SET:
         SetStatus(absl::InvalidArgumentError("empty local store request"), reply);
         break;
@@ -232,6 +246,7 @@ void LocalStoreServer::Serve(int fd, bool counted) {
                               status.message());
   }
   state = ConnectionState();  // releases pins, aborts unsealed objects
+  if (subscribed) owner_subscriptions_->Unsubscribe(fd);  // no push is under way after it
   absl::MutexLock lock(&mu_);
   connections_.erase(fd);
   close(fd);

@@ -8,6 +8,9 @@
 // exits or crashes, the kernel closes its socket and everything it held is
 // released. Only processes of this worker's user (or root) are served.
 //
+// A client may also subscribe to its tasks' results on a connection of its
+// own (OwnerSubscriptions): the worker then pushes them there.
+//
 // Thread-safe. One thread accepts; each connection has a thread (a host
 // has a handful of clients and workers, not thousands).
 #ifndef FLEET_WORKER_LOCAL_STORE_SERVER_H_
@@ -27,14 +30,17 @@
 namespace fleet::worker {
 
 class ObjectStore;
+class OwnerSubscriptions;
 
 class LocalStoreServer {
  public:
   // Listens on the abstract socket named after `address` (see
-  // common/local_socket.h). `store` must outlive the server.
-  static absl::StatusOr<std::unique_ptr<LocalStoreServer>> Start(ObjectStore* store,
-                                                                 const WorkerId& worker_id,
-                                                                 const std::string& address);
+  // common/local_socket.h). `store` must outlive the server, and so must
+  // `owner_subscriptions`, which takes the subscriptions (none are taken
+  // when null).
+  static absl::StatusOr<std::unique_ptr<LocalStoreServer>> Start(
+      ObjectStore* store, const WorkerId& worker_id, const std::string& address,
+      OwnerSubscriptions* owner_subscriptions = nullptr);
   // Serves only the connections handed to ServeConnection (no socket name:
   // --local_store=false, or another process holds the name).
   static absl::StatusOr<std::unique_ptr<LocalStoreServer>> Unlisted(ObjectStore* store,
@@ -63,6 +69,7 @@ class LocalStoreServer {
   void AddConnectionLocked(int fd, bool counted) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   ObjectStore* const store_;
+  OwnerSubscriptions* owner_subscriptions_ = nullptr;  // set once, by Start
   const WorkerId worker_id_;
   const int listen_fd_;  // -1 when Unlisted
   const int wake_fd_;    // an eventfd that stops AcceptLoop

@@ -5,6 +5,7 @@
 #include "worker/local_store_server.h"
 
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -17,6 +18,7 @@
 #include "fleet/v1/local_store.pb.h"
 #include "gtest/gtest.h"
 #include "worker/object_store.h"
+#include "worker/owner_delivery.h"
 #include "worker/task_array_memory.h"
 
 namespace fleet::worker {
@@ -76,7 +78,7 @@ class LocalStoreServerTest : public ::testing::Test {
     store_ = std::move(*store);
     // Unique per test: the link registry is process-wide.
     address_ = absl::StrCat("local-store-test-", getpid(), "-", ++serial_, ":1");
-    auto server = LocalStoreServer::Start(store_.get(), worker_id_, address_);
+    auto server = LocalStoreServer::Start(store_.get(), worker_id_, address_, &owners_);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
   }
@@ -101,8 +103,65 @@ class LocalStoreServerTest : public ::testing::Test {
   const WorkerId worker_id_ = WorkerId::Random();
   std::string address_;
   std::unique_ptr<ObjectStore> store_;
+  OwnerSubscriptions owners_;
   std::unique_ptr<LocalStoreServer> server_;
 };
+
+// A successful task of `job` with one inline result.
+v1::TaskCompleted InlineCompletion(const JobId& job, uint64_t index, std::string value) {
+  v1::TaskCompleted completed;
+  const TaskId task = TaskId::Of(job, index);
+  completed.set_task_id(std::string(task.Binary()));
+  v1::ObjectInfo* result = completed.add_results();
+  result->set_object_id(std::string(ObjectId::Of(task, 0).Binary()));
+  result->set_size_bytes(value.size());
+  result->set_inline_value(std::move(value));
+  return completed;
+}
+
+TEST_F(LocalStoreServerTest, SubscribedClientIsPushedItsJobsInlineResultsOnly) {
+  const JobId job = JobId::Random();
+  RawClient client;
+  Connect(client);
+  v1::LocalStoreRequest subscribe;
+  subscribe.mutable_subscribe()->set_job_id(std::string(job.Binary()));
+  ASSERT_TRUE(SendPacket(client.socket, subscribe).ok());
+
+  v1::TaskCompleted completed = InlineCompletion(job, 1, "forty-two");
+  // The server registers the subscription on its connection's thread.
+  ASSERT_TRUE(Eventually([&] { return owners_.Deliver(completed); }));
+  EXPECT_EQ(completed.results(0).inline_value(), "forty-two")
+      << "the values stay for the scheduler";
+  std::string packet(kLocalSocketMaxPushBytes, '\0');
+  const ssize_t received = recv(client.socket, packet.data(), packet.size(), 0);
+  ASSERT_GT(received, 0);
+  v1::LocalStorePush push;
+  ASSERT_TRUE(ParsePush(absl::string_view(packet.data(), received), &push).ok());
+  ASSERT_EQ(push.ready_size(), 1);
+  EXPECT_EQ(push.ready(0).object_id(), completed.results(0).object_id());
+  EXPECT_EQ(push.ready(0).inline_value(), "forty-two");
+
+  // What goes through the scheduler instead: another job's results, a
+  // failure (which it may retry), a result stored here, one too large.
+  v1::TaskCompleted other_job = InlineCompletion(JobId::Random(), 2, "x");
+  EXPECT_FALSE(owners_.Deliver(other_job));
+  v1::TaskCompleted failed = InlineCompletion(job, 3, "");
+  failed.clear_results();
+  failed.mutable_failure()->set_kind(v1::TaskFailure::USER_EXCEPTION);
+  EXPECT_FALSE(owners_.Deliver(failed));
+  v1::TaskCompleted stored = InlineCompletion(job, 4, "");
+  stored.mutable_results(0)->mutable_location()->set_address(address_);
+  EXPECT_FALSE(owners_.Deliver(stored));
+  v1::TaskCompleted large = InlineCompletion(job, 5, std::string(kLocalSocketMaxPushBytes, 'l'));
+  EXPECT_FALSE(owners_.Deliver(large));
+  EXPECT_EQ(owners_.delivered(), 1u);
+
+  // Once the client has gone, nothing is pushed (and nothing is written to
+  // a closed descriptor).
+  client.Close();
+  v1::TaskCompleted after = InlineCompletion(job, 6, "y");
+  EXPECT_TRUE(Eventually([&] { return !owners_.Deliver(after); }));
+}
 
 TEST_F(LocalStoreServerTest, LinkReadsAnObjectInPlaceAndItsPinOutlivesTheDelete) {
   const std::string content = Content(1, 1 << 20);

@@ -51,6 +51,11 @@ ABSL_FLAG(bool, local_store, true,
           "Serve the object store to clients and workers on this host through shared "
           "memory (they read and write objects in place); false: they use gRPC like remote "
           "ones.");
+ABSL_FLAG(bool, deliver_to_owner, true,
+          "Push a finished task's small results straight to the client that submitted it when "
+          "that client runs on this host (through the same-host store socket), instead of "
+          "through the scheduler: a synchronous round trip crosses gRPC twice, not four times. "
+          "Needs --local_store.");
 ABSL_FLAG(std::string, isolation, "process",
           "Where tasks run: 'process' (each slot's tasks in an executor process of its own: a "
           "task that crashes, exits or runs out of memory fails alone and is retried, and a "
@@ -138,6 +143,7 @@ int main(int argc, char** argv) {
   options.store_prefault_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_store_prefault));
   options.spill_dir = absl::GetFlag(FLAGS_spill_dir);
   options.serve_local_store = absl::GetFlag(FLAGS_local_store);
+  options.deliver_to_owner = absl::GetFlag(FLAGS_deliver_to_owner);
   const std::string isolation = absl::GetFlag(FLAGS_isolation);
   if (isolation != "process" && isolation != "thread") {
     std::fprintf(stderr, "fleet-worker: --isolation is 'process' or 'thread', not '%s'\n",

@@ -226,7 +226,8 @@ bool SchedulerConnection::Reconnect(const absl::Status& why) {
   return false;
 }
 
-void SchedulerConnection::ReportCompleted(v1::TaskCompleted completed) {
+void SchedulerConnection::ReportCompleted(v1::TaskCompleted completed, bool /*more_follow*/) {
+  // Batched by whether this worker has other tasks to answer at all.
   absl::MutexLock lock(&mu_);
   if (auto id = TaskId::FromBinary(completed.task_id()); id.ok()) assigned_.erase(*id);
   const std::size_t bytes = completed.ByteSizeLong();

@@ -73,7 +73,7 @@ class SchedulerConnection : public SchedulerLink {
   // (Wait returns OK) once what it holds is finished and handed over. A
   // draining worker does not reconnect.
   void BeginDrain();
-  void ReportCompleted(v1::TaskCompleted completed) override;
+  void ReportCompleted(v1::TaskCompleted completed, bool more_follow) override;
   void ReportStored(v1::ObjectStored stored) override;
   void ReportOutput(v1::TaskOutput output) override;
 

@@ -11,7 +11,10 @@ namespace fleet::worker {
 class SchedulerLink {
  public:
   virtual ~SchedulerLink() = default;
-  virtual void ReportCompleted(v1::TaskCompleted completed) = 0;
+  // `more_follow`: the slot that ran the task has others to answer right
+  // behind it (sent to its executor, or queued): nobody is likely to be
+  // waiting on this one result alone.
+  virtual void ReportCompleted(v1::TaskCompleted completed, bool more_follow) = 0;
   virtual void ReportStored(v1::ObjectStored stored) = 0;
   virtual void ReportOutput(v1::TaskOutput output) = 0;
 };

@@ -17,6 +17,7 @@
 #include "worker/executor.h"
 #include "worker/local_store_server.h"
 #include "worker/object_store.h"
+#include "worker/owner_delivery.h"
 #include "worker/scheduler_connection.h"
 #include "worker/task_library.h"
 #include "worker/worker_service.h"
@@ -59,10 +60,13 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
                                                              : absl::StrCat("[", *host, "]:", port);
   }
 
+  server->owners_ = std::make_unique<OwnerSubscriptions>();
   absl::StatusOr<std::unique_ptr<LocalStoreServer>> local_store =
       absl::UnavailableError("turned off with --local_store=false");
   if (options.serve_local_store) {
-    local_store = LocalStoreServer::Start(server->store_.get(), server->id_, server->address_);
+    local_store =
+        LocalStoreServer::Start(server->store_.get(), server->id_, server->address_,
+                                options.deliver_to_owner ? server->owners_.get() : nullptr);
     if (!local_store.ok()) {
       // Same-host clients then use gRPC, as remote ones do.
       GetLogger("worker")->warn("event=local_store_unavailable worker={} error=\"{}\"",
@@ -108,6 +112,7 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
     heartbeat.set_neighbour_reads(self->executor_->neighbour_reads());
     heartbeat.set_bytes_shared_locally(self->local_store_->bytes_mapped());
     heartbeat.set_executor_restarts(self->executor_->executor_restarts());
+    heartbeat.set_results_delivered_to_owner(self->owners_->delivered());
   };
   handlers.fill_held_objects = [self](v1::RegisterWorker& registration) {
     for (const auto& [id, size] : self->store_->SealedObjects()) {
@@ -119,6 +124,8 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
   server->connection_ = std::make_unique<SchedulerConnection>(
       options.scheduler_address, server->queue_thread_->queue(), std::move(handlers),
       options.scheduler_reconnect_timeout);
+  server->executor_link_ =
+      std::make_unique<OwnerDeliveringLink>(server->owners_.get(), server->connection_.get());
   Executor::Options executor_options;
   executor_options.slots = server->slots_;
   executor_options.isolation =
@@ -131,7 +138,7 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
   executor_options.memory_limit_bytes = options.executor_memory_limit_bytes;
   auto executor = Executor::Start(std::move(executor_options),
                                   Executor::Identity{server->id_, server->address_},
-                                  server->store_.get(), server->connection_.get());
+                                  server->store_.get(), server->executor_link_.get());
   if (!executor.ok()) return executor.status();
   server->executor_ = std::move(*executor);
   server->copier_ = std::make_unique<EventLoop>();

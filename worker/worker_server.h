@@ -33,6 +33,8 @@ class Executor;
 class WorkerService;
 class LocalStoreServer;
 class SchedulerConnection;
+class OwnerSubscriptions;
+class OwnerDeliveringLink;
 
 struct WorkerOptions {
   std::string scheduler_address;  // host:port
@@ -60,6 +62,9 @@ struct WorkerOptions {
   // Serve the store to same-host processes through shared memory (see
   // local_store_server.h).
   bool serve_local_store = true;
+  // Push small results straight to their same-host client, subscribed
+  // through that socket (owner_delivery.h).
+  bool deliver_to_owner = true;
   // Where tasks run (executor.h): in executor processes started from
   // `executor_binary` (fleet-executor), each killed when it uses more than
   // `executor_memory_limit_bytes` of anonymous memory (0: no limit), or on
@@ -107,6 +112,8 @@ class WorkerServer {
   std::once_flag shutdown_once_;
   // Declared in dependency order; destroyed bottom-up.
   std::unique_ptr<ObjectStore> store_;
+  // Same-host clients subscribed to their results (owner_delivery.h).
+  std::unique_ptr<OwnerSubscriptions> owners_;
   std::unique_ptr<WorkerService> service_;
   // Drains the queue of the Worker service's calls and the scheduler
   // stream's.
@@ -116,6 +123,8 @@ class WorkerServer {
   // only executors) when that is off or taken.
   std::unique_ptr<LocalStoreServer> local_store_;
   std::unique_ptr<SchedulerConnection> connection_;
+  // What executors report to: the owners first, then connection_.
+  std::unique_ptr<OwnerDeliveringLink> executor_link_;
   std::unique_ptr<Executor> executor_;
   // Copies objects a draining peer hands over, one at a time, so that the
   // scheduler connection's thread never waits on a fetch.

@@ -1,5 +1,7 @@
 // Same-host workers and clients reach the scheduler through its unix socket
-// (common/scheduler_socket.h), and over TCP when it has none.
+// (common/scheduler_socket.h), and over TCP when it has none; a same-host
+// worker pushes small results straight to their client through its store's
+// socket (worker/owner_delivery.h).
 #include <fstream>
 #include <string>
 #include <vector>
@@ -70,6 +72,62 @@ TEST_F(TcpOnlyTest, WithoutTheSocketEveryoneConnectsOverTcp) {
             cluster().scheduler_address());
   EXPECT_EQ(ConnectionsThroughSchedulerSocket(port), 0);
   EXPECT_TRUE(fleet::SchedulerSocketFree(port).ok());
+}
+
+constexpr int kSyncCalls = 40;
+
+TEST_F(ClusterTest, SameHostWorkersPushSmallResultsStraightToTheirClient) {
+  for (int i = 0; i < kSyncCalls; ++i) {
+    ASSERT_EQ(fleet::Task(Square).Remote(i).Get(kResultTimeout), i * i);
+  }
+  // Results of a pipelined burst go through the scheduler, batched; all of
+  // them arrive either way.
+  std::vector<fleet::ObjectRef<int>> burst;
+  for (int i = 0; i < 2000; ++i) burst.push_back(fleet::Task(Square).Remote(i));
+  const std::vector<int> squares = fleet::Get(burst);
+  for (int i = 0; i < 2000; ++i) ASSERT_EQ(squares[i], i * i);
+  // The client subscribes as the workers join, so at most the first calls
+  // can have gone through the scheduler.
+  nlohmann::json last;
+  EXPECT_TRUE(cluster().WaitForStatus(
+      [](const nlohmann::json& s) {
+        return SumOverWorkers(s, "results_delivered_to_owner") >= kSyncCalls / 2;
+      },
+      kStatusTimeout, &last))
+      << last.dump();
+}
+
+class NoOwnerDeliveryTest : public ClusterTest {
+ protected:
+  std::vector<std::string> WorkerFlags() const override { return {"--deliver_to_owner=false"}; }
+};
+
+TEST_F(NoOwnerDeliveryTest, ResultsComeThroughTheSchedulerAlone) {
+  for (int i = 0; i < kSyncCalls; ++i) {
+    ASSERT_EQ(fleet::Task(Square).Remote(i).Get(kResultTimeout), i * i);
+  }
+  // Waits until every worker has reported its counters after the calls.
+  nlohmann::json before;
+  ASSERT_TRUE(cluster().WaitForStatus(
+      [](const nlohmann::json& s) { return s["workers"].size() == kWorkers; }, kStatusTimeout,
+      &before));
+  nlohmann::json last;
+  ASSERT_TRUE(cluster().WaitForStatus(
+      [&](const nlohmann::json& s) {
+        if (s["workers"].size() != kWorkers) return false;
+        for (const auto& w : s["workers"]) {
+          for (const auto& earlier : before["workers"]) {
+            const double heard_at = w["uptime_s"].get<double>() - w["last_heard_s"].get<double>();
+            if (earlier["id"] == w["id"] && heard_at <= earlier["uptime_s"].get<double>()) {
+              return false;
+            }
+          }
+        }
+        return true;
+      },
+      kStatusTimeout, &last))
+      << last.dump();
+  EXPECT_EQ(SumOverWorkers(last, "results_delivered_to_owner"), 0) << last.dump();
 }
 
 }  // namespace

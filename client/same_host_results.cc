@@ -1,0 +1,169 @@
+#include "client/same_host_results.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/string_view.h"
+#include "common/local_socket.h"
+#include "common/logging.h"
+#include "fleet/v1/local_store.pb.h"
+
+namespace fleet::client {
+namespace {
+
+// How long a worker may take to greet a new subscription: its store's
+// accepting thread answers at once unless it is stopping.
+constexpr timeval kHelloTimeout{1, 0};
+
+}  // namespace
+
+SameHostResults::SameHostResults(JobId job, std::shared_ptr<ObjectTable> table)
+    : job_(job), table_(std::move(table)), wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+SameHostResults::~SameHostResults() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  const uint64_t one = 1;
+  if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof(one)) < 0) {
+    // The eventfd's counter cannot overflow here; nothing else can fail.
+  }
+  thread_.join();
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+void SameHostResults::Watch(const std::string& address) {
+  absl::MutexLock lock(&mu_);
+  to_watch_.push_back(address);
+  const uint64_t one = 1;
+  if (write(wake_fd_, &one, sizeof(one)) < 0) to_watch_.pop_back();
+}
+
+void SameHostResults::Forget(const std::string& address) {
+  absl::MutexLock lock(&mu_);
+  to_forget_.push_back(address);
+  const uint64_t one = 1;
+  if (write(wake_fd_, &one, sizeof(one)) < 0) to_forget_.pop_back();
+}
+
+std::vector<std::string> SameHostResults::subscribed() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> addresses;
+  for (const auto& [address, socket] : sockets_) addresses.push_back(address);
+  return addresses;
+}
+
+int SameHostResults::Subscribe(const std::string& address) const {
+  absl::StatusOr<int> socket = ConnectLocalSocket(address);
+  if (!socket.ok()) return -1;  // not on this host
+  setsockopt(*socket, SOL_SOCKET, SO_RCVTIMEO, &kHelloTimeout, sizeof(kHelloTimeout));
+  v1::LocalStoreHello hello;
+  int arena_fd = -1;
+  absl::Status status = ReceivePacket(*socket, &hello, &arena_fd);
+  if (arena_fd >= 0) close(arena_fd);  // reads go through LocalStoreLink
+  v1::LocalStoreRequest request;
+  request.mutable_subscribe()->set_job_id(std::string(job_.Binary()));
+  if (status.ok()) status = SendPacket(*socket, request);
+  if (!status.ok()) {
+    GetLogger("client")->debug("event=result_subscription_failed worker={} error=\"{}\"", address,
+                               status.message());
+    close(*socket);
+    return -1;
+  }
+  return *socket;
+}
+
+void SameHostResults::Run() {
+  std::vector<pollfd> polled;
+  std::vector<std::string> polled_addresses;
+  std::string packet(kLocalSocketMaxPushBytes, '\0');
+  v1::LocalStorePush push;
+  google::protobuf::RepeatedPtrField<v1::ObjectInfo> ready;
+  while (true) {
+    polled.assign(1, pollfd{wake_fd_, POLLIN, 0});
+    polled_addresses.assign(1, "");
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& [address, socket] : sockets_) {
+        polled.push_back(pollfd{socket, POLLIN, 0});
+        polled_addresses.push_back(address);
+      }
+    }
+    if (poll(polled.data(), polled.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      GetLogger("client")->error("event=result_subscriptions_failed error=\"poll: {}\"",
+                                 std::strerror(errno));
+      break;
+    }
+    std::vector<std::string> closed;
+    for (std::size_t i = 1; i < polled.size(); ++i) {
+      if (polled[i].revents == 0) continue;
+      // Every packet queued, resolved together below: one lock of the
+      // table for a burst of results.
+      while (true) {
+        const ssize_t received = recv(polled[i].fd, packet.data(), packet.size(), MSG_DONTWAIT);
+        if (received < 0 && errno == EINTR) continue;
+        if (received < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (received <= 0) {  // the worker closed it (it stopped), or it broke
+          closed.push_back(polled_addresses[i]);
+          break;
+        }
+        if (!ParsePush(absl::string_view(packet.data(), static_cast<std::size_t>(received)), &push)
+                 .ok()) {
+          continue;  // the worker sends the same results to the scheduler
+        }
+        for (v1::ObjectInfo& info : *push.mutable_ready()) ready.Add(std::move(info));
+      }
+    }
+    if (!ready.empty()) {
+      table_->Resolve(ready);
+      ready.Clear();
+    }
+    std::vector<std::string> to_watch;
+    bool stopping = false;
+    if (polled[0].revents != 0) {
+      uint64_t count = 0;
+      if (read(wake_fd_, &count, sizeof(count)) < 0) count = 0;
+      absl::MutexLock lock(&mu_);
+      stopping = stopping_;
+      to_watch = std::exchange(to_watch_, {});
+      for (std::string& address : std::exchange(to_forget_, {})) closed.push_back(address);
+    }
+    if (stopping) break;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const std::string& address : closed) {
+        auto it = sockets_.find(address);
+        if (it == sockets_.end()) continue;
+        close(it->second);
+        sockets_.erase(it);
+      }
+    }
+    for (const std::string& address : to_watch) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (sockets_.contains(address)) continue;
+      }
+      const int socket = Subscribe(address);
+      if (socket < 0) continue;
+      absl::MutexLock lock(&mu_);
+      sockets_[address] = socket;
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  for (const auto& [address, socket] : sockets_) close(socket);
+  sockets_.clear();
+}
+
+}  // namespace fleet::client
