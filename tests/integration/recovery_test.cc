@@ -61,7 +61,12 @@ TEST_F(RecoveryTest, WorkerKilledInTheMiddleOfManyTasksLosesNoResult) {
   for (int i = 0; i < kTasks; ++i) {
     ASSERT_EQ(refs[i].Get(kResultTimeout), i * i) << "task " << i;
   }
-  status = cluster().Status();
+  // Counted when each completion reaches the scheduler, a moment after a
+  // same-host worker handed the result to this client.
+  EXPECT_TRUE(cluster().WaitForStatus(
+      [](const nlohmann::json& s) { return s["tasks"]["finished"].get<int>() >= kTasks; },
+      kStatusTimeout, &status))
+      << status.dump(2);
   const nlohmann::json& tasks = status["tasks"];
   EXPECT_GT(tasks["retried"].get<int>(), 0) << "no task of the killed worker ran again: "
                                             << status.dump(2);
