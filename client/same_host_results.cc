@@ -11,6 +11,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "common/local_socket.h"
 #include "common/logging.h"
@@ -27,7 +28,9 @@ constexpr timeval kHelloTimeout{1, 0};
 
 SameHostResults::SameHostResults(JobId job, std::shared_ptr<ObjectTable> table)
     : job_(job), table_(std::move(table)), wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-  thread_ = std::thread([this] { Run(); });
+  // Without an eventfd nothing could wake or stop the thread: no
+  // subscriptions, every result comes through the scheduler.
+  if (wake_fd_ >= 0) thread_ = std::thread([this] { Run(); });
 }
 
 SameHostResults::~SameHostResults() {
@@ -35,33 +38,29 @@ SameHostResults::~SameHostResults() {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  const uint64_t one = 1;
-  if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof(one)) < 0) {
-    // The eventfd's counter cannot overflow here; nothing else can fail.
-  }
-  thread_.join();
+  Wake();
+  if (thread_.joinable()) thread_.join();
   if (wake_fd_ >= 0) close(wake_fd_);
 }
 
 void SameHostResults::Watch(const std::string& address) {
   absl::MutexLock lock(&mu_);
-  to_watch_.push_back(address);
-  const uint64_t one = 1;
-  if (write(wake_fd_, &one, sizeof(one)) < 0) to_watch_.pop_back();
+  Post(to_watch_, address);
 }
 
 void SameHostResults::Forget(const std::string& address) {
   absl::MutexLock lock(&mu_);
-  to_forget_.push_back(address);
-  const uint64_t one = 1;
-  if (write(wake_fd_, &one, sizeof(one)) < 0) to_forget_.pop_back();
+  Post(to_forget_, address);
 }
 
-std::vector<std::string> SameHostResults::subscribed() const {
-  absl::MutexLock lock(&mu_);
-  std::vector<std::string> addresses;
-  for (const auto& [address, socket] : sockets_) addresses.push_back(address);
-  return addresses;
+bool SameHostResults::Wake() {
+  const uint64_t one = 1;
+  return write(wake_fd_, &one, sizeof(one)) == sizeof(one);
+}
+
+void SameHostResults::Post(std::vector<std::string>& queue, const std::string& address) {
+  queue.push_back(address);
+  if (!Wake()) queue.pop_back();  // nobody would take it
 }
 
 int SameHostResults::Subscribe(const std::string& address) const {
@@ -90,15 +89,13 @@ void SameHostResults::Run() {
   std::string packet(kLocalSocketMaxPushBytes, '\0');
   v1::LocalStorePush push;
   google::protobuf::RepeatedPtrField<v1::ObjectInfo> ready;
+  absl::flat_hash_map<std::string, int> sockets;
   while (true) {
     polled.assign(1, pollfd{wake_fd_, POLLIN, 0});
     polled_addresses.assign(1, "");
-    {
-      absl::MutexLock lock(&mu_);
-      for (const auto& [address, socket] : sockets_) {
-        polled.push_back(pollfd{socket, POLLIN, 0});
-        polled_addresses.push_back(address);
-      }
+    for (const auto& [address, socket] : sockets) {
+      polled.push_back(pollfd{socket, POLLIN, 0});
+      polled_addresses.push_back(address);
     }
     if (poll(polled.data(), polled.size(), -1) < 0) {
       if (errno == EINTR) continue;
@@ -119,7 +116,8 @@ void SameHostResults::Run() {
           closed.push_back(polled_addresses[i]);
           break;
         }
-        if (!ParsePush(absl::string_view(packet.data(), static_cast<std::size_t>(received)), &push)
+        if (!ParsePacket(absl::string_view(packet.data(), static_cast<std::size_t>(received)),
+                         &push)
                  .ok()) {
           continue;  // the worker sends the same results to the scheduler
         }
@@ -141,29 +139,19 @@ void SameHostResults::Run() {
       for (std::string& address : std::exchange(to_forget_, {})) closed.push_back(address);
     }
     if (stopping) break;
-    {
-      absl::MutexLock lock(&mu_);
-      for (const std::string& address : closed) {
-        auto it = sockets_.find(address);
-        if (it == sockets_.end()) continue;
-        close(it->second);
-        sockets_.erase(it);
-      }
+    for (const std::string& address : closed) {
+      auto it = sockets.find(address);
+      if (it == sockets.end()) continue;
+      close(it->second);
+      sockets.erase(it);
     }
     for (const std::string& address : to_watch) {
-      {
-        absl::MutexLock lock(&mu_);
-        if (sockets_.contains(address)) continue;
-      }
+      if (sockets.contains(address)) continue;
       const int socket = Subscribe(address);
-      if (socket < 0) continue;
-      absl::MutexLock lock(&mu_);
-      sockets_[address] = socket;
+      if (socket >= 0) sockets[address] = socket;
     }
   }
-  absl::MutexLock lock(&mu_);
-  for (const auto& [address, socket] : sockets_) close(socket);
-  sockets_.clear();
+  for (const auto& [address, socket] : sockets) close(socket);
 }
 
 }  // namespace fleet::client

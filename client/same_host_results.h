@@ -19,7 +19,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "client/object_table.h"
 #include "common/ids.h"
@@ -39,10 +38,13 @@ class SameHostResults {
   // Closes the subscription at the worker that left.
   void Forget(const std::string& address);
 
-  // The addresses subscribed to now (for tests).
-  std::vector<std::string> subscribed() const;
-
  private:
+  // Wakes the thread; false only without an eventfd (it never wakes).
+  bool Wake();
+  // Queues `address` on `queue` for the thread and wakes it.
+  void Post(std::vector<std::string>& queue, const std::string& address)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Owns the subscriptions' sockets, by worker address.
   void Run();
   // Connects and subscribes; -1 when the worker is not on this host.
   int Subscribe(const std::string& address) const;
@@ -51,13 +53,10 @@ class SameHostResults {
   const std::shared_ptr<ObjectTable> table_;
   const int wake_fd_;  // an eventfd: something to connect, close or stop
 
-  mutable absl::Mutex mu_;
+  absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::string> to_watch_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> to_forget_ ABSL_GUARDED_BY(mu_);
-  // The subscriptions' sockets by worker address; written by the thread
-  // only.
-  absl::flat_hash_map<std::string, int> sockets_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;  // last: it uses everything above
 };
 

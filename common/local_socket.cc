@@ -148,11 +148,10 @@ absl::Status ReceivePacket(int socket, google::protobuf::MessageLite* message, i
     }
   }
   if (received == 0) return absl::CancelledError("the local store connection was closed");
-  if ((header.msg_flags & MSG_TRUNC) != 0 || buffer[0] != kPacketMark ||
-      !message->ParseFromArray(buffer + 1, static_cast<int>(received - 1))) {
-    return absl::DataLossError("a malformed message arrived on the local store socket");
+  if ((header.msg_flags & MSG_TRUNC) != 0) {
+    return absl::DataLossError("a message too large arrived on the local store socket");
   }
-  return absl::OkStatus();
+  return ParsePacket(absl::string_view(buffer, static_cast<std::size_t>(received)), message);
 }
 
 absl::Status FramePush(const google::protobuf::MessageLite& message, std::string& packet) {
@@ -185,10 +184,10 @@ absl::Status SendPushNow(int socket, absl::string_view packet) {
   }
 }
 
-absl::Status ParsePush(absl::string_view packet, google::protobuf::MessageLite* message) {
+absl::Status ParsePacket(absl::string_view packet, google::protobuf::MessageLite* message) {
   if (packet.empty() || packet.size() > kLocalSocketMaxPushBytes || packet[0] != kPacketMark ||
       !message->ParseFromArray(packet.data() + 1, static_cast<int>(packet.size() - 1))) {
-    return absl::DataLossError("a malformed push arrived on the local store socket");
+    return absl::DataLossError("a malformed message arrived on the local store socket");
   }
   return absl::OkStatus();
 }

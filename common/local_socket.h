@@ -72,8 +72,9 @@ absl::Status FramePush(const google::protobuf::MessageLite& message, std::string
 // closed the connection.
 absl::Status SendPushNow(int socket, absl::string_view packet);
 
-// Parses one packet received (with recv) of at most kLocalSocketMaxPushBytes.
-absl::Status ParsePush(absl::string_view packet, google::protobuf::MessageLite* message);
+// Parses one packet received (a request, a reply or a push); DataLoss when
+// it is not one of this protocol's.
+absl::Status ParsePacket(absl::string_view packet, google::protobuf::MessageLite* message);
 
 }  // namespace fleet
 

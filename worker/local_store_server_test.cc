@@ -136,7 +136,7 @@ TEST_F(LocalStoreServerTest, SubscribedClientIsPushedItsJobsInlineResultsOnly) {
   const ssize_t received = recv(client.socket, packet.data(), packet.size(), 0);
   ASSERT_GT(received, 0);
   v1::LocalStorePush push;
-  ASSERT_TRUE(ParsePush(absl::string_view(packet.data(), received), &push).ok());
+  ASSERT_TRUE(ParsePacket(absl::string_view(packet.data(), received), &push).ok());
   ASSERT_EQ(push.ready_size(), 1);
   EXPECT_EQ(push.ready(0).object_id(), completed.results(0).object_id());
   EXPECT_EQ(push.ready(0).inline_value(), "forty-two");
