@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,7 +44,10 @@ struct WorkerSnapshot {
   bool reconnecting = false;  // known before a restart, not back yet
   double mean_task_run_ms = 0;
   absl::Duration uptime;
-  absl::Duration last_heard;
+  absl::Duration last_heard;  // since any message from it
+  // Since its last heartbeat: the age of its own figures above (none
+  // before the first). Not last_heard: completions come in between.
+  std::optional<absl::Duration> last_heartbeat;
 };
 
 // One client session: a job.

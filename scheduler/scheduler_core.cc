@@ -343,6 +343,7 @@ void SchedulerCore::Heartbeat(const WorkerId& worker_id, const v1::Heartbeat& he
   if (it == workers_.end()) return;
   it->second.last_heard = clock_->Now();
   it->second.last_heartbeat = heartbeat;
+  it->second.last_heartbeat_at = it->second.last_heard;
 }
 
 // ---- sessions --------------------------------------------------------------
@@ -1022,6 +1023,7 @@ ClusterSnapshot SchedulerCore::Snapshot() const {
     w.mean_task_run_ms = worker.mean_run_us / 1000.0;
     w.uptime = now - worker.connected_at;
     w.last_heard = now - worker.last_heard;
+    if (worker.last_heartbeat_at.has_value()) w.last_heartbeat = now - *worker.last_heartbeat_at;
   }
   std::sort(snapshot.workers.begin(), snapshot.workers.end(),
             [](const WorkerSnapshot& a, const WorkerSnapshot& b) { return a.address < b.address; });

@@ -291,6 +291,7 @@ class SchedulerCore {
     absl::Time connected_at;
     absl::Time last_heard;
     v1::Heartbeat last_heartbeat;
+    std::optional<absl::Time> last_heartbeat_at;  // none before its first
     bool draining = false;
     bool reconnecting = false;  // restored: known before a restart, not back yet
     bool copying = false;  // its objects are being copied away

@@ -1104,6 +1104,26 @@ TEST_F(SchedulerCoreTest, SnapshotCountsWorkersAndTasks) {
   EXPECT_EQ(s.workers[0].finished, 1u);
 }
 
+// A worker's own figures are as old as its last heartbeat: a completion
+// heard since does not make them fresher.
+TEST_F(SchedulerCoreTest, SnapshotTellsTheAgeOfAWorkersFiguresApartFromItsLastMessage) {
+  const WorkerId w = AddWorker(1);
+  const TaskId t = Submit();
+  core_.Dispatch();
+  EXPECT_EQ(core_.Snapshot().workers[0].last_heartbeat, std::nullopt);  // none yet
+  v1::Heartbeat heartbeat;
+  heartbeat.set_store_bytes(7);
+  core_.Heartbeat(w, heartbeat);
+  clock_.Advance(absl::Seconds(2));
+  Complete(w, t, 1, "v");
+  clock_.Advance(absl::Seconds(1));
+  const ClusterSnapshot s = core_.Snapshot();
+  ASSERT_THAT(s.workers, SizeIs(1));
+  EXPECT_EQ(s.workers[0].last_heard, absl::Seconds(1));
+  EXPECT_EQ(s.workers[0].last_heartbeat, absl::Seconds(3));
+  EXPECT_EQ(s.workers[0].store_bytes, 7u);
+}
+
 TEST_F(SchedulerCoreTest, CancelOfARunningTaskReachesItsWorker) {
   const WorkerId w = AddWorker(1);
   const TaskId t = Submit();

@@ -43,6 +43,9 @@ std::string StatusJson(const ClusterSnapshot& snapshot) {
         {"mean_task_run_ms", w.mean_task_run_ms},
         {"uptime_s", absl::ToDoubleSeconds(w.uptime)},
         {"last_heard_s", absl::ToDoubleSeconds(w.last_heard)},
+        {"last_heartbeat_s", w.last_heartbeat.has_value()
+                                 ? nlohmann::json(absl::ToDoubleSeconds(*w.last_heartbeat))
+                                 : nlohmann::json(nullptr)},
     });
   }
   nlohmann::json jobs = nlohmann::json::array();

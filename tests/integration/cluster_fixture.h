@@ -82,6 +82,36 @@ inline double SumOverWorkers(const nlohmann::json& status, const char* field) {
   return sum;
 }
 
+// /status once every worker in `since` (a /status read before) has sent a
+// heartbeat after it, so that the workers' own figures (store, transfers,
+// counters) cover what happened before `since` was read. Fails the test,
+// and returns the last read, when that takes longer than kStatusTimeout.
+inline nlohmann::json StatusWithHeartbeatsAfter(const fleet::test::LocalProcessCluster& cluster,
+                                                const nlohmann::json& since) {
+  nlohmann::json last;
+  const bool fresh = cluster.WaitForStatus(
+      [&](const nlohmann::json& s) {
+        if (s["workers"].size() != since["workers"].size()) return false;
+        for (const auto& w : s["workers"]) {
+          if (w["last_heartbeat_s"].is_null()) return false;
+          // The heartbeat's time on the worker's uptime clock, against
+          // that clock when `since` was read.
+          const double heartbeat_at =
+              w["uptime_s"].get<double>() - w["last_heartbeat_s"].get<double>();
+          bool newer = false;
+          for (const auto& before : since["workers"]) {
+            if (before["id"] == w["id"]) newer = heartbeat_at > before["uptime_s"].get<double>();
+          }
+          if (!newer) return false;
+        }
+        return true;
+      },
+      kStatusTimeout, &last);
+  EXPECT_TRUE(fresh) << "the workers sent no heartbeat after " << since.dump()
+                     << "; the last /status: " << last.dump();
+  return last;
+}
+
 // The TaskError that Get throws for `ref`, or nullopt when Get returned a
 // value. Bounded by kResultTimeout (a GetTimeout propagates).
 template <typename T>

@@ -111,22 +111,7 @@ TEST_F(NoOwnerDeliveryTest, ResultsComeThroughTheSchedulerAlone) {
   ASSERT_TRUE(cluster().WaitForStatus(
       [](const nlohmann::json& s) { return s["workers"].size() == kWorkers; }, kStatusTimeout,
       &before));
-  nlohmann::json last;
-  ASSERT_TRUE(cluster().WaitForStatus(
-      [&](const nlohmann::json& s) {
-        if (s["workers"].size() != kWorkers) return false;
-        for (const auto& w : s["workers"]) {
-          for (const auto& earlier : before["workers"]) {
-            const double heard_at = w["uptime_s"].get<double>() - w["last_heard_s"].get<double>();
-            if (earlier["id"] == w["id"] && heard_at <= earlier["uptime_s"].get<double>()) {
-              return false;
-            }
-          }
-        }
-        return true;
-      },
-      kStatusTimeout, &last))
-      << last.dump();
+  const nlohmann::json last = StatusWithHeartbeatsAfter(cluster(), before);
   EXPECT_EQ(SumOverWorkers(last, "results_delivered_to_owner"), 0) << last.dump();
 }
 

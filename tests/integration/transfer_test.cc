@@ -23,31 +23,6 @@ constexpr int kTasks = 95;
 constexpr int64_t kWindow = 500'000;
 constexpr int64_t kStep = 100'000;
 
-// Waits until every worker has sent a heartbeat after `since` (a status
-// read earlier), so that its counters describe everything before it.
-nlohmann::json FreshStatus(const fleet::test::LocalProcessCluster& cluster, const nlohmann::json& since) {
-  nlohmann::json last;
-  const bool fresh = cluster.WaitForStatus(
-      [&](const nlohmann::json& s) {
-        if (s["workers"].size() != since["workers"].size()) return false;
-        for (const auto& w : s["workers"]) {
-          bool newer = false;
-          for (const auto& before : since["workers"]) {
-            if (before["id"] != w["id"]) continue;
-            // Heard from after the earlier read: uptime moved on by more
-            // than the age of the last message.
-            const double heard_at = w["uptime_s"].get<double>() - w["last_heard_s"].get<double>();
-            newer = heard_at > before["uptime_s"].get<double>();
-          }
-          if (!newer) return false;
-        }
-        return true;
-      },
-      kStatusTimeout, &last);
-  EXPECT_TRUE(fresh) << "workers sent no heartbeat after the job: " << last.dump();
-  return last;
-}
-
 // Every worker refuses same-host shared memory: objects move over gRPC, as
 // between hosts.
 class GrpcTransferTest : public ClusterTest {
@@ -76,7 +51,7 @@ nlohmann::json RunSharedArgumentJob(const fleet::test::LocalProcessCluster& clus
     pids.insert(got.pid);
   }
   EXPECT_EQ(pids.size(), 2u) << "the test needs tasks on both workers";
-  return FreshStatus(cluster, cluster.Status());
+  return StatusWithHeartbeatsAfter(cluster, cluster.Status());
 }
 
 fleet::Array<double> SharedData() {
@@ -165,7 +140,7 @@ TEST_F(SmallStoreTest, GetViewReadsAResultInPlaceAndPinsItThere) {
   for (int i = 0; i < kOthers; ++i) ExpectBigArray(others[i].GetView(kResultTimeout), i);
   ExpectBigArray(*view, kSeed);
 
-  const nlohmann::json status = FreshStatus(cluster(), cluster().Status());
+  const nlohmann::json status = StatusWithHeartbeatsAfter(cluster(), cluster().Status());
   EXPECT_GE(SumOverWorkers(status, "bytes_shared_locally"), (kOthers + 1) * 4.0 * (1 << 20))
       << status.dump();
   EXPECT_EQ(SumOverWorkers(status, "bytes_sent"), 0) << "a same-host Get went over gRPC";
@@ -192,7 +167,7 @@ TEST_F(GrpcTransferTest, GetViewOfARemoteResultReadsTheFetchedBytes) {
   // Valid on its own, after the ref is gone.
   ref = {};
   ExpectBigArray(view, kSeed);
-  const nlohmann::json status = FreshStatus(cluster(), cluster().Status());
+  const nlohmann::json status = StatusWithHeartbeatsAfter(cluster(), cluster().Status());
   EXPECT_GE(SumOverWorkers(status, "bytes_sent"), 4.0 * (1 << 20)) << status.dump();
 }
 
@@ -223,7 +198,7 @@ void ExpectBuiltArrayWorks(std::size_t size) {
 TEST_F(ClusterTest, ArrayBuilderWritesInTheSameHostStoreAndSealsIntoARef) {
   ExpectBuiltArrayWorks(kFourMiBOfDoubles);
   ExpectBuiltArrayWorks(10);  // small: travels inline
-  const nlohmann::json status = FreshStatus(cluster(), cluster().Status());
+  const nlohmann::json status = StatusWithHeartbeatsAfter(cluster(), cluster().Status());
   EXPECT_EQ(SumOverWorkers(status, "bytes_sent"), 0) << "the builder's array went over gRPC";
 }
 
