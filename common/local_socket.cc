@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -117,6 +118,26 @@ absl::Status SendPacket(int socket, const google::protobuf::MessageLite& message
   }
 }
 
+bool AwaitReadable(int socket) {
+  timeval timeout{};
+  socklen_t length = sizeof(timeout);
+  int timeout_ms = -1;
+  if (getsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, &length) == 0 &&
+      (timeout.tv_sec > 0 || timeout.tv_usec > 0)) {
+    timeout_ms = static_cast<int>(timeout.tv_sec * 1000 + (timeout.tv_usec + 999) / 1000);
+  }
+  pollfd watched{socket, POLLIN, 0};
+  while (true) {
+    const int ready = poll(&watched, 1, timeout_ms);
+    if (ready > 0) return true;  // readable, closed or failed: recv says which
+    if (ready == 0) {
+      errno = EAGAIN;
+      return false;
+    }
+    if (errno != EINTR) return false;
+  }
+}
+
 absl::Status ReceivePacket(int socket, google::protobuf::MessageLite* message, int* fd) {
   if (fd != nullptr) *fd = -1;
   char buffer[kLocalSocketMaxMessageBytes];
@@ -128,9 +149,13 @@ absl::Status ReceivePacket(int socket, google::protobuf::MessageLite* message, i
   header.msg_control = control;
   header.msg_controllen = sizeof(control);
   ssize_t received;
-  do {
-    received = recvmsg(socket, &header, MSG_CMSG_CLOEXEC);
-  } while (received < 0 && errno == EINTR);
+  while (true) {
+    received = recvmsg(socket, &header, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (received >= 0) break;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) break;
+    if (!AwaitReadable(socket)) break;  // errno says why: EAGAIN when it timed out
+  }
   if (received < 0) {
     if (errno == ECONNRESET) return absl::CancelledError("the local store connection was closed");
     return ErrnoStatus("receiving on the local store socket", errno);

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/errno_status.h"
+#include "common/local_socket.h"
 
 namespace fleet::worker {
 namespace {
@@ -84,10 +85,13 @@ absl::Status FramedReader::Fill(std::size_t wanted) {
   const std::size_t room = large ? wanted : end_ + kReadChunkBytes;
   if (buffer_.size() < room) buffer_.resize(room);
   while (true) {
-    const ssize_t got = read(socket_, buffer_.data() + end_, (large ? wanted : room) - end_);
+    const ssize_t got =
+        recv(socket_, buffer_.data() + end_, (large ? wanted : room) - end_, MSG_DONTWAIT);
     if (got == 0) return PeerGone();
     if (got < 0) {
       if (errno == EINTR) continue;
+      // Waits in poll, not in recv: see AwaitReadable.
+      if ((errno == EAGAIN || errno == EWOULDBLOCK) && AwaitReadable(socket_)) continue;
       return Errno("reading");
     }
     end_ += static_cast<std::size_t>(got);
