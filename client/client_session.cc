@@ -286,9 +286,10 @@ void ClientSession::Release(const ObjectId& id) {
   // Lost with a broken stream: a resumed session lists the refs held.
   absl::MutexLock lock(&mu_);
   if (stream_ == nullptr) return;
-  stream_->Send(ObjectId::kSize + 2, [&](v1::ClientToScheduler& batch) {
-    id.CopyTo(batch.add_release());
-  });
+  // Nothing waits on a release: it goes with the next request, or within
+  // ClientStream::kDefaultLazyDelay.
+  stream_->SendLazily(ObjectId::kSize + 2,
+                      [&](v1::ClientToScheduler& batch) { id.CopyTo(batch.add_release()); });
 }
 
 absl::StatusOr<v1::WorkerInfo> ClientSession::PickWorkerForPut(absl::Duration timeout) {

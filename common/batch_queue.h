@@ -39,16 +39,18 @@ class BatchQueue {
   template <typename AddFn>
   bool Add(std::size_t item_bytes, AddFn&& add) {
     absl::MutexLock lock(&mu_);
-    if (closed_) return false;
-    if (batches_.empty() || last_batch_bytes_ + item_bytes > cap_bytes_) {
-      batches_.push_back(spares_.Take());
-      last_batch_bytes_ = 0;
-    }
-    add(batches_.back());
-    last_batch_bytes_ += item_bytes;
-    if (writing_) return false;
+    if (!AppendLocked(item_bytes, std::forward<AddFn>(add)) || writing_) return false;
     writing_ = true;
     return true;
+  }
+
+  // As Add, but the caller never becomes the writer: the item goes with the
+  // next write, whoever starts it. Returns true when no write is in flight
+  // or about to start, so that the item waits until someone starts one.
+  template <typename AddFn>
+  bool AddWithoutWriting(std::size_t item_bytes, AddFn&& add) {
+    absl::MutexLock lock(&mu_);
+    return AppendLocked(item_bytes, std::forward<AddFn>(add)) && !writing_;
   }
 
   // As Add, for a whole message of items: it becomes the next batch itself
@@ -129,6 +131,19 @@ class BatchQueue {
   }
 
  private:
+  // Adds the item to the batch being assembled; false (dropped) once closed.
+  template <typename AddFn>
+  bool AppendLocked(std::size_t item_bytes, AddFn&& add) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (closed_) return false;
+    if (batches_.empty() || last_batch_bytes_ + item_bytes > cap_bytes_) {
+      batches_.push_back(spares_.Take());
+      last_batch_bytes_ = 0;
+    }
+    add(batches_.back());
+    last_batch_bytes_ += item_bytes;
+    return true;
+  }
+
   std::optional<Message> TakeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (batches_.empty()) {
       writing_ = false;

@@ -52,9 +52,13 @@ class ClientStream {
   // `more_follow` waits for the items its producer expects (one message for
   // a burst instead of one per item, at the cost of at most `linger` for an
   // item that has company coming).
-  explicit ClientStream(grpc::CompletionQueue* queue, absl::Duration linger = absl::ZeroDuration())
+  // `lazy_delay`: how long an item sent lazily waits, at most, for company
+  // (SendLazily).
+  explicit ClientStream(grpc::CompletionQueue* queue, absl::Duration linger = absl::ZeroDuration(),
+                        absl::Duration lazy_delay = kDefaultLazyDelay)
       : queue_(queue),
         linger_(linger),
+        lazy_delay_(lazy_delay),
         // A process has one or two such streams, and a burst of submits
         // fills batches of megabytes: keeping one whole saves rebuilding
         // its thousands of elements, a malloc or more each, for the next.
@@ -103,6 +107,18 @@ class ClientStream {
     }
   }
 
+  // Adds an item nothing waits on (a release, say) to the next write,
+  // whoever starts it: the next Send's, usually, or else one the queue's
+  // thread starts `lazy_delay` from now. The sending thread writes nothing
+  // and wakes nobody: on a round trip's path (a program that drops one
+  // result and submits its next task) a write of its own cost that thread
+  // a send and a wake-up of the queue's thread, and the peer a message.
+  template <typename AddFn>
+  void SendLazily(std::size_t item_bytes, AddFn&& add) {
+    if (outbox_.AddWithoutWriting(item_bytes, std::forward<AddFn>(add))) ArmFlush();
+  }
+  static constexpr absl::Duration kDefaultLazyDelay = absl::Milliseconds(2);
+
   // Flushes what is queued, half-closes, and gives the peer `grace` to take
   // it and end the stream before cancelling it (what it has not taken by
   // then is lost). Idempotent; concurrent callers return once it is done.
@@ -113,6 +129,13 @@ class ClientStream {
       stopping_ = true;
       outbox_.Close();
       if (!started_.HasBeenNotified()) return;
+      {
+        // What waits for a flush goes with the writes below; the alarm's
+        // tag still comes back (at once) before the stream ends.
+        absl::MutexLock lock(&flush_mu_);
+        flush_stopped_ = true;
+        if (flush_armed_) flush_alarm_.Cancel();
+      }
       // An idle writer ends the writes here; one in flight does when done.
       if (outbox_.ClaimIdleWriter()) WriteNext();
       // A peer that stops reading (hung, or its host gone without a reset)
@@ -192,6 +215,25 @@ class ClientStream {
     WriteNext();
   }
 
+  // For an item that waits with no write in flight: the queue's thread
+  // starts one `lazy_delay_` from now, unless a write takes it before.
+  void ArmFlush() {
+    absl::MutexLock lock(&flush_mu_);
+    if (flush_armed_ || flush_stopped_) return;
+    flush_armed_ = true;
+    flush_alarm_.Set(queue_, absl::ToChronoTime(absl::Now() + lazy_delay_), &flush_tag_);
+  }
+
+  void OnFlushDue(bool /*ok*/) {
+    {
+      absl::MutexLock lock(&flush_mu_);
+      flush_armed_ = false;
+    }
+    // Nothing to write (a write took the items) gives the role back.
+    if (outbox_.ClaimIdleWriter()) WriteNext();
+    NotifyEndedWhenIdle();
+  }
+
   // The writer role is kept from here on: nothing is written any more.
   void EndWrites() {
     writes_over_.Notify();
@@ -214,14 +256,28 @@ class ClientStream {
       status = absl::UnavailableError("the peer closed the stream");
     }
     on_end_(std::move(status));
-    // Every operation has come back (a linger holds the writer role, so the
-    // writes cannot have ended during one). Last: Stop may destroy the
-    // stream once it sees this.
-    ended_.Notify();
+    {
+      absl::MutexLock lock(&flush_mu_);
+      finished_ = true;
+    }
+    NotifyEndedWhenIdle();
+  }
+
+  // Once the call has finished and a flush alarm's tag has come back (a
+  // linger holds the writer role, so the writes cannot have ended during
+  // one), no operation of the stream's is on the queue any more. Last: Stop
+  // may destroy the stream once it sees this. The queue's thread only.
+  void NotifyEndedWhenIdle() {
+    {
+      absl::MutexLock lock(&flush_mu_);
+      if (!finished_ || flush_armed_) return;
+    }
+    if (!ended_.HasBeenNotified()) ended_.Notify();
   }
 
   grpc::CompletionQueue* const queue_;
   const absl::Duration linger_;
+  const absl::Duration lazy_delay_;
   grpc::ClientContext context_;
   std::unique_ptr<Call> call_;
   BatchQueue<Out> outbox_;
@@ -243,11 +299,18 @@ class ClientStream {
   grpc::Alarm linger_alarm_ ABSL_GUARDED_BY(linger_mu_);
   bool lingering_ ABSL_GUARDED_BY(linger_mu_) = false;
 
+  absl::Mutex flush_mu_;
+  grpc::Alarm flush_alarm_ ABSL_GUARDED_BY(flush_mu_);
+  bool flush_armed_ ABSL_GUARDED_BY(flush_mu_) = false;    // its tag has not come back
+  bool flush_stopped_ ABSL_GUARDED_BY(flush_mu_) = false;  // Stop flushes what waits
+  bool finished_ ABSL_GUARDED_BY(flush_mu_) = false;       // the call's Finish came back
+
   MemberTag<ClientStream, &ClientStream::OnStarted> started_tag_{this};
   MemberTag<ClientStream, &ClientStream::OnRead> read_tag_{this};
   MemberTag<ClientStream, &ClientStream::OnWritten> write_tag_{this};
   MemberTag<ClientStream, &ClientStream::OnWritesDone> writes_done_tag_{this};
   MemberTag<ClientStream, &ClientStream::OnLingerOver> linger_tag_{this};
+  MemberTag<ClientStream, &ClientStream::OnFlushDue> flush_tag_{this};
   MemberTag<ClientStream, &ClientStream::OnFinished> finished_tag_{this};
 };
 

@@ -210,6 +210,59 @@ TEST_F(ClientStreamTest, ALingerHoldsABurstUntilItsLastItem) {
   stream.Stop(absl::Seconds(5));
 }
 
+// A lazy item rides with the next item sent: one message, no write of its
+// own.
+TEST_F(ClientStreamTest, ALazyItemGoesWithTheNextItemSent) {
+  StartServer();
+  // A lazy delay far longer than the test: only the next item sends it.
+  Stream stream(queue_thread_.queue(), absl::ZeroDuration(), absl::Hours(1));
+  Start(stream);
+  SendCompleted(stream, "alone");
+  AwaitRecorded(1);  // no write in flight from here on
+  stream.SendLazily(
+      8, [](v1::WorkerToScheduler& batch) { batch.add_completed()->set_task_id("lazy"); });
+  SendCompleted(stream, "next");
+  AwaitRecorded(3);
+  const auto messages = scheduler_.messages();
+  ASSERT_EQ(messages.size(), 2u);
+  EXPECT_EQ(messages[1], (std::vector<std::string>{"lazy", "next"}));
+  stream.Stop(absl::Seconds(5));
+}
+
+// With nothing sent after it, a lazy item still goes, on its own.
+TEST_F(ClientStreamTest, ALazyItemAloneIsWrittenWithoutAnotherSend) {
+  StartServer();
+  Stream stream(queue_thread_.queue());
+  Start(stream);
+  SendCompleted(stream, "first");
+  AwaitRecorded(1);
+  stream.SendLazily(
+      8, [](v1::WorkerToScheduler& batch) { batch.add_completed()->set_task_id("lazy"); });
+  AwaitRecorded(2);
+  const auto messages = scheduler_.messages();
+  ASSERT_EQ(messages.size(), 2u);
+  EXPECT_EQ(messages[1], (std::vector<std::string>{"lazy"}));
+  stream.Stop(absl::Seconds(5));
+}
+
+// Stop sends what waits lazily, and the stream ends cleanly although its
+// flush was still due.
+TEST_F(ClientStreamTest, StopSendsALazyItemThatWaits) {
+  StartServer();
+  Stream stream(queue_thread_.queue(), absl::ZeroDuration(), absl::Hours(1));
+  Start(stream);
+  SendCompleted(stream, "first");
+  AwaitRecorded(1);
+  stream.SendLazily(
+      8, [](v1::WorkerToScheduler& batch) { batch.add_completed()->set_task_id("lazy"); });
+  stream.Stop(absl::Seconds(5));
+  ASSERT_TRUE(ended_.HasBeenNotified());
+  EXPECT_TRUE(end_.ok()) << end_;
+  std::size_t items = 0;
+  for (const auto& message : scheduler_.messages()) items += message.size();
+  EXPECT_EQ(items, 2u);
+}
+
 TEST_F(ClientStreamTest, StopFlushesWhatIsQueuedThenHalfCloses) {
   StartServer();
   Stream stream(queue_thread_.queue());
