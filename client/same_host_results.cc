@@ -24,6 +24,24 @@ namespace {
 // accepting thread answers at once unless it is stopping.
 constexpr timeval kHelloTimeout{1, 0};
 
+// Reads every packet queued on a subscription into `ready` (`packet` and
+// `push` are room to read into). False once the worker has closed it (it
+// stopped) or it broke.
+bool DrainSubscription(int socket, std::string& packet, v1::LocalStorePush& push,
+                       google::protobuf::RepeatedPtrField<v1::ObjectInfo>& ready) {
+  while (true) {
+    const ssize_t received = recv(socket, packet.data(), packet.size(), MSG_DONTWAIT);
+    if (received < 0 && errno == EINTR) continue;
+    if (received < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    if (received <= 0) return false;
+    if (!ParsePacket(absl::string_view(packet.data(), static_cast<std::size_t>(received)), &push)
+             .ok()) {
+      continue;  // the worker sends the same results to the scheduler
+    }
+    for (v1::ObjectInfo& info : *push.mutable_ready()) ready.Add(std::move(info));
+  }
+}
+
 }  // namespace
 
 SameHostResults::SameHostResults(JobId job, std::shared_ptr<ObjectTable> table)
@@ -103,30 +121,14 @@ void SameHostResults::Run() {
                                  std::strerror(errno));
       break;
     }
+    // Every packet queued, resolved together below: one lock of the table
+    // for a burst of results.
     std::vector<std::string> closed;
     for (std::size_t i = 1; i < polled.size(); ++i) {
       if (polled[i].revents == 0) continue;
-      // Every packet queued, resolved together below: one lock of the
-      // table for a burst of results.
-      while (true) {
-        const ssize_t received = recv(polled[i].fd, packet.data(), packet.size(), MSG_DONTWAIT);
-        if (received < 0 && errno == EINTR) continue;
-        if (received < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        if (received <= 0) {  // the worker closed it (it stopped), or it broke
-          closed.push_back(polled_addresses[i]);
-          break;
-        }
-        if (!ParsePacket(absl::string_view(packet.data(), static_cast<std::size_t>(received)),
-                         &push)
-                 .ok()) {
-          continue;  // the worker sends the same results to the scheduler
-        }
-        for (v1::ObjectInfo& info : *push.mutable_ready()) ready.Add(std::move(info));
+      if (!DrainSubscription(polled[i].fd, packet, push, ready)) {
+        closed.push_back(polled_addresses[i]);
       }
-    }
-    if (!ready.empty()) {
-      table_->Resolve(ready);
-      ready.Clear();
     }
     std::vector<std::string> to_watch;
     bool stopping = false;
@@ -142,8 +144,16 @@ void SameHostResults::Run() {
     for (const std::string& address : closed) {
       auto it = sockets.find(address);
       if (it == sockets.end()) continue;
+      // A worker that left may have pushed results since the poll: the
+      // scheduler counts them delivered and will not send them, so they
+      // are read before the socket goes.
+      DrainSubscription(it->second, packet, push, ready);
       close(it->second);
       sockets.erase(it);
+    }
+    if (!ready.empty()) {
+      table_->Resolve(ready);
+      ready.Clear();
     }
     for (const std::string& address : to_watch) {
       if (sockets.contains(address)) continue;
