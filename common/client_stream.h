@@ -219,7 +219,9 @@ class ClientStream {
   // starts one `lazy_delay_` from now, unless a write takes it before.
   void ArmFlush() {
     absl::MutexLock lock(&flush_mu_);
-    if (flush_armed_ || flush_stopped_) return;
+    // Once stopping or finished nothing more is written: no alarm may come
+    // after the stream has ended.
+    if (flush_armed_ || flush_stopped_ || finished_) return;
     flush_armed_ = true;
     flush_alarm_.Set(queue_, absl::ToChronoTime(absl::Now() + lazy_delay_), &flush_tag_);
   }
