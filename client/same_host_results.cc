@@ -140,7 +140,6 @@ void SameHostResults::Run() {
       to_watch = std::exchange(to_watch_, {});
       for (std::string& address : std::exchange(to_forget_, {})) closed.push_back(address);
     }
-    if (stopping) break;
     for (const std::string& address : closed) {
       auto it = sockets.find(address);
       if (it == sockets.end()) continue;
@@ -155,6 +154,7 @@ void SameHostResults::Run() {
       table_->Resolve(ready);
       ready.Clear();
     }
+    if (stopping) break;
     for (const std::string& address : to_watch) {
       if (sockets.contains(address)) continue;
       const int socket = Subscribe(address);

@@ -122,6 +122,12 @@ class ClientStreamTest : public ::testing::Test {
         more_follow);
   }
 
+  static void SendLazily(Stream& stream, const std::string& task) {
+    stream.SendLazily(task.size() + 4, [&](v1::WorkerToScheduler& batch) {
+      batch.add_completed()->set_task_id(task);
+    });
+  }
+
   // Waits until the server has answered `completions`.
   void AwaitRecorded(uint64_t completions) {
     absl::MutexLock lock(&mu_);
@@ -219,8 +225,7 @@ TEST_F(ClientStreamTest, ALazyItemGoesWithTheNextItemSent) {
   Start(stream);
   SendCompleted(stream, "alone");
   AwaitRecorded(1);  // no write in flight from here on
-  stream.SendLazily(
-      8, [](v1::WorkerToScheduler& batch) { batch.add_completed()->set_task_id("lazy"); });
+  SendLazily(stream, "lazy");
   SendCompleted(stream, "next");
   AwaitRecorded(3);
   const auto messages = scheduler_.messages();
@@ -236,8 +241,7 @@ TEST_F(ClientStreamTest, ALazyItemAloneIsWrittenWithoutAnotherSend) {
   Start(stream);
   SendCompleted(stream, "first");
   AwaitRecorded(1);
-  stream.SendLazily(
-      8, [](v1::WorkerToScheduler& batch) { batch.add_completed()->set_task_id("lazy"); });
+  SendLazily(stream, "lazy");
   AwaitRecorded(2);
   const auto messages = scheduler_.messages();
   ASSERT_EQ(messages.size(), 2u);
@@ -253,8 +257,7 @@ TEST_F(ClientStreamTest, StopSendsALazyItemThatWaits) {
   Start(stream);
   SendCompleted(stream, "first");
   AwaitRecorded(1);
-  stream.SendLazily(
-      8, [](v1::WorkerToScheduler& batch) { batch.add_completed()->set_task_id("lazy"); });
+  SendLazily(stream, "lazy");
   stream.Stop(absl::Seconds(5));
   ASSERT_TRUE(ended_.HasBeenNotified());
   EXPECT_TRUE(end_.ok()) << end_;

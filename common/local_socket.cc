@@ -20,6 +20,17 @@ namespace {
 // zero-length packet that means the peer closed the connection.
 constexpr char kPacketMark = 'F';
 
+// The socket's receive timeout (SO_RCVTIMEO) in milliseconds; -1 for none.
+int ReceiveTimeoutMs(int socket) {
+  timeval timeout{};
+  socklen_t length = sizeof(timeout);
+  if (getsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, &length) != 0 ||
+      (timeout.tv_sec == 0 && timeout.tv_usec == 0)) {
+    return -1;
+  }
+  return static_cast<int>(timeout.tv_sec * 1000 + (timeout.tv_usec + 999) / 1000);
+}
+
 // A new socket and the abstract name of the worker at `address`.
 absl::StatusOr<AbstractSocket> StoreSocket(absl::string_view address) {
   return NewAbstractSocket(absl::StrCat("fleet-store/", address), SOCK_SEQPACKET);
@@ -118,14 +129,7 @@ absl::Status SendPacket(int socket, const google::protobuf::MessageLite& message
   }
 }
 
-bool AwaitReadable(int socket) {
-  timeval timeout{};
-  socklen_t length = sizeof(timeout);
-  int timeout_ms = -1;
-  if (getsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, &length) == 0 &&
-      (timeout.tv_sec > 0 || timeout.tv_usec > 0)) {
-    timeout_ms = static_cast<int>(timeout.tv_sec * 1000 + (timeout.tv_usec + 999) / 1000);
-  }
+bool AwaitReadable(int socket, int timeout_ms) {
   pollfd watched{socket, POLLIN, 0};
   while (true) {
     const int ready = poll(&watched, 1, timeout_ms);
@@ -154,7 +158,8 @@ absl::Status ReceivePacket(int socket, google::protobuf::MessageLite* message, i
     if (received >= 0) break;
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) break;
-    if (!AwaitReadable(socket)) break;  // errno says why: EAGAIN when it timed out
+    // errno says why: EAGAIN when it timed out.
+    if (!AwaitReadable(socket, ReceiveTimeoutMs(socket))) break;
   }
   if (received < 0) {
     if (errno == ECONNRESET) return absl::CancelledError("the local store connection was closed");

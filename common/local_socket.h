@@ -54,21 +54,19 @@ absl::StatusOr<int> ConnectLocalSocket(absl::string_view address);
 absl::Status SendPacket(int socket, const google::protobuf::MessageLite& message, int fd = -1);
 
 // Waits until `socket` has something to read (or its peer closed it), at
-// most its receive timeout (SO_RCVTIMEO; none: for ever). False, with
-// errno EAGAIN, when the timeout passed; false with another errno when
-// poll failed.
+// most `timeout_ms` (-1: for ever). False, with errno EAGAIN, when the
+// timeout passed; false with another errno when poll failed.
 //
 // A thread that waits for a unix socket in recv or read sleeps on the
 // queue where the kernel also signals room to write: it is woken, for
 // nothing, each time the peer takes what this end sent (a reply, a task,
 // a result). poll(POLLIN) filters that out, saving a context switch per
 // message. Receive without blocking first, and wait here only on EAGAIN.
-bool AwaitReadable(int socket);
+bool AwaitReadable(int socket, int timeout_ms = -1);
 
-// Receives one packet into `message`, waiting (AwaitReadable) on a
-// blocking socket; when `fd` is given, a descriptor attached to the packet
-// is stored there (else -1). Returns Cancelled when the peer closed the
-// connection.
+// Receives one packet into `message`, waiting (AwaitReadable) at most the
+// socket's receive timeout (SO_RCVTIMEO; none: for ever); when `fd` is given, a descriptor attached
+// to the packet is stored there (else -1). Returns Cancelled when the peer closed the connection.
 absl::Status ReceivePacket(int socket, google::protobuf::MessageLite* message, int* fd = nullptr);
 
 // Pushes (a worker's LocalStorePush on a subscribed connection) carry task
