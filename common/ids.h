@@ -102,6 +102,10 @@ class WorkerId : public FixedId<16, WorkerId> {
   std::string Short() const { return Hex().substr(0, 8); }
 };
 
+// The attempt number of a task's first run, whether the scheduler placed
+// it or its owner handed it to a worker itself (TaskSpec.direct_worker_id).
+inline constexpr uint32_t kFirstAttempt = 1;
+
 // (job id, submission counter).
 class TaskId : public FixedId<24, TaskId> {
  public:

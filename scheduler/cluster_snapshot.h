@@ -78,6 +78,8 @@ struct ClusterSnapshot {
   // Attempts re-queued: their worker died, they threw with retry_exceptions,
   // or their worker could not obtain an argument.
   uint64_t tasks_retried = 0;
+  uint64_t tasks_run_directly = 0;  // handed to a worker by their client
+
   uint64_t tasks_reconstructed = 0;  // finished tasks run again to rebuild lost results
   uint64_t lineage_specs = 0;        // specs kept to rebuild results
   uint64_t lineage_bytes = 0;

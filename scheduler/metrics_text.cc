@@ -101,9 +101,13 @@ std::string PrometheusText(const ClusterSnapshot& s) {
       .Sample(static_cast<double>(s.tasks_ready), "state=\"ready\"")
       .Sample(static_cast<double>(s.tasks_assigned), "state=\"assigned\"");
   const std::pair<const char*, uint64_t> task_counters[] = {
-      {"submitted", s.tasks_submitted},   {"finished", s.tasks_finished},
-      {"failed", s.tasks_failed},         {"cancelled", s.tasks_cancelled},
-      {"retried", s.tasks_retried},       {"reconstructed", s.tasks_reconstructed}};
+      {"submitted", s.tasks_submitted},
+      {"finished", s.tasks_finished},
+      {"failed", s.tasks_failed},
+      {"cancelled", s.tasks_cancelled},
+      {"retried", s.tasks_retried},
+      {"reconstructed", s.tasks_reconstructed},
+      {"run_directly", s.tasks_run_directly}};
   for (const auto& [what, count] : task_counters) {
     Family(out, absl::StrCat("fleet_tasks_", what, "_total"), "counter",
            absl::StrCat("Tasks ", what, " since the scheduler started.").c_str())

@@ -148,6 +148,17 @@ absl::Status SchedulerCore::TaskCompleted(const WorkerId& worker_id,
   ASSIGN_OR_RETURN(TaskId task_id, TaskId::FromBinary(completed.task_id()));
   auto task_it = tasks_.find(task_id);
   auto worker_it = workers_.find(worker_id);
+  if (completed.has_direct_spec() && worker_it != workers_.end()) {
+    // Its owner handed it to the worker: the worker's word may come before
+    // the owner's submission, and stands for it.
+    if (task_it == tasks_.end()) {
+      AdoptDirectTask(task_id, worker_it->second, completed);
+      task_it = tasks_.find(task_id);
+    } else if (completed.declined()) {
+      DeclineDirectTask(task_id, task_it->second, worker_it->second, completed.attempt());
+    }
+    if (completed.declined()) return absl::OkStatus();
+  }
   if (task_it == tasks_.end() || worker_it == workers_.end() ||
       task_it->second.state != TaskState::kAssigned || task_it->second.worker != worker_id ||
       task_it->second.attempt != completed.attempt()) {
@@ -458,13 +469,27 @@ absl::Status SchedulerCore::SubmitTask(SessionId session_id, v1::TaskSpec spec) 
     return absl::InvalidArgumentError(absl::StrCat("task ", task_id.Short(),
                                                    " does not belong to the session's job"));
   }
-  if (tasks_.contains(task_id) || objects_.contains(ObjectId::Of(task_id, 0)) ||
-      lineage_.Contains(task_id)) {
-    // Sent again by a client that reconnected without seeing it admitted:
-    // it is here already.
+  if (Known(task_id)) {
+    // Sent again by a client that reconnected without seeing it admitted,
+    // or a direct task its worker told of first: it is here already.
     GetLogger("scheduler")->debug("event=duplicate_submission task={}", task_id.Short());
     return absl::OkStatus();
   }
+  Worker* ran_by = nullptr;
+  if (!spec.direct_worker_id().empty()) {
+    absl::StatusOr<WorkerId> direct = WorkerId::FromBinary(spec.direct_worker_id());
+    spec.clear_direct_worker_id();  // a re-run elsewhere is the scheduler's
+    auto it = direct.ok() ? workers_.find(*direct) : workers_.end();
+    // A worker gone (or not back yet) either died with the task or never
+    // had it: it runs as any other.
+    if (it != workers_.end() && !it->second.reconnecting) ran_by = &it->second;
+  }
+  AddTask(session_id, session, task_id, std::move(spec), ran_by);
+  return absl::OkStatus();
+}
+
+void SchedulerCore::AddTask(SessionId session_id, Session& session, const TaskId& task_id,
+                            v1::TaskSpec spec, Worker* ran_by) {
   if (spec.num_returns() == 0) spec.set_num_returns(1);
   tasks_submitted_++;
   session.submitted++;
@@ -486,7 +511,14 @@ absl::Status SchedulerCore::SubmitTask(SessionId session_id, v1::TaskSpec spec) 
   for (const v1::TaskArg& arg : spec.args()) {
     if (!arg.has_object_id()) continue;
     auto arg_id = ObjectId::FromBinary(arg.object_id());
-    if (!arg_id.ok()) return arg_id.status();
+    if (!arg_id.ok()) {
+      v1::TaskFailure failure;
+      failure.set_kind(v1::TaskFailure::BAD_ARGUMENT);
+      failure.set_message(
+          absl::StrCat("an argument's object id is malformed: ", arg_id.status().message()));
+      failed_arg = std::move(failure);
+      continue;
+    }
     if (std::find(task.ref_args.begin(), task.ref_args.end(), *arg_id) != task.ref_args.end()) {
       continue;
     }
@@ -523,7 +555,18 @@ absl::Status SchedulerCore::SubmitTask(SessionId session_id, v1::TaskSpec spec) 
   } else if (task.missing_args == 0) {
     task.state = TaskState::kReady;
     task.ready_at = clock_->Now();
-    ready_.push_back(task_id);
+    if (ran_by != nullptr && task.ref_args.empty()) {
+      // Its worker has it already (only tasks with inline arguments are
+      // handed over): counted there, not placed.
+      task.state = TaskState::kAssigned;
+      task.worker = ran_by->id;
+      task.attempt = kFirstAttempt;
+      ran_by->assigned++;
+      ran_by->tasks.insert(task_id);
+      tasks_run_directly_++;
+    } else {
+      ready_.push_back(task_id);
+    }
   }
   // The task waits for them in Dispatch (WaitForRebuiltArgs). Rebuild adds
   // tasks: `task` is not used after this.
@@ -532,7 +575,40 @@ absl::Status SchedulerCore::SubmitTask(SessionId session_id, v1::TaskSpec spec) 
     Rebuild(arg, "it had been freed, as nothing read it, and is an argument again", to_fail);
   }
   for (auto& [failed_id, failure] : to_fail) FailTask(failed_id, std::move(failure));
-  return absl::OkStatus();
+}
+
+bool SchedulerCore::Known(const TaskId& task_id) const {
+  return tasks_.contains(task_id) || objects_.contains(ObjectId::Of(task_id, 0)) ||
+         lineage_.Contains(task_id);
+}
+
+void SchedulerCore::AdoptDirectTask(const TaskId& task_id, Worker& worker,
+                                    const v1::TaskCompleted& completed) {
+  // Finished already (its results are known): a stale report, as below.
+  if (Known(task_id)) return;
+  for (auto& [session_id, session] : sessions_) {
+    if (session.job != task_id.job()) continue;
+    v1::TaskSpec spec = completed.direct_spec();
+    spec.clear_direct_worker_id();
+    AddTask(session_id, session, task_id, std::move(spec),
+            completed.declined() ? nullptr : &worker);
+    return;
+  }
+  // Its client is gone: the report is stale, and its results are freed.
+}
+
+void SchedulerCore::DeclineDirectTask(const TaskId& task_id, Task& task, Worker& worker,
+                                      uint32_t attempt) {
+  if (task.state != TaskState::kAssigned || task.worker != worker.id || task.attempt != attempt) {
+    return;
+  }
+  worker.assigned--;
+  worker.tasks.erase(task_id);
+  task.state = TaskState::kReady;
+  task.worker = WorkerId();
+  task.ready_at = clock_->Now();
+  ready_.push_back(task_id);
+  TouchTask(task_id);
 }
 
 absl::Status SchedulerCore::PutObject(SessionId session_id, const v1::ObjectInfo& info) {
@@ -1041,6 +1117,7 @@ ClusterSnapshot SchedulerCore::Snapshot() const {
   snapshot.tasks_failed = tasks_failed_;
   snapshot.tasks_cancelled = tasks_cancelled_;
   snapshot.tasks_retried = tasks_retried_;
+  snapshot.tasks_run_directly = tasks_run_directly_;
   snapshot.tasks_reconstructed = tasks_reconstructed_;
   snapshot.relay_calls = relay_calls_;
   snapshot.relay_failed = relay_failed_;

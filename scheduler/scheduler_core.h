@@ -138,7 +138,9 @@ class SchedulerCore {
   // stale) are ignored. A failure OBJECT_LOST naming the argument it could
   // not obtain re-queues the task (not charged to its retries) after
   // dropping the copy it was sent to, rebuilding the argument if none is
-  // left.
+  // left. A completion with direct_spec records the task first when its
+  // client's submission has not come yet (the worker ran it, or declined
+  // it: then it is placed as any other).
   absl::Status TaskCompleted(const WorkerId& worker, const v1::TaskCompleted& completed);
   absl::Status ObjectStored(const WorkerId& worker, const v1::ObjectStored& stored);
   void Heartbeat(const WorkerId& worker, const v1::Heartbeat& heartbeat);
@@ -178,9 +180,12 @@ class SchedulerCore {
   // on a worker are cancelled (those running finish; their results are
   // freed on arrival), so a crashed driver leaks nothing.
   void CloseSession(SessionId session);
-  // Returns InvalidArgument for a malformed spec or a task id of another
-  // job; AlreadyExists for a duplicate. Failures of the task itself (a lost
-  // argument) are reported to the session, not returned.
+  // Returns InvalidArgument for a malformed task id or one of another job;
+  // a duplicate is ignored. Failures of the task itself (a lost or
+  // malformed argument) are reported to the session, not returned. A spec
+  // with direct_worker_id set is recorded as running on that worker (its
+  // client handed it over) when the worker is connected and every argument
+  // is inline; TaskCompleted may have recorded it already.
   absl::Status SubmitTask(SessionId session, v1::TaskSpec spec);
   absl::Status PutObject(SessionId session, const v1::ObjectInfo& object);
   void ReleaseObject(SessionId session, const ObjectId& object);
@@ -354,6 +359,20 @@ class SchedulerCore {
   Worker* PickWorker(const Task& task);
   bool AnyWorkerCouldRun(const Task& task) const;
   void Assign(Task& task, Worker& worker);
+  // Whether the task is held, or finished with a result or spec still kept.
+  bool Known(const TaskId& task_id) const;
+  // Records a submitted task (SubmitTask, past its checks). `ran_by`: the
+  // worker its client handed it to, where it is recorded as running when
+  // all its arguments are inline; else it is placed as any other.
+  void AddTask(SessionId session_id, Session& session, const TaskId& task_id, v1::TaskSpec spec,
+               Worker* ran_by);
+  // A direct task's worker reported on it (TaskCompleted.direct_spec)
+  // before its client's submission came: records it as submitted, running
+  // on `worker` (or ready, when declined). Nothing for a task known or
+  // finished, or a job without a session.
+  void AdoptDirectTask(const TaskId& task_id, Worker& worker, const v1::TaskCompleted& completed);
+  // The worker declined the direct task (no idle slot): placed as any other.
+  void DeclineDirectTask(const TaskId& task_id, Task& task, Worker& worker, uint32_t attempt);
   // When an argument of the ready task is pending again (being rebuilt),
   // the task goes back to waiting for it; returns whether it did.
   bool WaitForRebuiltArgs(const TaskId& id, Task& task);
@@ -433,6 +452,7 @@ class SchedulerCore {
   uint64_t tasks_failed_ = 0;
   uint64_t tasks_cancelled_ = 0;
   uint64_t tasks_retried_ = 0;        // re-queued after a dead worker, exception or lost argument
+  uint64_t tasks_run_directly_ = 0;   // recorded as handed to a worker by their client
   uint64_t tasks_reconstructed_ = 0;
   uint64_t relay_calls_ = 0;
   uint64_t relay_failed_ = 0;
