@@ -16,6 +16,15 @@
 namespace fleet::client {
 namespace {
 
+// Whether a worker can run the task without asking where objects are (a
+// direct task, worker/direct_tasks.h).
+bool AllArgumentsInline(const v1::TaskSpec& spec) {
+  for (const v1::TaskArg& arg : spec.args()) {
+    if (arg.has_object_id()) return false;
+  }
+  return spec.actor_id().empty();
+}
+
 // How long Stop gives the scheduler to close the session after our last
 // batch before cancelling it.
 constexpr absl::Duration kCloseTimeout = absl::Seconds(2);
@@ -193,24 +202,29 @@ void ClientSession::Supervise() {
   }
 }
 
-void ClientSession::SendCopyLocked(const Request& request) {
+void ClientSession::SendCopyLocked(const Request& request, bool lazily) {
   // The field's tag and length: a few bytes, which only the batch's cap sees.
   constexpr std::size_t kFieldOverhead = 4;
   const std::size_t bytes =
       std::visit([](const auto& message) { return message.ByteSizeLong(); }, request) +
       kFieldOverhead;
-  stream_->Send(bytes, [&](v1::ClientToScheduler& batch) {
+  auto add = [&](v1::ClientToScheduler& batch) {
     if (const auto* spec = std::get_if<v1::TaskSpec>(&request)) {
       *batch.add_submit() = *spec;
     } else {
       *batch.add_put() = std::get<v1::PutObject>(request);
     }
-  });
+  };
+  if (lazily) {
+    stream_->SendLazily(bytes, add);
+  } else {
+    stream_->Send(bytes, add);
+  }
 }
 
-void ClientSession::SendRequestLocked(Request request) {
+void ClientSession::SendRequestLocked(Request request, bool lazily) {
   submitted_++;
-  if (stream_ != nullptr) SendCopyLocked(request);
+  if (stream_ != nullptr) SendCopyLocked(request, lazily);
   unadmitted_.push_back(std::move(request));
 }
 
@@ -243,13 +257,25 @@ void ClientSession::KeepSpareSpecs() {
   admitted_scratch_.clear();
 }
 
-void ClientSession::Submit(v1::TaskSpec spec) {
+void ClientSession::Submit(v1::TaskSpec spec, bool hand_over) {
   absl::MutexLock lock(&mu_);
   auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return ended_ || submitted_ - admitted_ < submit_window_;
   };
   mu_.Await(absl::Condition(&room));
   if (ended_) return;
+  // Handed over only on an open stream: the submission naming the worker
+  // must follow at once (a reconnecting session sends it with the open).
+  if (hand_over && stream_ != nullptr && opened_ && AllArgumentsInline(spec)) {
+    if (std::optional<WorkerId> worker = same_host_results_.HandOver(spec)) {
+      const absl::string_view id = worker->Binary();
+      spec.set_direct_worker_id(id.data(), id.size());
+      // Nothing waits on it: the worker runs the task and pushes the
+      // result; the scheduler only records it.
+      SendRequestLocked(std::move(spec), /*lazily=*/true);
+      return;
+    }
+  }
   SendRequestLocked(std::move(spec));
 }
 

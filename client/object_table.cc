@@ -38,6 +38,7 @@ ObjectHandle ObjectTable::Track(ObjectState* state) {
   {
     absl::MutexLock lock(&mu_);
     objects_[state->id] = state;
+    if (state->phase == Phase::kPending) pending_.fetch_add(1, std::memory_order_relaxed);
   }
   // The deleter keeps the table alive as long as any handle exists.
   return ObjectHandle(state, [table = shared_from_this()](ObjectState* s) { table->Release(s); });
@@ -48,6 +49,7 @@ void ObjectTable::Release(ObjectState* state) {
   {
     absl::MutexLock lock(&mu_);
     objects_.erase(id);
+    if (state->phase == Phase::kPending) pending_.fetch_sub(1, std::memory_order_relaxed);
   }
   delete state;
   absl::MutexLock lock(&sink_mu_);
@@ -70,6 +72,7 @@ void ObjectTable::Resolve(google::protobuf::RepeatedPtrField<v1::ObjectInfo>& in
     auto it = objects_.find(*id);
     if (it == objects_.end()) continue;
     ObjectState& state = *it->second;
+    const bool was_pending = state.phase == Phase::kPending;
     switch (info.payload_case()) {
       case v1::ObjectInfo::kInlineValue:
         state.phase = Phase::kReady;
@@ -96,6 +99,8 @@ void ObjectTable::Resolve(google::protobuf::RepeatedPtrField<v1::ObjectInfo>& in
         if (state.phase == Phase::kRemote) state.phase = Phase::kPending;
         break;
     }
+    const bool pending = state.phase == Phase::kPending;
+    if (pending != was_pending) pending_.fetch_add(pending ? 1 : -1, std::memory_order_relaxed);
   }
 }
 

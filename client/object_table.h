@@ -6,6 +6,7 @@
 #ifndef FLEET_CLIENT_OBJECT_TABLE_H_
 #define FLEET_CLIENT_OBJECT_TABLE_H_
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -80,6 +81,10 @@ class ObjectTable : public std::enable_shared_from_this<ObjectTable> {
                                          std::optional<absl::Duration> timeout);
 
   std::size_t size() const;
+  // Whether any object held is still pending (a task's result not in
+  // yet): false when this client awaits nothing. Lock-free; a hint, as
+  // another thread may submit or resolve meanwhile.
+  bool AnyPending() const { return pending_.load(std::memory_order_relaxed) > 0; }
   // The bytes of the object when this table holds them (a small value, or
   // a large one fetched and kept); null otherwise.
   std::shared_ptr<const std::string> HeldValue(const ObjectId& id) const;
@@ -94,6 +99,8 @@ class ObjectTable : public std::enable_shared_from_this<ObjectTable> {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<ObjectId, internal::ObjectState*> objects_ ABSL_GUARDED_BY(mu_);
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
+  // Objects in objects_ in Phase::kPending; written under mu_.
+  std::atomic<int64_t> pending_{0};
   ReleaseSink release_sink_ ABSL_GUARDED_BY(sink_mu_);
   absl::Mutex sink_mu_ ABSL_ACQUIRED_AFTER(mu_);
 };

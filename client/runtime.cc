@@ -140,8 +140,11 @@ class Runtime {
         wire->set_value(std::move(arg.value));
       }
     }
+    // Read before this task's result is added: whether the caller awaits
+    // nothing else (a synchronous call, most likely).
+    const bool awaits_nothing_else = !table_->AnyPending();
     internal::ObjectHandle result = table_->Create(ObjectId::Of(task_id, 0));
-    session_->Submit(std::move(spec));
+    session_->Submit(std::move(spec), /*hand_over=*/awaits_nothing_else);
     return result;
   }
 

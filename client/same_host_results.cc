@@ -81,7 +81,7 @@ void SameHostResults::Post(std::vector<std::string>& queue, const std::string& a
   if (!Wake()) queue.pop_back();  // nobody would take it
 }
 
-int SameHostResults::Subscribe(const std::string& address) const {
+int SameHostResults::Subscribe(const std::string& address, WorkerId& worker) const {
   absl::StatusOr<int> socket = ConnectLocalSocket(address);
   if (!socket.ok()) return -1;  // not on this host
   setsockopt(*socket, SOL_SOCKET, SO_RCVTIMEO, &kHelloTimeout, sizeof(kHelloTimeout));
@@ -89,6 +89,14 @@ int SameHostResults::Subscribe(const std::string& address) const {
   int arena_fd = -1;
   absl::Status status = ReceivePacket(*socket, &hello, &arena_fd);
   if (arena_fd >= 0) close(arena_fd);  // reads go through LocalStoreLink
+  if (status.ok() && !hello.takes_subscriptions()) {
+    status = absl::FailedPreconditionError("the worker takes no subscriptions (--deliver_to_owner)");
+  }
+  if (status.ok()) {
+    absl::StatusOr<WorkerId> id = WorkerId::FromBinary(hello.worker_id());
+    status = id.status();
+    if (id.ok()) worker = *id;
+  }
   v1::LocalStoreRequest request;
   request.mutable_subscribe()->set_job_id(std::string(job_.Binary()));
   if (status.ok()) status = SendPacket(*socket, request);
@@ -147,6 +155,7 @@ void SameHostResults::Run() {
       // scheduler counts them delivered and will not send them, so they
       // are read before the socket goes.
       DrainSubscription(it->second, packet, push, ready);
+      CloseForHandOver(it->second);
       close(it->second);
       sockets.erase(it);
     }
@@ -157,11 +166,46 @@ void SameHostResults::Run() {
     if (stopping) break;
     for (const std::string& address : to_watch) {
       if (sockets.contains(address)) continue;
-      const int socket = Subscribe(address);
-      if (socket >= 0) sockets[address] = socket;
+      WorkerId worker;
+      const int socket = Subscribe(address, worker);
+      if (socket < 0) continue;
+      sockets[address] = socket;
+      OpenForHandOver(worker, socket);
     }
   }
-  for (const auto& [address, socket] : sockets) close(socket);
+  for (const auto& [address, socket] : sockets) {
+    CloseForHandOver(socket);
+    close(socket);
+  }
+}
+
+void SameHostResults::OpenForHandOver(const WorkerId& worker, int socket) {
+  absl::MutexLock lock(&hand_over_mu_);
+  hand_over_to_.emplace_back(worker, socket);
+}
+
+void SameHostResults::CloseForHandOver(int socket) {
+  absl::MutexLock lock(&hand_over_mu_);
+  std::erase_if(hand_over_to_, [socket](const auto& entry) { return entry.second == socket; });
+}
+
+std::optional<WorkerId> SameHostResults::HandOver(v1::TaskSpec& spec) {
+  absl::MutexLock lock(&hand_over_mu_);
+  if (hand_over_to_.empty()) return std::nullopt;
+  // Framed in place: the spec goes into the request and back out.
+  v1::TaskSpec* wire = hand_over_request_.mutable_run_task()->mutable_spec();
+  wire->Swap(&spec);
+  // The worker reads requests into a buffer of kLocalSocketMaxMessageBytes.
+  const bool fits =
+      hand_over_request_.ByteSizeLong() + 1 <= static_cast<std::size_t>(kLocalSocketMaxMessageBytes);
+  const bool framed = fits && FramePush(hand_over_request_, hand_over_packet_).ok();
+  wire->Swap(&spec);
+  if (!framed) return std::nullopt;
+  // In turn, so that the clients of a host spread over its workers. A full
+  // socket (a worker slow to read) refuses it: the scheduler places it.
+  const auto& [worker, socket] = hand_over_to_[next_hand_over_++ % hand_over_to_.size()];
+  if (!SendPushNow(socket, hand_over_packet_).ok()) return std::nullopt;
+  return worker;
 }
 
 }  // namespace fleet::client

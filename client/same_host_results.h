@@ -10,18 +10,24 @@
 // subscribed to yet, sends the results through the scheduler, and a result
 // that comes both ways is resolved twice with the same value.
 //
+// The subscriptions also carry tasks the other way: HandOver gives a task
+// to one of these workers directly (worker/direct_tasks.h).
+//
 // Thread-safe.
 #ifndef FLEET_CLIENT_SAME_HOST_RESULTS_H_
 #define FLEET_CLIENT_SAME_HOST_RESULTS_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "client/object_table.h"
 #include "common/ids.h"
+#include "fleet/v1/local_store.pb.h"
 
 namespace fleet::client {
 
@@ -38,6 +44,13 @@ class SameHostResults {
   // Closes the subscription at the worker that left.
   void Forget(const std::string& address);
 
+  // Hands `spec` (every argument inline) to one of the workers subscribed
+  // to, in turn, which runs it at once or declines it to the scheduler
+  // (local_store.proto's RunTask): the worker's id, for the submission to
+  // name; none when no subscription could take it (none yet, a spec too
+  // large for one packet, a full socket). `spec` is left as it was.
+  std::optional<WorkerId> HandOver(v1::TaskSpec& spec);
+
  private:
   // Wakes the thread; false only without an eventfd (it never wakes).
   bool Wake();
@@ -47,7 +60,11 @@ class SameHostResults {
   // Owns the subscriptions' sockets, by worker address.
   void Run();
   // Connects and subscribes; -1 when the worker is not on this host.
-  int Subscribe(const std::string& address) const;
+  // `worker`: its id, from the store's hello.
+  int Subscribe(const std::string& address, WorkerId& worker) const;
+  // The thread's subscriptions open to HandOver, and those no longer.
+  void OpenForHandOver(const WorkerId& worker, int socket);
+  void CloseForHandOver(int socket);
 
   const JobId job_;
   const std::shared_ptr<ObjectTable> table_;
@@ -57,6 +74,14 @@ class SameHostResults {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::string> to_watch_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> to_forget_ ABSL_GUARDED_BY(mu_);
+
+  // The subscriptions HandOver writes to: a socket is closed only once it
+  // has left this list, under the lock, so that no write goes to it then.
+  absl::Mutex hand_over_mu_;
+  std::vector<std::pair<WorkerId, int>> hand_over_to_ ABSL_GUARDED_BY(hand_over_mu_);
+  std::size_t next_hand_over_ ABSL_GUARDED_BY(hand_over_mu_) = 0;
+  v1::LocalStoreRequest hand_over_request_ ABSL_GUARDED_BY(hand_over_mu_);
+  std::string hand_over_packet_ ABSL_GUARDED_BY(hand_over_mu_);
   std::thread thread_;  // last: it uses everything above
 };
 

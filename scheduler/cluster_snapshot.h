@@ -40,6 +40,8 @@ struct WorkerSnapshot {
   uint64_t neighbour_reads = 0;
   uint64_t executor_restarts = 0;
   uint64_t results_delivered_to_owner = 0;
+  uint64_t direct_tasks_run = 0;
+  uint64_t direct_tasks_declined = 0;
   bool draining = false;
   bool reconnecting = false;  // known before a restart, not back yet
   double mean_task_run_ms = 0;

@@ -1094,6 +1094,8 @@ ClusterSnapshot SchedulerCore::Snapshot() const {
     w.neighbour_reads = worker.last_heartbeat.neighbour_reads();
     w.executor_restarts = worker.last_heartbeat.executor_restarts();
     w.results_delivered_to_owner = worker.last_heartbeat.results_delivered_to_owner();
+    w.direct_tasks_run = worker.last_heartbeat.direct_tasks_run();
+    w.direct_tasks_declined = worker.last_heartbeat.direct_tasks_declined();
     w.draining = worker.draining;
     w.reconnecting = worker.reconnecting;
     w.mean_task_run_ms = worker.mean_run_us / 1000.0;

@@ -40,6 +40,8 @@ std::string StatusJson(const ClusterSnapshot& snapshot) {
         {"neighbour_reads", w.neighbour_reads},
         {"executor_restarts", w.executor_restarts},
         {"results_delivered_to_owner", w.results_delivered_to_owner},
+        {"direct_tasks_run", w.direct_tasks_run},
+        {"direct_tasks_declined", w.direct_tasks_declined},
         {"mean_task_run_ms", w.mean_task_run_ms},
         {"uptime_s", absl::ToDoubleSeconds(w.uptime)},
         {"last_heard_s", absl::ToDoubleSeconds(w.last_heard)},

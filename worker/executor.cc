@@ -154,6 +154,21 @@ void Executor::Enqueue(v1::TaskAssignment& assignment) {
   TakeSpareAssignment(assignment);
 }
 
+bool Executor::EnqueueIfIdle(v1::TaskAssignment& assignment) {
+  absl::MutexLock lock(&mu_);
+  if (!queue_.empty() || stopping_) return false;
+  for (auto& slot : slots_) {
+    if (!slot->idle) continue;
+    if (options_.isolation == Isolation::kProcess) return SendDirectly(*slot, assignment);
+    // A waiting thread takes it; until one has, the queue is not empty and
+    // no other task is taken this way.
+    queue_.emplace_back().Swap(&assignment);
+    TakeSpareAssignment(assignment);
+    return true;
+  }
+  return false;
+}
+
 void Executor::TakeSpareAssignment(v1::TaskAssignment& emptied) {
   if (spare_assignments_.empty()) return;
   emptied.Swap(&spare_assignments_.back());
@@ -247,11 +262,13 @@ void Executor::RunThreadSlot(Slot& slot) {
     Prepared prepared;
     {
       absl::MutexLock lock(&mu_);
+      slot.idle = queue_.empty();
       mu_.Await(absl::Condition(
           +[](Executor* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) {
             return !e->queue_.empty() || e->stopping_;
           },
           this));
+      slot.idle = false;
       if (stopping_) return;
       prepared.assignment = std::move(queue_.front());
       queue_.pop_front();

@@ -67,6 +67,11 @@ class Executor {
   // done before (Clear keeps a message's strings and elements), for the
   // next one read to be parsed into without allocating.
   void Enqueue(v1::TaskAssignment& assignment);
+  // Enqueue, only when a slot waits idle with nothing queued (the task
+  // starts at once); otherwise returns false and leaves `assignment` as
+  // it was. For tasks handed over by their client (worker/direct_tasks.h),
+  // which must not wait behind the scheduler's.
+  bool EnqueueIfIdle(v1::TaskAssignment& assignment);
   // Drops the task if queued; kills its executor if it runs (with
   // kProcess; a thread cannot be stopped, the call runs to its end). Its
   // completion, if any, reports CANCELLED. Unknown tasks are ignored.
@@ -118,7 +123,7 @@ class Executor {
     // nothing sent, when Enqueue may send a task straight to the executor
     // (one whose arguments are all in the assignment), so that the task
     // does not wait for the thread to wake; and that task, for the thread
-    // to take on.
+    // to take on. With kThread: set while the thread waits for work.
     bool idle = false;
     std::optional<Prepared> sent_directly;
     // Slot thread only. Starts high: nothing is pipelined until tasks are

@@ -15,6 +15,7 @@
 #include "common/local_socket.h"
 #include "common/logging.h"
 #include "fleet/v1/local_store.pb.h"
+#include "worker/direct_tasks.h"
 #include "worker/object_store.h"
 #include "worker/owner_delivery.h"
 
@@ -137,9 +138,11 @@ void LocalStoreServer::Serve(int fd, bool counted) {
   hello.set_worker_id(std::string(worker_id_.Binary()));
   hello.set_arena_bytes(store_->arena_bytes());
   hello.set_prefaulted_bytes(store_->arena_prefaulted_bytes());
+  hello.set_takes_subscriptions(owner_subscriptions_ != nullptr && direct_tasks_.load() != nullptr);
   absl::Status status = SendPacket(fd, hello, store_->arena_fd());
   ConnectionState state;
   bool subscribed = false;
+  JobId subscribed_job;
   v1::LocalStoreRequest request;
   while (status.ok()) {
     status = ReceivePacket(fd, &request);
@@ -226,14 +229,30 @@ void LocalStoreServer::Serve(int fd, bool counted) {
         break;
       }
       case v1::LocalStoreRequest::kSubscribe: {
-        // From now on the connection carries pushes only; its next read
-        // here ends with the connection.
+        // From now on the connection carries pushes down, and tasks handed
+        // over up.
         absl::StatusOr<JobId> job = JobId::FromBinary(request.subscribe().job_id());
         if (job.ok() && owner_subscriptions_ != nullptr && !subscribed) {
           owner_subscriptions_->Subscribe(*job, fd);
           subscribed = true;
+          subscribed_job = *job;
         }
         continue;  // no reply
+      }
+      case v1::LocalStoreRequest::kRunTask: {
+        // Its client submits it naming this worker: it must be run here or
+        // declined to the scheduler, never dropped while this worker lives.
+        DirectTasks* tasks = direct_tasks_.load();
+        v1::TaskSpec& spec = *request.mutable_run_task()->mutable_spec();
+        if (tasks == nullptr) {
+          GetLogger("worker")->warn(
+              "event=direct_task_dropped reason=\"the worker takes no direct tasks\"");
+        } else if (subscribed) {
+          tasks->Run(subscribed_job, std::move(spec));
+        } else {
+          tasks->Decline(std::move(spec));
+        }
+        continue;  // no reply: the results come as any task's
       }
       case v1::LocalStoreRequest::REQUEST_NOT_SET:
         SetStatus(absl::InvalidArgumentError("empty local store request"), reply);

@@ -9,7 +9,8 @@
 // released. Only processes of this worker's user (or root) are served.
 //
 // A client may also subscribe to its tasks' results on a connection of its
-// own (OwnerSubscriptions): the worker then pushes them there.
+// own (OwnerSubscriptions): the worker then pushes them there, and takes
+// tasks the client hands it on that connection (DirectTasks).
 //
 // Thread-safe. One thread accepts; each connection has a thread (a host
 // has a handful of clients and workers, not thousands).
@@ -29,6 +30,7 @@
 
 namespace fleet::worker {
 
+class DirectTasks;
 class ObjectStore;
 class OwnerSubscriptions;
 
@@ -55,6 +57,10 @@ class LocalStoreServer {
   // descriptor, also on error.
   absl::Status ServeConnection(int fd);
 
+  // Where tasks handed over on subscribed connections go (RunTask); set
+  // once, before the worker registers. Until then they are dropped.
+  void AcceptDirectTasks(DirectTasks* tasks) { direct_tasks_.store(tasks); }
+
   // Bytes handed out by Get replies: what same-host clients and workers
   // read in place (this worker's executors are not counted).
   uint64_t bytes_mapped() const { return bytes_mapped_.load(std::memory_order_relaxed); }
@@ -74,6 +80,7 @@ class LocalStoreServer {
   const int listen_fd_;  // -1 when Unlisted
   const int wake_fd_;    // an eventfd that stops AcceptLoop
   std::atomic<uint64_t> bytes_mapped_{0};
+  std::atomic<DirectTasks*> direct_tasks_{nullptr};
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

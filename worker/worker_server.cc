@@ -14,6 +14,7 @@
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "worker/available_cpus.h"
+#include "worker/direct_tasks.h"
 #include "worker/executor.h"
 #include "worker/local_store_server.h"
 #include "worker/object_store.h"
@@ -113,6 +114,8 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
     heartbeat.set_bytes_shared_locally(self->local_store_->bytes_mapped());
     heartbeat.set_executor_restarts(self->executor_->executor_restarts());
     heartbeat.set_results_delivered_to_owner(self->owners_->delivered());
+    heartbeat.set_direct_tasks_run(self->direct_tasks_->run());
+    heartbeat.set_direct_tasks_declined(self->direct_tasks_->declined());
   };
   handlers.fill_held_objects = [self](v1::RegisterWorker& registration) {
     for (const auto& [id, size] : self->store_->SealedObjects()) {
@@ -126,6 +129,8 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
       options.scheduler_reconnect_timeout);
   server->executor_link_ =
       std::make_unique<OwnerDeliveringLink>(server->owners_.get(), server->connection_.get());
+  server->direct_tasks_ =
+      std::make_unique<DirectTasks>(server->executor_link_.get(), server->connection_.get());
   Executor::Options executor_options;
   executor_options.slots = server->slots_;
   executor_options.isolation =
@@ -138,9 +143,13 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
   executor_options.memory_limit_bytes = options.executor_memory_limit_bytes;
   auto executor = Executor::Start(std::move(executor_options),
                                   Executor::Identity{server->id_, server->address_},
-                                  server->store_.get(), server->executor_link_.get());
+                                  server->store_.get(), server->direct_tasks_.get());
   if (!executor.ok()) return executor.status();
   server->executor_ = std::move(*executor);
+  if (options.deliver_to_owner) {
+    server->direct_tasks_->Attach(server->executor_.get());
+    server->local_store_->AcceptDirectTasks(server->direct_tasks_.get());
+  }
   server->copier_ = std::make_unique<EventLoop>();
 
   v1::RegisterWorker registration;
@@ -186,6 +195,7 @@ void WorkerServer::Drain() {
       "event=worker_draining worker={} running={} queued={} hint=\"finishing its tasks and "
       "handing its objects over; stop signal again to stop now\"",
       id_.Short(), executor_->running(), executor_->queued());
+  direct_tasks_->BeginDrain();
   connection_->BeginDrain();
 }
 
@@ -193,7 +203,9 @@ void WorkerServer::Shutdown() {
   // A signal and the end of the scheduler stream may both ask; the second
   // caller waits for the first to finish.
   std::call_once(shutdown_once_, [this] {
-    // Executors first: they report through the connection.
+    // Executors first: they report through the connection. No task is
+    // handed to them after.
+    if (direct_tasks_) direct_tasks_->Stop();
     if (executor_) executor_->Stop();
     if (connection_) connection_->Stop();
     if (grpc_server_) grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));

@@ -35,6 +35,7 @@ class LocalStoreServer;
 class SchedulerConnection;
 class OwnerSubscriptions;
 class OwnerDeliveringLink;
+class DirectTasks;
 
 struct WorkerOptions {
   std::string scheduler_address;  // host:port
@@ -114,6 +115,9 @@ class WorkerServer {
   std::unique_ptr<ObjectStore> store_;
   // Same-host clients subscribed to their results (owner_delivery.h).
   std::unique_ptr<OwnerSubscriptions> owners_;
+  // What the executor reports to. Before local_store_, whose connections
+  // hand it tasks until they close (it drops them once stopped).
+  std::unique_ptr<DirectTasks> direct_tasks_;
   std::unique_ptr<WorkerService> service_;
   // Drains the queue of the Worker service's calls and the scheduler
   // stream's.
