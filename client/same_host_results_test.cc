@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -22,10 +23,12 @@ namespace {
 constexpr absl::Duration kGetTimeout = absl::Seconds(10);
 
 // The store socket of a worker on this host, as much of it as a
-// subscription sees: the hello, the Subscribe, then pushes.
+// subscription sees: the hello, the Subscribe, then pushes down and tasks
+// handed over up.
 class FakeWorker {
  public:
-  explicit FakeWorker(std::string address) : address_(std::move(address)) {
+  explicit FakeWorker(std::string address, bool takes_subscriptions = true)
+      : address_(std::move(address)), takes_subscriptions_(takes_subscriptions) {
     absl::StatusOr<int> listening = ListenLocalSocket(address_);
     EXPECT_TRUE(listening.ok()) << listening.status();
     listen_fd_ = listening.value_or(-1);
@@ -36,6 +39,7 @@ class FakeWorker {
   }
 
   const std::string& address() const { return address_; }
+  const WorkerId& id() const { return id_; }
 
   // Takes the client's connection and its Subscribe; returns the job.
   std::string AcceptSubscription() {
@@ -44,11 +48,21 @@ class FakeWorker {
     connection_ = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (connection_ < 0) return "";
     v1::LocalStoreHello hello;
-    hello.set_worker_id(std::string(WorkerId::Random().Binary()));
+    hello.set_worker_id(std::string(id_.Binary()));
+    hello.set_takes_subscriptions(takes_subscriptions_);
     if (!SendPacket(connection_, hello).ok()) return "";
     v1::LocalStoreRequest request;
     if (!ReceivePacket(connection_, &request).ok()) return "";
     return request.subscribe().job_id();
+  }
+
+  // The next task handed over on the subscription; its id, or "".
+  std::string ReceiveTask() {
+    timeval timeout{10, 0};
+    setsockopt(connection_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    v1::LocalStoreRequest request;
+    if (!ReceivePacket(connection_, &request).ok() || !request.has_run_task()) return "";
+    return request.run_task().spec().task_id();
   }
 
   // Pushes `id`'s result, `value` inline, as a worker's slot does.
@@ -64,6 +78,8 @@ class FakeWorker {
 
  private:
   const std::string address_;
+  const bool takes_subscriptions_;
+  const WorkerId id_ = WorkerId::Random();
   int listen_fd_ = -1;
   int connection_ = -1;
 };
@@ -77,6 +93,21 @@ class SameHostResultsTest : public ::testing::Test {
     return std::string(bytes->bytes);
   }
   ObjectId NextObject() { return ObjectId::Of(TaskId::Of(job_, next_task_++), 0); }
+  v1::TaskSpec NextSpec(std::size_t arg_bytes = 8) {
+    v1::TaskSpec spec;
+    spec.set_task_id(std::string(TaskId::Of(job_, next_task_++).Binary()));
+    spec.set_function_name("f");
+    spec.add_args()->set_value(std::string(arg_bytes, 'a'));
+    return spec;
+  }
+  // HandOver, retried while the thread opens the subscription it accepted.
+  std::optional<WorkerId> HandOverOnceOpen(v1::TaskSpec& spec) {
+    for (int i = 0; i < 1000; ++i) {
+      if (std::optional<WorkerId> worker = results_.HandOver(spec)) return worker;
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    return std::nullopt;
+  }
   std::string UniqueAddress() {
     return absl::StrCat("same-host-results-test-", getpid(), ":", ++port_);
   }
@@ -114,6 +145,49 @@ TEST_F(SameHostResultsTest, AResultPushedBeforeItsWorkerIsForgottenIsNotLost) {
     results_.Forget(worker.address());
     EXPECT_EQ(Value(handle), absl::StrCat("value ", round)) << "round " << round;
   }
+}
+
+TEST_F(SameHostResultsTest, AHandedOverTaskReachesTheWorkerThatIsNamed) {
+  FakeWorker worker(UniqueAddress());
+  results_.Watch(worker.address());
+  ASSERT_EQ(worker.AcceptSubscription(), job_.Binary());
+  v1::TaskSpec spec = NextSpec();
+  const v1::TaskSpec sent = spec;
+  const std::optional<WorkerId> named = HandOverOnceOpen(spec);
+  ASSERT_TRUE(named.has_value());
+  EXPECT_EQ(*named, worker.id());
+  EXPECT_EQ(spec.SerializeAsString(), sent.SerializeAsString());  // left as it was
+  EXPECT_EQ(worker.ReceiveTask(), sent.task_id());
+}
+
+TEST_F(SameHostResultsTest, NothingIsHandedToAWorkerForgottenOrOverATooLargeSpec) {
+  FakeWorker worker(UniqueAddress());
+  results_.Watch(worker.address());
+  ASSERT_EQ(worker.AcceptSubscription(), job_.Binary());
+  v1::TaskSpec small = NextSpec();
+  ASSERT_TRUE(HandOverOnceOpen(small).has_value());
+  // The worker reads one request packet of kLocalSocketMaxMessageBytes.
+  v1::TaskSpec large = NextSpec(kLocalSocketMaxMessageBytes);
+  EXPECT_FALSE(results_.HandOver(large).has_value());
+  EXPECT_EQ(large.args(0).value().size(), static_cast<std::size_t>(kLocalSocketMaxMessageBytes));
+
+  results_.Forget(worker.address());
+  v1::TaskSpec after = NextSpec();
+  bool closed = false;
+  for (int i = 0; i < 1000 && !closed; ++i) {
+    closed = !results_.HandOver(after).has_value();
+    if (!closed) absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_TRUE(closed) << "still handing tasks to a worker forgotten";
+}
+
+TEST_F(SameHostResultsTest, AWorkerTakingNoSubscriptionsIsNeitherSubscribedToNorHandedTasks) {
+  FakeWorker worker(UniqueAddress(), /*takes_subscriptions=*/false);
+  results_.Watch(worker.address());
+  EXPECT_EQ(worker.AcceptSubscription(), "");  // hung up after the hello
+  v1::TaskSpec spec = NextSpec();
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_FALSE(results_.HandOver(spec).has_value());
 }
 
 }  // namespace
