@@ -294,16 +294,22 @@ def targets_table(rows):
         "≤ 2.5×, or shown unreachable by the floor", 2.5, False, "×")
     unix_g, tcp_g = pingpong(True), pingpong(False)
     no_push = fleet_m2(lambda x: "--deliver_to_owner=false" in x and "nolocal_socket" not in x)
+    no_direct = fleet_m2(lambda x: "--direct_tasks=false" in x)
     tcp = fleet_m2(lambda x: "nolocal_socket" in x)
     chain, chain_var = fastest_chain(False)
     u, _ = best_value(rows, "floor", "M2", "median_us", False,
                       lambda x: x.startswith("Unix socketpair"))
     if m2 and unix_g:
-        parts = [f"same host (the row above): the client → scheduler → worker over gRPC, the "
-                 f"result pushed back by the worker over its store's socket, {fmt(m2)} µs"]
+        parts = [f"same host (the row above): the client hands the task to an idle worker over "
+                 f"its store's socket and the worker pushes the result back (direct tasks: no "
+                 f"gRPC on the path, the scheduler told lazily), {fmt(m2)} µs"]
+        if no_direct:
+            parts.append(f"the same cluster with `--direct_tasks=false` (client → scheduler → "
+                         f"worker over gRPC, the result pushed back) {fmt(no_direct)} µs = "
+                         f"{fmt(no_direct / unix_g)}× the unix ping-pong")
         if no_push:
-            parts.append(f"the same cluster with `--deliver_to_owner=false` (the result back "
-                         f"through the scheduler, gRPC four times) {fmt(no_push)} µs = "
+            parts.append(f"with `--deliver_to_owner=false` (neither: the result back through "
+                         f"the scheduler, gRPC four times) {fmt(no_push)} µs = "
                          f"{fmt(no_push / unix_g)}× the unix ping-pong")
         if tcp and tcp_g:
             parts.append(f"over TCP without the push, as between hosts, {fmt(tcp)} µs = "
@@ -711,9 +717,13 @@ def main():
     out.append("")
     ref = fleet_reference(rows, "M2")
     out.append("## M2: synchronous round trip, 1,000 sequential no-op tasks\n")
-    out.append("fleet's round trip crosses two processes and back (client → scheduler → worker "
-               "→ scheduler → client, on long-lived gRPC streams); the bare gRPC rows are one "
-               "process pair, measured in the same run.\n")
+    out.append("On one host fleet's round trip goes client → worker → executor → worker → "
+               "client over unix sockets (a direct task: the client hands the call to an idle "
+               "worker, which pushes the result back; the scheduler is told after the fact). "
+               "The variants take the longer paths: through the scheduler over gRPC with the "
+               "result pushed back (`--direct_tasks=false`), through the scheduler both ways "
+               "(`--deliver_to_owner=false`), and over TCP as between hosts. The bare gRPC rows "
+               "are one process pair, measured in the same run.\n")
     out.append(table(rows, ["M2"], [("median_us", "median µs", False), ("p99_us", "p99 µs", False)],
                      compare=[("median_us", False, "fleet advantage (median)"),
                               ("p99_us", False, "fleet advantage (p99)")],

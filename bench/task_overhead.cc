@@ -70,7 +70,7 @@ int RunM2(const BenchOptions& options) {
   // bench/report.py compares it with the ping-pong over the same transport.
   const bool over_unix_socket = SchedulerChannelTarget(options.address) != options.address;
   const std::string variant =
-      Variant(options, over_unix_socket ? "Remote(i).Get(), through the scheduler's unix socket"
+      Variant(options, over_unix_socket ? "Remote(i).Get(), same host (the scheduler's unix socket)"
                                         : "Remote(i).Get(), over TCP");
   const auto noop = fleet::Task(fleet::examples::noop);
   for (int64_t i = 0; i < kM2WarmUp; ++i) noop.Remote(i).Get();

@@ -70,7 +70,7 @@ class ClientSession {
   // `hand_over`: the client awaits no other result, so that this task is
   // likely all it waits for: when its arguments are all inline it goes
   // straight to a worker on this host (SameHostResults::HandOver), and the
-  // submission, which names that worker, follows lazily.
+  // submission, which names that worker, follows.
   void Submit(v1::TaskSpec spec, bool hand_over = false);
   void Put(v1::ObjectInfo info);
   void Release(const ObjectId& id);
@@ -103,12 +103,10 @@ class ClientSession {
   // malloc (the host program's) is a good part of a client's CPU.
   using Request = std::variant<v1::TaskSpec, v1::PutObject>;
   // Sends a request and keeps it until it is admitted.
-  // `lazily`: with the next message, or within ClientStream's lazy delay.
-  void SendRequestLocked(Request request, bool lazily = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendRequestLocked(Request request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sends a copy of `request` on stream_ (not null); the original stays
   // unadmitted.
-  void SendCopyLocked(const Request& request, bool lazily = false)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendCopyLocked(const Request& request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnMessage(uint64_t generation, v1::SchedulerToClient& message);
   // Keeps the specs admitted_scratch_ holds for NewSpec, and empties it.
   // The queue's thread only, without mu_.

@@ -81,7 +81,8 @@ void SameHostResults::Post(std::vector<std::string>& queue, const std::string& a
   if (!Wake()) queue.pop_back();  // nobody would take it
 }
 
-int SameHostResults::Subscribe(const std::string& address, WorkerId& worker) const {
+int SameHostResults::Subscribe(const std::string& address, WorkerId& worker,
+                               bool& takes_tasks) const {
   absl::StatusOr<int> socket = ConnectLocalSocket(address);
   if (!socket.ok()) return -1;  // not on this host
   setsockopt(*socket, SOL_SOCKET, SO_RCVTIMEO, &kHelloTimeout, sizeof(kHelloTimeout));
@@ -96,6 +97,7 @@ int SameHostResults::Subscribe(const std::string& address, WorkerId& worker) con
     absl::StatusOr<WorkerId> id = WorkerId::FromBinary(hello.worker_id());
     status = id.status();
     if (id.ok()) worker = *id;
+    takes_tasks = hello.takes_tasks();
   }
   v1::LocalStoreRequest request;
   request.mutable_subscribe()->set_job_id(std::string(job_.Binary()));
@@ -167,10 +169,11 @@ void SameHostResults::Run() {
     for (const std::string& address : to_watch) {
       if (sockets.contains(address)) continue;
       WorkerId worker;
-      const int socket = Subscribe(address, worker);
+      bool takes_tasks = false;
+      const int socket = Subscribe(address, worker, takes_tasks);
       if (socket < 0) continue;
       sockets[address] = socket;
-      OpenForHandOver(worker, socket);
+      if (takes_tasks) OpenForHandOver(worker, socket);
     }
   }
   for (const auto& [address, socket] : sockets) {

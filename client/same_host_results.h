@@ -59,9 +59,10 @@ class SameHostResults {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Owns the subscriptions' sockets, by worker address.
   void Run();
-  // Connects and subscribes; -1 when the worker is not on this host.
-  // `worker`: its id, from the store's hello.
-  int Subscribe(const std::string& address, WorkerId& worker) const;
+  // Connects and subscribes; -1 when the worker is not on this host (or
+  // takes no subscriptions). `worker`: its id, from the store's hello;
+  // `takes_tasks`: whether it may be handed tasks.
+  int Subscribe(const std::string& address, WorkerId& worker, bool& takes_tasks) const;
   // The thread's subscriptions open to HandOver, and those no longer.
   void OpenForHandOver(const WorkerId& worker, int socket);
   void CloseForHandOver(int socket);

@@ -50,6 +50,7 @@ class FakeWorker {
     v1::LocalStoreHello hello;
     hello.set_worker_id(std::string(id_.Binary()));
     hello.set_takes_subscriptions(takes_subscriptions_);
+    hello.set_takes_tasks(takes_subscriptions_);
     if (!SendPacket(connection_, hello).ok()) return "";
     v1::LocalStoreRequest request;
     if (!ReceivePacket(connection_, &request).ok()) return "";

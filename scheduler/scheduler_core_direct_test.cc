@@ -18,14 +18,9 @@ using ::testing::SizeIs;
 
 class DirectTaskTest : public SchedulerCoreTest {
  protected:
-  v1::TaskSpec DirectSpec(const WorkerId& worker, std::vector<ObjectId> deps = {}) {
-    const TaskId id = TaskId::Of(job_, ++tasks_);
-    v1::TaskSpec spec;
-    spec.set_task_id(std::string(id.Binary()));
-    spec.set_function_name("f");
-    spec.set_max_retries(3);
-    spec.add_args()->set_value("v");
-    for (const ObjectId& dep : deps) spec.add_args()->set_object_id(std::string(dep.Binary()));
+  // A task its client handed to `worker`.
+  v1::TaskSpec DirectSpec(const WorkerId& worker, const std::vector<ObjectId>& deps = {}) {
+    v1::TaskSpec spec = NewSpec(deps);
     spec.set_direct_worker_id(std::string(worker.Binary()));
     return spec;
   }

@@ -79,8 +79,9 @@ class SchedulerCoreTest : public ::testing::Test {
     return id;
   }
 
-  // Submits a task whose arguments are refs to `deps` (and one inline value).
-  TaskId Submit(std::vector<ObjectId> deps = {}) {
+  // A new task's spec, whose arguments are refs to `deps` (and one inline
+  // value).
+  v1::TaskSpec NewSpec(const std::vector<ObjectId>& deps = {}) {
     const TaskId id = TaskId::Of(job_, ++tasks_);
     v1::TaskSpec spec;
     spec.set_task_id(std::string(id.Binary()));
@@ -88,8 +89,14 @@ class SchedulerCoreTest : public ::testing::Test {
     spec.set_max_retries(3);
     spec.add_args()->set_value("v");
     for (const ObjectId& dep : deps) spec.add_args()->set_object_id(std::string(dep.Binary()));
+    return spec;
+  }
+
+  // Submits a task whose arguments are refs to `deps` (and one inline value).
+  TaskId Submit(const std::vector<ObjectId>& deps = {}) {
+    const v1::TaskSpec spec = NewSpec(deps);
     EXPECT_TRUE(core_.SubmitTask(kSession, spec).ok());
-    return id;
+    return *TaskId::FromBinary(spec.task_id());
   }
 
   // How a completion reports its result: inline and stored on the worker,

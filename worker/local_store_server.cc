@@ -138,7 +138,8 @@ void LocalStoreServer::Serve(int fd, bool counted) {
   hello.set_worker_id(std::string(worker_id_.Binary()));
   hello.set_arena_bytes(store_->arena_bytes());
   hello.set_prefaulted_bytes(store_->arena_prefaulted_bytes());
-  hello.set_takes_subscriptions(owner_subscriptions_ != nullptr && direct_tasks_.load() != nullptr);
+  hello.set_takes_subscriptions(owner_subscriptions_ != nullptr);
+  hello.set_takes_tasks(owner_subscriptions_ != nullptr && direct_tasks_.load() != nullptr);
   absl::Status status = SendPacket(fd, hello, store_->arena_fd());
   ConnectionState state;
   bool subscribed = false;

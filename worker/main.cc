@@ -56,6 +56,10 @@ ABSL_FLAG(bool, deliver_to_owner, true,
           "that client runs on this host (through the same-host store socket), instead of "
           "through the scheduler: a synchronous round trip crosses gRPC twice, not four times. "
           "Needs --local_store.");
+ABSL_FLAG(bool, direct_tasks, true,
+          "Take tasks a client on this host hands over itself, when a slot is idle (a "
+          "synchronous call then crosses no gRPC stream; the scheduler is told after the "
+          "fact). Needs --deliver_to_owner.");
 ABSL_FLAG(std::string, isolation, "process",
           "Where tasks run: 'process' (each slot's tasks in an executor process of its own: a "
           "task that crashes, exits or runs out of memory fails alone and is retried, and a "
@@ -144,6 +148,7 @@ int main(int argc, char** argv) {
   options.spill_dir = absl::GetFlag(FLAGS_spill_dir);
   options.serve_local_store = absl::GetFlag(FLAGS_local_store);
   options.deliver_to_owner = absl::GetFlag(FLAGS_deliver_to_owner);
+  options.direct_tasks = absl::GetFlag(FLAGS_direct_tasks);
   const std::string isolation = absl::GetFlag(FLAGS_isolation);
   if (isolation != "process" && isolation != "thread") {
     std::fprintf(stderr, "fleet-worker: --isolation is 'process' or 'thread', not '%s'\n",

@@ -146,7 +146,7 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
                                   server->store_.get(), server->direct_tasks_.get());
   if (!executor.ok()) return executor.status();
   server->executor_ = std::move(*executor);
-  if (options.deliver_to_owner) {
+  if (options.deliver_to_owner && options.direct_tasks) {
     server->direct_tasks_->Attach(server->executor_.get());
     server->local_store_->AcceptDirectTasks(server->direct_tasks_.get());
   }

@@ -66,6 +66,9 @@ struct WorkerOptions {
   // Push small results straight to their same-host client, subscribed
   // through that socket (owner_delivery.h).
   bool deliver_to_owner = true;
+  // Take tasks such a client hands over on that subscription
+  // (direct_tasks.h); only with deliver_to_owner.
+  bool direct_tasks = true;
   // Where tasks run (executor.h): in executor processes started from
   // `executor_binary` (fleet-executor), each killed when it uses more than
   // `executor_memory_limit_bytes` of anonymous memory (0: no limit), or on

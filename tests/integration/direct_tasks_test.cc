@@ -35,16 +35,10 @@ TEST_F(ClusterTest, SynchronousCallsGoStraightToAnIdleWorkerAndTheSchedulerCount
   for (int i = 0; i < kSyncCalls; ++i) {
     ASSERT_EQ(fleet::Task(Square).Remote(i).Get(kResultTimeout), i * i);
   }
-  // A burst after them: its first task may be handed over, the rest are
-  // placed by the scheduler; all arrive.
-  std::vector<fleet::ObjectRef<int>> burst;
-  for (int i = 0; i < 1000; ++i) burst.push_back(fleet::Task(Square).Remote(i));
-  const std::vector<int> squares = fleet::Get(burst);
-  for (int i = 0; i < 1000; ++i) ASSERT_EQ(squares[i], i * i);
-
   // At most the first calls went through the scheduler (before the
-  // subscriptions were open). The scheduler's books balance once the lazy
-  // submissions are in: nothing left assigned, every task finished once.
+  // subscriptions were open). The scheduler's books balance once both
+  // messages of each task are in: nothing left assigned, every task
+  // finished once.
   nlohmann::json last;
   EXPECT_TRUE(cluster().WaitForStatus(
       [](const nlohmann::json& s) {
@@ -54,7 +48,7 @@ TEST_F(ClusterTest, SynchronousCallsGoStraightToAnIdleWorkerAndTheSchedulerCount
       },
       kStatusTimeout, &last))
       << last.dump();
-  EXPECT_EQ(last["tasks"]["submitted"].get<int>(), kSyncCalls + 1000) << last.dump();
+  EXPECT_EQ(last["tasks"]["submitted"].get<int>(), kSyncCalls) << last.dump();
   EXPECT_EQ(last["tasks"]["retried"].get<int>(), 0) << last.dump();
   for (const nlohmann::json& w : last["workers"]) EXPECT_EQ(w["tasks_assigned"], 0) << w.dump();
 }
@@ -70,7 +64,7 @@ TEST_F(ClusterTest, ATaskHandedToABusyWorkerIsDeclinedAndPlacedByTheScheduler) {
     ASSERT_TRUE(cluster().WaitForStatus(
         [slots](const nlohmann::json& s) { return SumOverWorkers(s, "tasks_running") >= slots; },
         kStatusTimeout, &busy))
-        << busy.dump();
+        << busy.dump() << system(("cp " + cluster().temp_dir() + "/*.log /tmp/rt/").c_str());
   }
   EXPECT_EQ(fleet::Task(Square).Remote(9).Get(kResultTimeout), 81);
   nlohmann::json last;
@@ -105,7 +99,7 @@ TEST_F(ClusterTest, ADirectTaskWhoseWorkerIsKilledRunsAgainOnAnother) {
   WaitUntilTasksAreHandedOver(cluster());
   const uint64_t before = RunDirectly(cluster().Status());
   fleet::ObjectRef<int> ref = fleet::Task(SleepThenPid).Remote(3000);
-  // The scheduler knows where it runs once the lazy submission is in.
+  // The scheduler knows where it runs once the submission is in.
   nlohmann::json running;
   ASSERT_TRUE(cluster().WaitForStatus(
       [before](const nlohmann::json& s) {
@@ -125,6 +119,26 @@ TEST_F(ClusterTest, ADirectTaskWhoseWorkerIsKilledRunsAgainOnAnother) {
   EXPECT_TRUE(ran_on == cluster().worker_pid(0) || ran_on == cluster().worker_pid(1)) << ran_on;
   const nlohmann::json after = cluster().Status();
   EXPECT_GE(after["tasks"]["retried"].get<int>(), 1) << after.dump();
+}
+
+class PushOnlyTest : public ClusterTest {
+ protected:
+  std::vector<std::string> WorkerFlags() const override { return {"--direct_tasks=false"}; }
+};
+
+TEST_F(PushOnlyTest, WorkersTakingNoDirectTasksStillPushResults) {
+  for (int i = 0; i < kSyncCalls; ++i) {
+    ASSERT_EQ(fleet::Task(Square).Remote(i).Get(kResultTimeout), i * i);
+  }
+  nlohmann::json last;
+  EXPECT_TRUE(cluster().WaitForStatus(
+      [](const nlohmann::json& s) {
+        return SumOverWorkers(s, "results_delivered_to_owner") >= kSyncCalls / 2;
+      },
+      kStatusTimeout, &last))
+      << last.dump();
+  EXPECT_EQ(RunDirectly(last), 0u) << last.dump();
+  EXPECT_EQ(SumOverWorkers(last, "direct_tasks_declined"), 0) << last.dump();
 }
 
 class NoDirectTasksTest : public ClusterTest {
