@@ -302,7 +302,7 @@ def targets_table(rows):
     if m2 and unix_g:
         parts = [f"same host (the row above): the client hands the task to an idle worker over "
                  f"its store's socket and the worker pushes the result back (direct tasks: no "
-                 f"gRPC on the path, the scheduler told lazily), {fmt(m2)} µs"]
+                 f"gRPC on the path, the scheduler told beside it), {fmt(m2)} µs"]
         if no_direct:
             parts.append(f"the same cluster with `--direct_tasks=false` (client → scheduler → "
                          f"worker over gRPC, the result pushed back) {fmt(no_direct)} µs = "
