@@ -141,24 +141,5 @@ TEST_F(PushOnlyTest, WorkersTakingNoDirectTasksStillPushResults) {
   EXPECT_EQ(SumOverWorkers(last, "direct_tasks_declined"), 0) << last.dump();
 }
 
-class NoDirectTasksTest : public ClusterTest {
- protected:
-  std::vector<std::string> WorkerFlags() const override { return {"--deliver_to_owner=false"}; }
-};
-
-TEST_F(NoDirectTasksTest, WorkersWithoutOwnerDeliveryAreHandedNothing) {
-  for (int i = 0; i < kSyncCalls; ++i) {
-    ASSERT_EQ(fleet::Task(Square).Remote(i).Get(kResultTimeout), i * i);
-  }
-  nlohmann::json before;
-  ASSERT_TRUE(cluster().WaitForStatus(
-      [](const nlohmann::json& s) { return s["workers"].size() == kWorkers; }, kStatusTimeout,
-      &before));
-  const nlohmann::json last = StatusWithHeartbeatsAfter(cluster(), before);
-  EXPECT_EQ(RunDirectly(last), 0u) << last.dump();
-  EXPECT_EQ(SumOverWorkers(last, "direct_tasks_run"), 0) << last.dump();
-  EXPECT_EQ(SumOverWorkers(last, "direct_tasks_declined"), 0) << last.dump();
-}
-
 }  // namespace
 }  // namespace fleet_it

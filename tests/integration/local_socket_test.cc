@@ -102,7 +102,7 @@ class NoOwnerDeliveryTest : public ClusterTest {
   std::vector<std::string> WorkerFlags() const override { return {"--deliver_to_owner=false"}; }
 };
 
-TEST_F(NoOwnerDeliveryTest, ResultsComeThroughTheSchedulerAlone) {
+TEST_F(NoOwnerDeliveryTest, ResultsComeThroughTheSchedulerAloneAndNoTaskIsHandedOver) {
   for (int i = 0; i < kSyncCalls; ++i) {
     ASSERT_EQ(fleet::Task(Square).Remote(i).Get(kResultTimeout), i * i);
   }
@@ -113,6 +113,10 @@ TEST_F(NoOwnerDeliveryTest, ResultsComeThroughTheSchedulerAlone) {
       &before));
   const nlohmann::json last = StatusWithHeartbeatsAfter(cluster(), before);
   EXPECT_EQ(SumOverWorkers(last, "results_delivered_to_owner"), 0) << last.dump();
+  // Nor are they handed tasks (worker/direct_tasks.h), not even to decline.
+  EXPECT_EQ(last["tasks"].value("run_directly", -1), 0) << last.dump();
+  EXPECT_EQ(SumOverWorkers(last, "direct_tasks_run"), 0) << last.dump();
+  EXPECT_EQ(SumOverWorkers(last, "direct_tasks_declined"), 0) << last.dump();
 }
 
 }  // namespace
