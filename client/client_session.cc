@@ -12,18 +12,10 @@
 #include "common/net.h"
 #include "common/retry.h"
 #include "common/scheduler_socket.h"
+#include "common/task_spec.h"
 
 namespace fleet::client {
 namespace {
-
-// Whether a worker can run the task without asking where objects are (a
-// direct task, worker/direct_tasks.h).
-bool AllArgumentsInline(const v1::TaskSpec& spec) {
-  for (const v1::TaskArg& arg : spec.args()) {
-    if (arg.has_object_id()) return false;
-  }
-  return spec.actor_id().empty();
-}
 
 // How long Stop gives the scheduler to close the session after our last
 // batch before cancelling it.
@@ -261,7 +253,7 @@ void ClientSession::Submit(v1::TaskSpec spec, bool hand_over) {
   if (ended_) return;
   // Handed over only on an open stream: the submission naming the worker
   // must follow at once (a reconnecting session sends it with the open).
-  if (hand_over && stream_ != nullptr && opened_ && AllArgumentsInline(spec)) {
+  if (hand_over && stream_ != nullptr && opened_ && RunnableFromSpecAlone(spec)) {
     if (std::optional<WorkerId> worker = same_host_results_.HandOver(spec)) {
       const absl::string_view id = worker->Binary();
       spec.set_direct_worker_id(id.data(), id.size());

@@ -4,11 +4,12 @@
 #include <optional>
 #include <utility>
 
-#include "absl/strings/string_view.h"
 #include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/task_spec.h"
 
 namespace fleet::scheduler {
 namespace {
@@ -104,10 +105,7 @@ void SchedulerCore::RemoveWorker(const WorkerId& id, absl::string_view reason) {
       task.retries++;
       tasks_retried_++;
       TouchTask(*rit);
-      task.state = TaskState::kReady;
-      task.ready_at = clock_->Now();
-      task.worker = WorkerId();
-      ready_.push_front(*rit);
+      MakeReady(*rit, task, /*at_front=*/true);
       continue;
     }
     v1::TaskFailure failure;
@@ -209,10 +207,7 @@ absl::Status SchedulerCore::TaskCompleted(const WorkerId& worker_id,
       GetLogger("scheduler")->info(
           "event=task_retried task={} attempt={} kind={} reason=\"{}\"", task_id.Short(),
           task.attempt, v1::TaskFailure::Kind_Name(kind), completed.failure().message());
-      task.state = TaskState::kReady;
-      task.ready_at = clock_->Now();
-      task.worker = WorkerId();
-      ready_.push_back(task_id);
+      MakeReady(task_id, task, /*at_front=*/false);
       return absl::OkStatus();
     }
     v1::TaskFailure failure = completed.failure();
@@ -553,19 +548,13 @@ void SchedulerCore::AddTask(SessionId session_id, Session& session, const TaskId
     *failure.mutable_cause() = std::move(*failed_arg);
     FailTask(task_id, std::move(failure));
   } else if (task.missing_args == 0) {
-    task.state = TaskState::kReady;
-    task.ready_at = clock_->Now();
-    if (ran_by != nullptr && task.ref_args.empty()) {
-      // Its worker has it already (only tasks with inline arguments are
-      // handed over): counted there, not placed.
-      task.state = TaskState::kAssigned;
-      task.worker = ran_by->id;
-      task.attempt = kFirstAttempt;
-      ran_by->assigned++;
-      ran_by->tasks.insert(task_id);
+    if (ran_by != nullptr && RunnableFromSpecAlone(task.spec)) {
+      // Its worker has it already, as its first attempt (kFirstAttempt):
+      // counted there, not placed.
+      Occupy(task_id, task, *ran_by);
       tasks_run_directly_++;
     } else {
-      ready_.push_back(task_id);
+      MakeReady(task_id, task, /*at_front=*/false);
     }
   }
   // The task waits for them in Dispatch (WaitForRebuiltArgs). Rebuild adds
@@ -604,11 +593,27 @@ void SchedulerCore::DeclineDirectTask(const TaskId& task_id, Task& task, Worker&
   }
   worker.assigned--;
   worker.tasks.erase(task_id);
-  task.state = TaskState::kReady;
-  task.worker = WorkerId();
-  task.ready_at = clock_->Now();
-  ready_.push_back(task_id);
+  MakeReady(task_id, task, /*at_front=*/false);
   TouchTask(task_id);
+}
+
+void SchedulerCore::MakeReady(const TaskId& id, Task& task, bool at_front) {
+  task.state = TaskState::kReady;
+  task.ready_at = clock_->Now();
+  task.worker = WorkerId();
+  if (at_front) {
+    ready_.push_front(id);
+  } else {
+    ready_.push_back(id);
+  }
+}
+
+void SchedulerCore::Occupy(const TaskId& id, Task& task, Worker& worker) {
+  task.state = TaskState::kAssigned;
+  task.worker = worker.id;
+  task.attempt++;
+  worker.assigned++;
+  worker.tasks.insert(id);
 }
 
 absl::Status SchedulerCore::PutObject(SessionId session_id, const v1::ObjectInfo& info) {
@@ -843,13 +848,9 @@ void SchedulerCore::Assign(Task& task, Worker& worker) {
     task.arg_sources.push_back(info->has_location() ? HolderFor(it->second, &worker.id)
                                                     : WorkerId());
   }
-  task.state = TaskState::kAssigned;
-  task.worker = worker.id;
-  task.attempt++;
   StatsFor(task.spec.function_name())
       .queue_wait.Add(absl::ToDoubleSeconds(clock_->Now() - task.ready_at));
-  worker.assigned++;
-  worker.tasks.insert(task_id);
+  Occupy(task_id, task, worker);
   *assignment.mutable_spec() = task.spec;
   assignment.set_attempt(task.attempt);
   // Looked up once, and the ids formatted only when the line is written:
@@ -933,11 +934,7 @@ void SchedulerCore::MarkObjectReady(const ObjectId& id, Object& object,
   for (const TaskId& waiter : std::exchange(object.waiters, {})) {
     auto it = tasks_.find(waiter);
     if (it == tasks_.end() || it->second.state != TaskState::kWaiting) continue;
-    if (--it->second.missing_args == 0) {
-      it->second.state = TaskState::kReady;
-      it->second.ready_at = clock_->Now();
-      ready_.push_back(waiter);
-    }
+    if (--it->second.missing_args == 0) MakeReady(waiter, it->second, /*at_front=*/false);
   }
 }
 

@@ -359,11 +359,16 @@ class SchedulerCore {
   Worker* PickWorker(const Task& task);
   bool AnyWorkerCouldRun(const Task& task) const;
   void Assign(Task& task, Worker& worker);
+  // Puts the task in the ready queue, to be placed (at its head when it
+  // should go before those waiting: a retry, a rebuild).
+  void MakeReady(const TaskId& id, Task& task, bool at_front);
+  // Records the task's next attempt as running (or queued) on `worker`.
+  void Occupy(const TaskId& id, Task& task, Worker& worker);
   // Whether the task is held, or finished with a result or spec still kept.
   bool Known(const TaskId& task_id) const;
   // Records a submitted task (SubmitTask, past its checks). `ran_by`: the
   // worker its client handed it to, where it is recorded as running when
-  // all its arguments are inline; else it is placed as any other.
+  // it is runnable from its spec alone; else it is placed as any other.
   void AddTask(SessionId session_id, Session& session, const TaskId& task_id, v1::TaskSpec spec,
                Worker* ran_by);
   // A direct task's worker reported on it (TaskCompleted.direct_spec)

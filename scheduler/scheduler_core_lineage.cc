@@ -209,10 +209,8 @@ bool SchedulerCore::Reconstruct(const TaskId& producer, const ObjectId& lost, st
       "event=task_reconstructed task={} function={} object={} reconstruction={}",
       producer.Short(), spec.spec.function_name(), lost.Short(), task.reconstructions);
   task.spec = std::move(spec.spec);
-  task.state = TaskState::kReady;
-  task.ready_at = clock_->Now();
-  task.submitted_at = task.ready_at;  // its age, for operators, counts from the rebuild
-  ready_.push_front(producer);  // someone is waiting for it already
+  MakeReady(producer, task, /*at_front=*/true);  // someone is waiting for it already
+  task.submitted_at = task.ready_at;             // its age, for operators, counts from the rebuild
   return true;
 }
 
@@ -245,10 +243,7 @@ bool SchedulerCore::RequeueAfterLostArgument(const TaskId& id, const WorkerId& r
 
   // Not charged to its retries: the task did not fail, its input did.
   tasks_retried_++;
-  task.state = TaskState::kReady;
-  task.ready_at = clock_->Now();
-  task.worker = WorkerId();
-  ready_.push_front(id);
+  MakeReady(id, task, /*at_front=*/true);
   if (object.state == ObjectState::kReady && !HasCopy(object)) {
     // Rebuild adds tasks: `task` is not used after this.
     std::vector<std::pair<TaskId, v1::TaskFailure>> to_fail;

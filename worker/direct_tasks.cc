@@ -3,22 +3,10 @@
 #include <utility>
 
 #include "common/logging.h"
+#include "common/task_spec.h"
 #include "worker/executor.h"
 
 namespace fleet::worker {
-namespace {
-
-// What this worker can start on the spot: every argument inline (the
-// scheduler alone knows where objects are), and no actor.
-bool RunnableAtOnce(const v1::TaskSpec& spec) {
-  if (!spec.actor_id().empty()) return false;
-  for (const v1::TaskArg& arg : spec.args()) {
-    if (arg.has_object_id()) return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 void DirectTasks::Attach(Executor* executor) {
   absl::MutexLock lock(&mu_);
@@ -49,7 +37,7 @@ void DirectTasks::Run(const JobId& job, v1::TaskSpec spec) {
     // its own lock held: this order is the only one.
     absl::MutexLock lock(&mu_);
     if (stopped_) return;
-    if (executor_ != nullptr && !draining_ && id->job() == job && RunnableAtOnce(spec)) {
+    if (executor_ != nullptr && !draining_ && id->job() == job && RunnableFromSpecAlone(spec)) {
       // Recorded before it can start: its completion may come at once.
       running_.emplace(*id, spec);
       num_running_.fetch_add(1, std::memory_order_relaxed);

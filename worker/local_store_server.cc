@@ -241,8 +241,9 @@ void LocalStoreServer::Serve(int fd, bool counted) {
         continue;  // no reply
       }
       case v1::LocalStoreRequest::kRunTask: {
-        // Its client submits it naming this worker: it must be run here or
-        // declined to the scheduler, never dropped while this worker lives.
+        // Its client submits it naming this worker: it is run here or
+        // declined to the scheduler. Only a worker whose hello said it takes
+        // no tasks (no client sends it one) drops it.
         DirectTasks* tasks = direct_tasks_.load();
         v1::TaskSpec& spec = *request.mutable_run_task()->mutable_spec();
         if (tasks == nullptr) {
