@@ -16,6 +16,7 @@
 #include "fleet/fleet.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/integration/test_tasks.h"
 #include "tests/testing/local_process_cluster.h"
 
 namespace fleet_it {
@@ -28,6 +29,17 @@ inline constexpr int kSlotsPerWorker = 2;
 inline constexpr std::chrono::seconds kResultTimeout(60);
 // Bound of every poll of /status for a state expected soon.
 inline constexpr std::chrono::seconds kStatusTimeout(15);
+
+// How many synchronous calls the tests of the same-host paths make.
+inline constexpr int kSyncCalls = 40;
+
+// What a synchronous client does: Square(i).Get() for i in [0, calls), one
+// after another, each checked. Wrap in ASSERT_NO_FATAL_FAILURE.
+inline void CallSquaresSynchronously(int calls) {
+  for (int i = 0; i < calls; ++i) {
+    ASSERT_EQ(fleet::Task(Square).Remote(i).Get(kResultTimeout), i * i);
+  }
+}
 
 class ClusterTest : public ::testing::Test {
  protected:

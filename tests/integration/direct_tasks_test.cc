@@ -15,8 +15,6 @@
 namespace fleet_it {
 namespace {
 
-constexpr int kSyncCalls = 40;
-
 uint64_t RunDirectly(const nlohmann::json& status) {
   return status["tasks"].value("run_directly", uint64_t{0});
 }
@@ -32,9 +30,7 @@ void WaitUntilTasksAreHandedOver(fleet::test::LocalProcessCluster& cluster) {
 }
 
 TEST_F(ClusterTest, SynchronousCallsGoStraightToAnIdleWorkerAndTheSchedulerCountsThem) {
-  for (int i = 0; i < kSyncCalls; ++i) {
-    ASSERT_EQ(fleet::Task(Square).Remote(i).Get(kResultTimeout), i * i);
-  }
+  ASSERT_NO_FATAL_FAILURE(CallSquaresSynchronously(kSyncCalls));
   // At most the first calls went through the scheduler (before the
   // subscriptions were open). The scheduler's books balance once both
   // messages of each task are in: nothing left assigned, every task
@@ -127,9 +123,7 @@ class PushOnlyTest : public ClusterTest {
 };
 
 TEST_F(PushOnlyTest, WorkersTakingNoDirectTasksStillPushResults) {
-  for (int i = 0; i < kSyncCalls; ++i) {
-    ASSERT_EQ(fleet::Task(Square).Remote(i).Get(kResultTimeout), i * i);
-  }
+  ASSERT_NO_FATAL_FAILURE(CallSquaresSynchronously(kSyncCalls));
   nlohmann::json last;
   EXPECT_TRUE(cluster().WaitForStatus(
       [](const nlohmann::json& s) {

@@ -74,12 +74,8 @@ TEST_F(TcpOnlyTest, WithoutTheSocketEveryoneConnectsOverTcp) {
   EXPECT_TRUE(fleet::SchedulerSocketFree(port).ok());
 }
 
-constexpr int kSyncCalls = 40;
-
 TEST_F(ClusterTest, SameHostWorkersPushSmallResultsStraightToTheirClient) {
-  for (int i = 0; i < kSyncCalls; ++i) {
-    ASSERT_EQ(fleet::Task(Square).Remote(i).Get(kResultTimeout), i * i);
-  }
+  ASSERT_NO_FATAL_FAILURE(CallSquaresSynchronously(kSyncCalls));
   // Results of a pipelined burst go through the scheduler, batched; all of
   // them arrive either way.
   std::vector<fleet::ObjectRef<int>> burst;
@@ -103,9 +99,7 @@ class NoOwnerDeliveryTest : public ClusterTest {
 };
 
 TEST_F(NoOwnerDeliveryTest, ResultsComeThroughTheSchedulerAloneAndNoTaskIsHandedOver) {
-  for (int i = 0; i < kSyncCalls; ++i) {
-    ASSERT_EQ(fleet::Task(Square).Remote(i).Get(kResultTimeout), i * i);
-  }
+  ASSERT_NO_FATAL_FAILURE(CallSquaresSynchronously(kSyncCalls));
   // Waits until every worker has reported its counters after the calls.
   nlohmann::json before;
   ASSERT_TRUE(cluster().WaitForStatus(
